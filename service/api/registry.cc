@@ -1,0 +1,90 @@
+#include "api/registry.h"
+
+#include "core/validate.h"
+
+namespace natpilot {
+
+Registry::Registry(Store& store, Policy policy, PortPlan defaults, NowFn now,
+                   std::function<void()> on_change)
+    : store_(store),
+      policy_(policy),
+      defaults_(defaults),
+      now_(std::move(now)),
+      on_change_(std::move(on_change)) {}
+
+Result<Device> Registry::Build(const DeviceInput& in, Device d) const {
+  if (auto r = ValidateDeviceName(in.name); !r) return tl::unexpected(r.error());
+  d.name = in.name;
+  if (in.kind) d.kind = *in.kind;
+  if (in.address) {
+    auto addr = ParseIpv4Unicast(*in.address, "device address");
+    if (!addr) return tl::unexpected(addr.error());
+    d.address = *addr;
+  }
+  if (d.address.empty()) {
+    return Fail(Errc::kInvalidArgument, "device address is required (the device's IPv4 LAN address)");
+  }
+  if (in.sip) d.plan.sip = *in.sip;
+  if (in.rtp) d.plan.rtp = *in.rtp;
+  if (in.sip_transports) {
+    d.plan.sip_udp = d.plan.sip_tcp = false;
+    for (Transport t : *in.sip_transports) (t == Transport::kUdp ? d.plan.sip_udp : d.plan.sip_tcp) = true;
+  }
+  if (auto r = ValidatePlan(d.plan, policy_); !r) return tl::unexpected(r.error());
+  return d;
+}
+
+Result<Device> Registry::Register(const DeviceInput& input, const std::string& caller) {
+  Device base;
+  base.kind = DeviceKind::kOther;
+  base.plan = defaults_;
+  auto device = Build(input, base);
+  if (!device) return device;
+  device->created_at = device->updated_at = now_();
+  const std::string msg = std::string(ToString(device->kind)) + " at " + device->address + ", SIP " +
+                          ToString(device->plan.sip) + (device->plan.sip_udp ? " udp" : "") +
+                          (device->plan.sip_tcp ? " tcp" : "") + ", RTP " +
+                          ToString(device->plan.rtp) + " udp";
+  auto added = store_.AddDevice(*device, Event{0, device->created_at, "device.registered",
+                                               device->name, caller, msg});
+  if (added && on_change_) on_change_();
+  return added;
+}
+
+Result<Device> Registry::Update(const DeviceInput& input, const std::string& caller) {
+  if (auto r = ValidateDeviceName(input.name); !r) return tl::unexpected(r.error());
+  auto current = store_.GetDevice(input.name);
+  if (!current) return current;
+  auto device = Build(input, *current);
+  if (!device) return device;
+  device->updated_at = now_();
+  const std::string msg = "now " + std::string(ToString(device->kind)) + " at " + device->address +
+                          ", SIP " + ToString(device->plan.sip) + ", RTP " + ToString(device->plan.rtp);
+  auto updated = store_.UpdateDevice(*device, Event{0, device->updated_at, "device.updated",
+                                                    device->name, caller, msg});
+  if (updated && on_change_) on_change_();
+  return updated;
+}
+
+Result<void> Registry::Remove(const std::string& name, const std::string& caller) {
+  if (auto r = ValidateDeviceName(name); !r) return r;
+  auto removed = store_.RemoveDevice(
+      name, Event{0, now_(), "device.removed", name, caller,
+                  "removed; its gateway entries are being deleted"});
+  if (removed && on_change_) on_change_();
+  return removed;
+}
+
+Result<uint32_t> Registry::Release(const std::string& device, const std::string& caller) {
+  if (!device.empty()) {
+    if (auto r = ValidateDeviceName(device); !r) return tl::unexpected(r.error());
+  }
+  auto released = store_.ReleaseMappings(
+      device, Event{0, now_(), "mapping.release-requested", device, caller,
+                    device.empty() ? "release of every device's mappings"
+                                   : "release of this device's mappings"});
+  if (released && on_change_) on_change_();
+  return released;
+}
+
+}  // namespace natpilot

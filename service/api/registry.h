@@ -1,0 +1,46 @@
+// The device registry's write side: validates a caller's request against the policy, applies the
+// defaults, stores the intent in one transaction and wakes the reconciler. Knows nothing of gRPC.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/types.h"
+#include "store/store.h"
+
+namespace natpilot {
+
+// A register or update request; unset fields take the default (register) or keep (update).
+struct DeviceInput {
+  std::string name;
+  std::optional<DeviceKind> kind;
+  std::optional<std::string> address;
+  std::optional<PortRange> sip;
+  std::optional<std::vector<Transport>> sip_transports;
+  std::optional<PortRange> rtp;
+};
+
+class Registry {
+ public:
+  using NowFn = std::function<TimePoint()>;
+  Registry(Store& store, Policy policy, PortPlan defaults, NowFn now, std::function<void()> on_change);
+
+  Result<Device> Register(const DeviceInput& input, const std::string& caller);
+  Result<Device> Update(const DeviceInput& input, const std::string& caller);
+  Result<void> Remove(const std::string& name, const std::string& caller);
+  // device empty: every device.
+  Result<uint32_t> Release(const std::string& device, const std::string& caller);
+
+ private:
+  Result<Device> Build(const DeviceInput& input, Device base) const;
+  Store& store_;
+  Policy policy_;
+  PortPlan defaults_;
+  NowFn now_;
+  std::function<void()> on_change_;
+};
+
+}  // namespace natpilot

@@ -1,0 +1,64 @@
+#include "api/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace natpilot {
+
+ApiServer::ApiServer(ApiContext ctx, ServerOptions options)
+    : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx) {}
+
+ApiServer::~ApiServer() { Shutdown(); }
+
+void ApiServer::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::string socket_path;
+  if (!options_.unix_socket.empty()) {
+    socket_path = std::filesystem::absolute(options_.unix_socket).string();
+    std::error_code ec;
+    if (std::filesystem::is_socket(socket_path, ec)) std::filesystem::remove(socket_path, ec);
+    builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());
+  }
+  if (!options_.listen.empty()) {
+    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &tcp_port_);
+  }
+  builder.RegisterService(&devices_);
+  builder.RegisterService(&mappings_);
+  builder.RegisterService(&gateway_);
+  builder.RegisterService(&events_);
+  builder.RegisterService(&rules_);
+  // The socket is created by gRPC; a umask keeps it from ever being wider than the mode asked.
+  const mode_t old_mask = ::umask(0777 & ~options_.unix_socket_mode);
+  server_ = builder.BuildAndStart();
+  ::umask(old_mask);
+  if (!server_) {
+    throw std::runtime_error("cannot start the API: could not listen on " +
+                             (socket_path.empty() ? "" : "unix:" + socket_path) +
+                             (options_.listen.empty() ? "" : " and " + options_.listen) +
+                             " (in use, or no permission)");
+  }
+  if (!options_.listen.empty() && tcp_port_ == 0) {
+    throw std::runtime_error("cannot listen on " + options_.listen);
+  }
+  if (!socket_path.empty()) ::chmod(socket_path.c_str(), options_.unix_socket_mode);
+  server_->GetHealthCheckService()->SetServingStatus(true);
+}
+
+void ApiServer::Shutdown() {
+  if (!server_) return;
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server_.reset();
+  if (!options_.unix_socket.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(options_.unix_socket, ec);
+  }
+}
+
+}  // namespace natpilot

@@ -1,0 +1,211 @@
+#include "api/services.h"
+
+#include <deque>
+
+#include "api/convert.h"
+
+namespace natpilot {
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, grpc::Status status) {
+  auto* reactor = c->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* DeviceServiceImpl::RegisterDevice(grpc::CallbackServerContext* c,
+                                                            const v1::RegisterDeviceRequest* req,
+                                                            v1::RegisterDeviceResponse* resp) {
+  auto kind = req->kind();
+  auto input = FromProto(req->name(), &kind, &req->address(), req->has_plan() ? &req->plan() : nullptr);
+  if (!input) return Done(c, ToStatus(input.error()));
+  auto device = ctx_.registry.Register(*input, CallerOf(*c));
+  if (!device) return Done(c, ToStatus(device.error()));
+  ToProto(*device, resp->mutable_device());
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* DeviceServiceImpl::GetDevice(grpc::CallbackServerContext* c,
+                                                       const v1::GetDeviceRequest* req,
+                                                       v1::GetDeviceResponse* resp) {
+  auto device = ctx_.store.GetDevice(req->name());
+  if (!device) return Done(c, ToStatus(device.error()));
+  ToProto(*device, resp->mutable_device());
+  auto mappings = ctx_.store.ListMappings(req->name());
+  if (!mappings) return Done(c, ToStatus(mappings.error()));
+  for (const Mapping& m : *mappings) ToProto(m, resp->add_mappings());
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* DeviceServiceImpl::ListDevices(grpc::CallbackServerContext* c,
+                                                         const v1::ListDevicesRequest*,
+                                                         v1::ListDevicesResponse* resp) {
+  for (const Device& d : ctx_.store.ListDevices()) ToProto(d, resp->add_devices());
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* DeviceServiceImpl::UpdateDevice(grpc::CallbackServerContext* c,
+                                                          const v1::UpdateDeviceRequest* req,
+                                                          v1::UpdateDeviceResponse* resp) {
+  auto kind = req->kind();
+  auto input = FromProto(req->name(), req->has_kind() ? &kind : nullptr,
+                         req->has_address() ? &req->address() : nullptr,
+                         req->has_plan() ? &req->plan() : nullptr);
+  if (!input) return Done(c, ToStatus(input.error()));
+  auto device = ctx_.registry.Update(*input, CallerOf(*c));
+  if (!device) return Done(c, ToStatus(device.error()));
+  ToProto(*device, resp->mutable_device());
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* DeviceServiceImpl::RemoveDevice(grpc::CallbackServerContext* c,
+                                                          const v1::RemoveDeviceRequest* req,
+                                                          v1::RemoveDeviceResponse*) {
+  auto removed = ctx_.registry.Remove(req->name(), CallerOf(*c));
+  return Done(c, removed ? grpc::Status::OK : ToStatus(removed.error()));
+}
+
+grpc::ServerUnaryReactor* MappingServiceImpl::ListMappings(grpc::CallbackServerContext* c,
+                                                           const v1::ListMappingsRequest* req,
+                                                           v1::ListMappingsResponse* resp) {
+  auto mappings = ctx_.store.ListMappings(req->device());
+  if (!mappings) return Done(c, ToStatus(mappings.error()));
+  for (const Mapping& m : *mappings) ToProto(m, resp->add_mappings());
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* MappingServiceImpl::ReleaseMappings(grpc::CallbackServerContext* c,
+                                                              const v1::ReleaseMappingsRequest* req,
+                                                              v1::ReleaseMappingsResponse* resp) {
+  std::string device;
+  switch (req->target_case()) {
+    case v1::ReleaseMappingsRequest::kAll:
+      if (!req->all()) {
+        return Done(c, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                    "set all = true or name a device to release"));
+      }
+      break;
+    case v1::ReleaseMappingsRequest::kDevice:
+      device = req->device();
+      if (device.empty()) {
+        return Done(c, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "device name is empty"));
+      }
+      break;
+    default:
+      return Done(c, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "say what to release: all = true, or a device name"));
+  }
+  auto n = ctx_.registry.Release(device, CallerOf(*c));
+  if (!n) return Done(c, ToStatus(n.error()));
+  resp->set_released(*n);
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* GatewayServiceImpl::GetGateway(grpc::CallbackServerContext* c,
+                                                         const v1::GetGatewayRequest*,
+                                                         v1::GetGatewayResponse* resp) {
+  ToProto(ctx_.reconciler.Gateway(), resp->mutable_gateway());
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* GatewayServiceImpl::RediscoverGateway(grpc::CallbackServerContext* c,
+                                                                const v1::RediscoverGatewayRequest*,
+                                                                v1::RediscoverGatewayResponse*) {
+  ctx_.reconciler.RequestProbe();
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerContext* c,
+                                                       const v1::ListEventsRequest* req,
+                                                       v1::ListEventsResponse* resp) {
+  const uint32_t limit = req->limit() == 0 ? 100 : std::min<uint32_t>(req->limit(), 10000);
+  for (const Event& e : ctx_.store.ListEvents(static_cast<int64_t>(req->after_id()), limit)) {
+    ToProto(e, resp->add_events());
+  }
+  return Done(c, grpc::Status::OK);
+}
+
+namespace {
+
+// Streams the backlog, then every event as it is committed, until the caller goes away.
+class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
+ public:
+  EventWriter(ApiContext ctx, uint32_t backlog) : bus_(ctx.bus) {
+    std::lock_guard lock(mu_);
+    // Subscribe before reading the backlog so nothing falls between; ids drop the overlap.
+    subscription_ = bus_.Subscribe([this](const std::vector<Event>& events) {
+      std::lock_guard inner(mu_);
+      for (const Event& e : events) {
+        if (e.id > last_id_) queue_.push_back(e), last_id_ = e.id;
+      }
+      WriteNextLocked();
+    });
+    for (const Event& e : ctx.store.ListEvents(0, std::min<uint32_t>(backlog, 10000))) {
+      if (backlog == 0) break;
+      queue_.push_back(e);
+      last_id_ = std::max(last_id_, e.id);
+    }
+    if (backlog == 0) {
+      auto newest = ctx.store.ListEvents(0, 1);
+      if (!newest.empty()) last_id_ = std::max(last_id_, newest.back().id);
+    }
+    WriteNextLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed"));
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+  void OnDone() override {
+    bus_.Unsubscribe(subscription_);
+    delete this;
+  }
+
+ private:
+  void WriteNextLocked() {
+    if (writing_ || finished_ || queue_.empty()) return;
+    current_.Clear();
+    ToProto(queue_.front(), &current_);
+    queue_.pop_front();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+  void FinishLocked(grpc::Status status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(std::move(status));
+  }
+
+  EventBus& bus_;
+  std::mutex mu_;
+  uint64_t subscription_ = 0;
+  std::deque<Event> queue_;
+  int64_t last_id_ = 0;
+  v1::Event current_;
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::CallbackServerContext*,
+                                                                   const v1::WatchEventsRequest* req) {
+  return new EventWriter(ctx_, req->backlog());
+}
+
+grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerContext* c,
+                                                          const v1::GenerateRulesRequest*,
+                                                          v1::GenerateRulesResponse*) {
+  return Done(c, grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                              "static rule generation is not implemented yet in this natpilotd"));
+}
+
+}  // namespace natpilot

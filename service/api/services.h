@@ -1,0 +1,82 @@
+// The gRPC services of natpilot.v1. Thin: convert, call the registry/store/reconciler, convert back.
+#pragma once
+
+#include "api/event_bus.h"
+#include "api/registry.h"
+#include "mapping/reconciler.h"
+#include "natpilot/v1/natpilot.grpc.pb.h"
+#include "store/store.h"
+
+namespace natpilot {
+
+struct ApiContext {
+  Store& store;
+  Registry& registry;
+  Reconciler& reconciler;
+  EventBus& bus;
+};
+
+class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
+ public:
+  explicit DeviceServiceImpl(ApiContext ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* RegisterDevice(grpc::CallbackServerContext* c, const v1::RegisterDeviceRequest* req,
+                                           v1::RegisterDeviceResponse* resp) override;
+  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* c, const v1::GetDeviceRequest* req,
+                                      v1::GetDeviceResponse* resp) override;
+  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* c, const v1::ListDevicesRequest* req,
+                                        v1::ListDevicesResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateDevice(grpc::CallbackServerContext* c, const v1::UpdateDeviceRequest* req,
+                                         v1::UpdateDeviceResponse* resp) override;
+  grpc::ServerUnaryReactor* RemoveDevice(grpc::CallbackServerContext* c, const v1::RemoveDeviceRequest* req,
+                                         v1::RemoveDeviceResponse* resp) override;
+
+ private:
+  ApiContext ctx_;
+};
+
+class MappingServiceImpl final : public v1::MappingService::CallbackService {
+ public:
+  explicit MappingServiceImpl(ApiContext ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* ListMappings(grpc::CallbackServerContext* c, const v1::ListMappingsRequest* req,
+                                         v1::ListMappingsResponse* resp) override;
+  grpc::ServerUnaryReactor* ReleaseMappings(grpc::CallbackServerContext* c,
+                                            const v1::ReleaseMappingsRequest* req,
+                                            v1::ReleaseMappingsResponse* resp) override;
+
+ private:
+  ApiContext ctx_;
+};
+
+class GatewayServiceImpl final : public v1::GatewayService::CallbackService {
+ public:
+  explicit GatewayServiceImpl(ApiContext ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* GetGateway(grpc::CallbackServerContext* c, const v1::GetGatewayRequest* req,
+                                       v1::GetGatewayResponse* resp) override;
+  grpc::ServerUnaryReactor* RediscoverGateway(grpc::CallbackServerContext* c,
+                                              const v1::RediscoverGatewayRequest* req,
+                                              v1::RediscoverGatewayResponse* resp) override;
+
+ private:
+  ApiContext ctx_;
+};
+
+class EventServiceImpl final : public v1::EventService::CallbackService {
+ public:
+  explicit EventServiceImpl(ApiContext ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* c, const v1::ListEventsRequest* req,
+                                       v1::ListEventsResponse* resp) override;
+  grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* c,
+                                                   const v1::WatchEventsRequest* req) override;
+
+ private:
+  ApiContext ctx_;
+};
+
+// Rule generation arrives with the static-rules work; until then the call says so.
+class RulesServiceImpl final : public v1::RulesService::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* GenerateRules(grpc::CallbackServerContext* c, const v1::GenerateRulesRequest* req,
+                                          v1::GenerateRulesResponse* resp) override;
+};
+
+}  // namespace natpilot

@@ -1,0 +1,34 @@
+// natpilotd's configuration: embedded defaults, then a TOML file, then command-line flags.
+#pragma once
+
+#include <string>
+
+#include "core/types.h"
+#include "mapping/reconciler.h"
+#include "portmap/upnp_mapper.h"
+#include "store/sqlite_store.h"
+
+namespace natpilot {
+
+struct Config {
+  StoreOptions store;                       // database path, event retention
+  std::string unix_socket = "natpilot.sock";
+  unsigned unix_socket_mode = 0660;
+  std::string listen = "127.0.0.1:50551";   // TCP; empty disables it
+  std::string log_level = "info";
+  UpnpOptions upnp;
+  ReconcilerOptions reconciler;
+  Policy policy;
+  PortPlan default_plan;
+  bool release_on_shutdown = false;
+};
+
+// Reads a TOML file over the defaults. Throws std::runtime_error naming the file, the key and what
+// is allowed; unknown keys are errors too (a typo must not be silently ignored).
+void LoadConfigFile(const std::string& path, Config& config);
+// Checks the whole config once flags are applied. Throws std::runtime_error.
+void ValidateConfig(const Config& config);
+// The default config as TOML, for `natpilotd --print-config`.
+std::string DefaultConfigToml();
+
+}  // namespace natpilot

@@ -1,0 +1,59 @@
+// Errors inside natpilotd: an error code (natpilot's own category, or a gateway protocol's) plus a
+// message for people. tl::expected carries them; the API edge turns them into grpc::Status.
+#pragma once
+
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace natpilot {
+
+enum class Errc {
+  kInvalidArgument = 1,
+  kNotFound,
+  kAlreadyExists,
+  kConflict,
+  kFailedPrecondition,
+  kUnavailable,
+  kInternal,
+  kPermissionDenied,
+  kResourceExhausted,
+};
+const std::error_category& NatpilotCategory();
+inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), NatpilotCategory()}; }
+
+// UPnP IGD errors: the SOAP error codes of the WANIPConnection service (402, 606, 7xx) and
+// miniupnpc's own negative UPNPCOMMAND_* codes (transport failures, bad answers).
+const std::error_category& UpnpCategory();
+inline std::error_code MakeUpnpError(int code) { return {code, UpnpCategory()}; }
+namespace upnp {
+inline constexpr int kInvalidArgs = 402;
+inline constexpr int kActionNotAuthorized = 606;
+inline constexpr int kNoSuchEntryInArray = 714;
+inline constexpr int kConflictInMappingEntry = 718;
+inline constexpr int kSamePortValuesRequired = 724;
+inline constexpr int kOnlyPermanentLeasesSupported = 725;
+inline constexpr int kNoPortMapsAvailable = 728;
+}  // namespace upnp
+
+struct Error {
+  std::error_code code;
+  std::string message;
+};
+
+template <typename T>
+using Result = tl::expected<T, Error>;
+
+inline tl::unexpected<Error> Fail(std::error_code code, std::string message) {
+  return tl::unexpected<Error>(Error{code, std::move(message)});
+}
+inline tl::unexpected<Error> Fail(Errc code, std::string message) {
+  return Fail(make_error_code(code), std::move(message));
+}
+
+}  // namespace natpilot
+
+template <>
+struct std::is_error_code_enum<natpilot::Errc> : std::true_type {};

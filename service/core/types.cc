@@ -1,0 +1,66 @@
+#include "core/types.h"
+
+#include <array>
+#include <utility>
+
+namespace natpilot {
+namespace {
+
+template <typename E, size_t N>
+std::optional<E> Lookup(const std::array<std::pair<E, std::string_view>, N>& table,
+                        std::string_view s) {
+  for (const auto& [value, name] : table) {
+    if (name == s) return value;
+  }
+  return std::nullopt;
+}
+template <typename E, size_t N>
+std::string_view Name(const std::array<std::pair<E, std::string_view>, N>& table, E e) {
+  for (const auto& [value, name] : table) {
+    if (value == e) return name;
+  }
+  return "unknown";
+}
+
+constexpr std::array<std::pair<Transport, std::string_view>, 2> kTransports{
+    {{Transport::kUdp, "udp"}, {Transport::kTcp, "tcp"}}};
+constexpr std::array<std::pair<DeviceKind, std::string_view>, 4> kKinds{{{DeviceKind::kAta, "ata"},
+                                                                         {DeviceKind::kPbx, "pbx"},
+                                                                         {DeviceKind::kPhone, "phone"},
+                                                                         {DeviceKind::kOther, "other"}}};
+constexpr std::array<std::pair<GatewayProtocol, std::string_view>, 4> kProtocols{
+    {{GatewayProtocol::kNone, "none"},
+     {GatewayProtocol::kPcp, "pcp"},
+     {GatewayProtocol::kNatPmp, "nat-pmp"},
+     {GatewayProtocol::kUpnpIgd, "upnp-igd"}}};
+constexpr std::array<std::pair<MappingState, std::string_view>, 7> kStates{
+    {{MappingState::kPending, "pending"},
+     {MappingState::kActive, "active"},
+     {MappingState::kRenewing, "renewing"},
+     {MappingState::kFailed, "failed"},
+     {MappingState::kStaticRule, "static-rule"},
+     {MappingState::kUnmapped, "unmapped"},
+     {MappingState::kRemoving, "removing"}}};
+
+}  // namespace
+
+std::string_view ToString(Transport t) { return Name(kTransports, t); }
+std::string_view ToString(DeviceKind k) { return Name(kKinds, k); }
+std::string_view ToString(GatewayProtocol p) { return Name(kProtocols, p); }
+std::string_view ToString(Purpose p) { return p == Purpose::kSip ? "sip" : "rtp"; }
+std::string_view ToString(MappingState s) { return Name(kStates, s); }
+std::optional<Transport> TransportFromString(std::string_view s) { return Lookup(kTransports, s); }
+std::optional<DeviceKind> DeviceKindFromString(std::string_view s) { return Lookup(kKinds, s); }
+std::optional<MappingState> MappingStateFromString(std::string_view s) {
+  return Lookup(kStates, s);
+}
+std::optional<GatewayProtocol> GatewayProtocolFromString(std::string_view s) {
+  return Lookup(kProtocols, s);
+}
+
+std::string ToString(const PortRange& r) {
+  if (r.first == r.last) return std::to_string(r.first);
+  return std::to_string(r.first) + "-" + std::to_string(r.last);
+}
+
+}  // namespace natpilot

@@ -1,0 +1,125 @@
+// Plain value types shared by every module of natpilotd. No gRPC, no SQL, no sockets here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace natpilot {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+using Seconds = std::chrono::seconds;
+
+enum class Transport { kUdp = 1, kTcp = 2 };
+enum class DeviceKind { kAta = 1, kPbx = 2, kPhone = 3, kOther = 4 };
+enum class GatewayProtocol { kNone = 0, kPcp = 1, kNatPmp = 2, kUpnpIgd = 3 };
+enum class Purpose { kSip = 1, kRtp = 2 };
+// Same numbering as natpilot.v1.MappingState.
+enum class MappingState {
+  kPending = 1,
+  kActive = 2,
+  kRenewing = 3,
+  kFailed = 4,
+  kStaticRule = 5,
+  kUnmapped = 6,
+  kRemoving = 7,
+};
+
+std::string_view ToString(Transport t);        // "udp", "tcp"
+std::string_view ToString(DeviceKind k);       // "ata", ...
+std::string_view ToString(GatewayProtocol p);  // "pcp", "nat-pmp", "upnp-igd", "none"
+std::string_view ToString(Purpose p);          // "sip", "rtp"
+std::string_view ToString(MappingState s);     // "pending", "active", ...
+std::optional<Transport> TransportFromString(std::string_view s);
+std::optional<DeviceKind> DeviceKindFromString(std::string_view s);
+std::optional<MappingState> MappingStateFromString(std::string_view s);
+std::optional<GatewayProtocol> GatewayProtocolFromString(std::string_view s);
+
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+  uint32_t size() const { return first <= last ? uint32_t(last) - first + 1 : 0; }
+  bool contains(uint16_t p) const { return first <= p && p <= last; }
+  bool overlaps(const PortRange& o) const { return first <= o.last && o.first <= last; }
+  bool operator==(const PortRange&) const = default;
+};
+std::string ToString(const PortRange& r);  // "5060-5070" or "5060"
+
+struct PortPlan {
+  PortRange sip{5060, 5070};
+  bool sip_udp = true;
+  bool sip_tcp = true;
+  PortRange rtp{10000, 10099};  // UDP only
+  bool operator==(const PortPlan&) const = default;
+};
+
+struct Device {
+  int64_t id = 0;
+  std::string name;
+  DeviceKind kind = DeviceKind::kOther;
+  std::string address;  // IPv4 text today; the type stays neutral for IPv6
+  PortPlan plan;
+  TimePoint created_at{};
+  TimePoint updated_at{};
+  uint32_t mappings_total = 0;
+  uint32_t mappings_active = 0;
+};
+
+// One wanted port of a device's plan, with the lease that provides it, if any.
+struct Mapping {
+  int64_t id = 0;
+  int64_t device_id = 0;
+  std::string device;            // device name (read side)
+  std::string internal_address;  // device address (read side)
+  Purpose purpose = Purpose::kSip;
+  Transport transport = Transport::kUdp;
+  uint16_t internal_port = 0;
+  uint16_t external_port = 0;
+  MappingState state = MappingState::kPending;
+  bool released = false;  // released by an admin; not requested again until the device changes
+  // Lease (valid when protocol != kNone).
+  GatewayProtocol protocol = GatewayProtocol::kNone;
+  std::string external_address;
+  TimePoint granted_at{};
+  TimePoint expires_at{};
+  TimePoint renew_at{};
+  // Retry bookkeeping.
+  uint32_t failures = 0;
+  TimePoint next_attempt_at{};
+  std::string detail;
+};
+
+// A gateway entry that must be deleted: its device or mapping is gone.
+struct Release {
+  int64_t id = 0;
+  GatewayProtocol protocol = GatewayProtocol::kUpnpIgd;
+  Transport transport = Transport::kUdp;
+  uint16_t external_port = 0;
+  std::string internal_address;
+  uint16_t internal_port = 0;
+  std::string device;
+  uint32_t failures = 0;
+};
+
+struct Event {
+  int64_t id = 0;
+  TimePoint at{};
+  std::string kind;    // "device.registered", "mapping.active", ...
+  std::string device;  // empty when not about one device
+  std::string caller;  // who caused it
+  std::string message;
+};
+
+// Limits a request must stay within (configurable).
+struct Policy {
+  uint16_t min_port = 1024;
+  uint16_t max_port = 65535;
+  uint32_t max_rtp_ports = 1000;
+  uint32_t max_sip_ports = 100;
+};
+
+}  // namespace natpilot

@@ -1,0 +1,26 @@
+// Checks of everything a caller or a config file can hand us. Each failure says what was wrong and
+// what is allowed.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/types.h"
+
+namespace natpilot {
+
+// A unicast IPv4 address in dotted form; returns it in canonical form.
+Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view what);
+// "5060", "5060-5070".
+Result<PortRange> ParsePortRange(std::string_view text, std::string_view what);
+Result<void> ValidateDeviceName(std::string_view name);
+Result<void> ValidatePortRange(const PortRange& r, const Policy& policy, std::string_view what);
+Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy);
+
+// The mappings a device wants: SIP ports on each chosen transport, RTP ports on UDP; all
+// port-preserving (external port = internal port).
+std::vector<Mapping> ExpandPlan(const Device& device);
+
+}  // namespace natpilot

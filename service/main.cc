@@ -1,0 +1,109 @@
+// natpilotd: keeps a LAN's VoIP devices reachable through the NAT gateway.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "api/event_bus.h"
+#include "api/registry.h"
+#include "api/server.h"
+#include "config/config.h"
+#include "mapping/reconciler.h"
+#include "portmap/upnp_mapper.h"
+#include "store/sqlite_store.h"
+
+namespace {
+
+using natpilot::Config;
+
+int Run(const Config& config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  natpilot::SqliteStore store(config.store);
+  spdlog::info("natpilotd {} starting: database {} (schema {}), instance {}", NATPILOT_VERSION,
+               config.store.path, store.SchemaVersion(), store.InstanceId());
+  natpilot::EventBus bus;
+  store.SetEventListener([&bus](const std::vector<natpilot::Event>& events) { bus.Publish(events); });
+
+  auto now = [] { return natpilot::Clock::now(); };
+  natpilot::UpnpMapper upnp(config.upnp);
+  natpilot::Reconciler reconciler(store, upnp, config.reconciler, now);
+  natpilot::Registry registry(store, config.policy, config.default_plan, now,
+                              [&reconciler] { reconciler.Wake(); });
+  natpilot::ApiServer server(natpilot::ApiContext{store, registry, reconciler, bus},
+                             natpilot::ServerOptions{config.unix_socket, config.unix_socket_mode,
+                                                     config.listen});
+  server.Start();
+  spdlog::info("API listening on unix:{}{}", config.unix_socket,
+               config.listen.empty() ? "" : " and " + config.listen);
+  reconciler.Start();
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  server.Shutdown();
+  reconciler.Stop();
+  if (config.release_on_shutdown) {
+    reconciler.ReleaseLeasesForShutdown(std::chrono::steady_clock::now() + std::chrono::seconds(20));
+  } else {
+    spdlog::info("leases stay on the gateway; they are adopted at the next start");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken by sigwait in main; every thread started later inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  CLI::App app{"natpilotd: port mapping and NAT configuration for VoIP devices"};
+  std::string config_file;
+  bool print_config = false;
+  Config config;
+  std::string database, unix_socket, listen, log_level, gateway_url, interface;
+  int64_t lease_s = 0;
+  app.add_option("-c,--config", config_file, "TOML config file (see --print-config)");
+  app.add_flag("--print-config", print_config, "print the default config and exit");
+  app.add_option("--database", database, "SQLite database file");
+  app.add_option("--unix-socket", unix_socket, "API unix socket path");
+  app.add_option("--listen", listen, "API TCP address (loopback only), \"\" to turn off");
+  app.add_option("--lease-lifetime", lease_s, "lease lifetime asked of the gateway, seconds");
+  app.add_option("--gateway-url", gateway_url, "UPnP root description URL (skips discovery)");
+  app.add_option("--interface", interface, "LAN interface or address for discovery");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  if (print_config) {
+    std::cout << natpilot::DefaultConfigToml();
+    return 0;
+  }
+  try {
+    if (!config_file.empty()) natpilot::LoadConfigFile(config_file, config);
+    if (app.count("--database")) config.store.path = database;
+    if (app.count("--unix-socket")) config.unix_socket = unix_socket;
+    if (app.count("--listen")) config.listen = listen;
+    if (app.count("--lease-lifetime")) {
+      if (lease_s < 30 || lease_s > 604800) {
+        throw std::runtime_error("--lease-lifetime " + std::to_string(lease_s) +
+                                 " is out of range; allowed 30-604800 seconds");
+      }
+      config.reconciler.lease_lifetime = natpilot::Seconds(lease_s);
+    }
+    if (app.count("--gateway-url")) config.upnp.root_desc_url = gateway_url;
+    if (app.count("--interface")) config.upnp.multicast_interface = interface;
+    if (app.count("--log-level")) config.log_level = log_level;
+    natpilot::ValidateConfig(config);
+    return Run(config);
+  } catch (const std::exception& e) {
+    std::cerr << "natpilotd: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,104 @@
+// Turns intent (devices' port plans, in the store) into leases on the gateway, renews them before
+// they expire, deletes what nothing wants, and records every outcome in the store.
+//
+// RunOnce() does one pass at the injected clock's "now" and says when the next pass is due; tests
+// drive it directly. Start() runs passes on a thread of its own, woken early by Wake().
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "portmap/port_mapper.h"
+#include "store/store.h"
+
+namespace natpilot {
+
+struct ReconcilerOptions {
+  Seconds lease_lifetime{3600};
+  // Renew when this fraction of the lifetime is left, minus up to jitter_fraction of it.
+  double renew_fraction = 0.5;
+  double jitter_fraction = 0.05;
+  Seconds retry_min{5};
+  Seconds retry_max{600};
+  Seconds probe_retry_min{5};
+  Seconds probe_retry_max{300};
+  Seconds probe_interval{300};  // re-probe a working gateway (external address, identity)
+  size_t save_batch = 32;       // mappings saved per transaction during a long pass
+};
+
+struct GatewaySnapshot {
+  GatewayInfo info;
+  TimePoint checked_at{};
+  TimePoint next_check_at{};
+};
+
+class Reconciler {
+ public:
+  using NowFn = std::function<TimePoint()>;
+  using RandomFn = std::function<double()>;  // uniform in [0, 1)
+
+  Reconciler(Store& store, PortMapper& mapper, ReconcilerOptions options, NowFn now,
+             RandomFn random = nullptr);
+  ~Reconciler();
+
+  // One pass; returns when the next one is due.
+  TimePoint RunOnce();
+  GatewaySnapshot Gateway() const;
+  // Probe the gateway again at the next pass.
+  void RequestProbe();
+
+  // At shutdown when configured: deletes every held lease from the gateway (the intent stays, so
+  // the next start maps again). Gives up at the deadline; what is left expires on the gateway.
+  void ReleaseLeasesForShutdown(std::chrono::steady_clock::time_point deadline);
+
+  void Start();
+  void Stop();
+  void Wake();
+
+  // The description that tags this installation's gateway entries for a device.
+  std::string Tag(std::string_view device) const;
+
+ private:
+  struct Tally;
+  bool ProbeIfDue(TimePoint now);
+  void SyncWithGatewayTable(TimePoint now);
+  void ProcessReleases(TimePoint now);
+  void ProcessMappings(TimePoint now);
+  bool MapOne(Mapping& m, TimePoint now, Tally& tally);
+  void MarkUnreachable(TimePoint now);
+  TimePoint NextWake(TimePoint now) const;
+  TimePoint Backoff(TimePoint now, uint32_t failures, Seconds min, Seconds max) const;
+  void Log(std::vector<Event>& events, std::string kind, std::string device, std::string message,
+           TimePoint now) const;
+  void Loop();
+
+  Store& store_;
+  PortMapper& mapper_;
+  ReconcilerOptions options_;
+  NowFn now_;
+  RandomFn random_;
+  std::string tag_prefix_;
+
+  mutable std::mutex gateway_mu_;
+  GatewaySnapshot gateway_;
+  bool ready_ = false;
+  std::atomic<bool> probe_requested_{true};
+  bool table_synced_ = false;
+  uint32_t probe_failures_ = 0;
+  TimePoint next_probe_{};
+  TimePoint next_release_{};
+  uint32_t release_failures_ = 0;
+
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace natpilot

@@ -1,0 +1,73 @@
+// One interface for every gateway protocol. Implementations talk to the gateway and nothing else:
+// no timers, no store, no policy. Calls block; the reconciler calls them from its own thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/types.h"
+
+namespace natpilot {
+
+struct GatewayInfo {
+  enum class Status { kSearching, kReady, kNotConnected, kNotFound };
+  Status status = Status::kSearching;
+  GatewayProtocol protocol = GatewayProtocol::kNone;
+  std::string address;           // the gateway's LAN address
+  std::string control_url;       // UPnP
+  std::string external_address;
+  std::string local_address;     // our LAN address towards it
+  std::string identity;          // stable identity (UPnP UDN / root description URL)
+  std::string detail;            // what was found, for people
+};
+std::string_view ToString(GatewayInfo::Status s);
+
+struct MapRequest {
+  Transport transport = Transport::kUdp;
+  std::string internal_address;
+  uint16_t internal_port = 0;
+  uint16_t external_port = 0;
+  Seconds lifetime{3600};
+  std::string description;  // tags our entries: see Tag() in the reconciler
+};
+
+// What a gateway granted. Immutable once made.
+struct Lease {
+  GatewayProtocol protocol = GatewayProtocol::kNone;
+  Transport transport = Transport::kUdp;
+  std::string internal_address;
+  uint16_t internal_port = 0;
+  std::string external_address;
+  uint16_t external_port = 0;
+  Seconds lifetime{0};  // granted lifetime; 0 = permanent
+};
+
+// One row of a gateway's own mapping table.
+struct GatewayEntry {
+  Transport transport = Transport::kUdp;
+  uint16_t external_port = 0;
+  std::string internal_address;
+  uint16_t internal_port = 0;
+  std::string description;
+  Seconds remaining{0};  // 0 = permanent or unknown
+};
+
+class PortMapper {
+ public:
+  virtual ~PortMapper() = default;
+  virtual GatewayProtocol protocol() const = 0;
+  // Finds the gateway and reads its external address. Always returns what was found, with
+  // status kNotFound or kNotConnected when there is no usable gateway.
+  virtual GatewayInfo Probe() = 0;
+  virtual Result<Lease> Map(const MapRequest& request) = 0;
+  // Deletes our entry for (transport, external_port); kNotFound-free: deleting an entry that is
+  // already gone succeeds.
+  virtual Result<void> Unmap(Transport transport, uint16_t external_port) = 0;
+  virtual Result<std::optional<GatewayEntry>> GetEntry(Transport transport,
+                                                       uint16_t external_port) = 0;
+  virtual Result<std::vector<GatewayEntry>> ListEntries() = 0;
+};
+
+}  // namespace natpilot

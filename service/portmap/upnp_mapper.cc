@@ -1,0 +1,207 @@
+#include "portmap/upnp_mapper.h"
+
+#include <miniupnpc/miniupnpc.h>
+#include <miniupnpc/upnpcommands.h>
+#include <miniupnpc/upnperrors.h>
+
+#include <cstring>
+
+namespace natpilot {
+
+std::string_view ToString(GatewayInfo::Status s) {
+  switch (s) {
+    case GatewayInfo::Status::kSearching: return "searching";
+    case GatewayInfo::Status::kReady: return "ready";
+    case GatewayInfo::Status::kNotConnected: return "not-connected";
+    case GatewayInfo::Status::kNotFound: return "not-found";
+  }
+  return "unknown";
+}
+
+struct UpnpMapper::Igd {
+  UPNPUrls urls{};
+  IGDdatas data{};
+  std::string external_address;
+  ~Igd() { FreeUPNPUrls(&urls); }
+  const char* control() const { return urls.controlURL; }
+  const char* service() const { return data.first.servicetype; }
+};
+
+namespace {
+
+const char* Proto(Transport t) { return t == Transport::kTcp ? "TCP" : "UDP"; }
+
+Error UpnpError(int code, const std::string& what) {
+  return Error{MakeUpnpError(code), what + ": " + MakeUpnpError(code).message()};
+}
+
+uint16_t ToPort(const char* s) {
+  const long v = std::strtol(s, nullptr, 10);
+  return v > 0 && v <= 65535 ? static_cast<uint16_t>(v) : 0;
+}
+
+}  // namespace
+
+UpnpMapper::UpnpMapper(UpnpOptions options) : options_(std::move(options)) {}
+UpnpMapper::~UpnpMapper() = default;
+
+GatewayInfo UpnpMapper::Probe() {
+  igd_.reset();
+  GatewayInfo info;
+  info.protocol = GatewayProtocol::kUpnpIgd;
+  auto igd = std::make_unique<Igd>();
+  char lan[64] = {0};
+  int found = 0;
+  if (!options_.root_desc_url.empty()) {
+    found = UPNP_GetIGDFromUrl(options_.root_desc_url.c_str(), &igd->urls, &igd->data, lan, sizeof lan);
+    if (found != 1) {
+      info.status = GatewayInfo::Status::kNotFound;
+      info.detail = "no UPnP IGD at the configured URL " + options_.root_desc_url;
+      return info;
+    }
+  } else {
+    int error = 0;
+    const char* mif = options_.multicast_interface.empty() ? nullptr : options_.multicast_interface.c_str();
+    UPNPDev* devices = upnpDiscover(static_cast<int>(options_.discovery_timeout.count()), mif, nullptr,
+                                    UPNP_LOCAL_PORT_ANY, 0, 2, &error);
+    if (devices == nullptr) {
+      info.status = GatewayInfo::Status::kNotFound;
+      info.detail = "no UPnP device answered SSDP discovery within " +
+                    std::to_string(options_.discovery_timeout.count()) + " ms";
+      return info;
+    }
+    found = UPNP_GetValidIGD(devices, &igd->urls, &igd->data, lan, sizeof lan);
+    freeUPNPDevlist(devices);
+  }
+  info.local_address = lan;
+  if (igd->urls.controlURL) info.control_url = igd->urls.controlURL;
+  if (igd->urls.rootdescURL) info.identity = igd->urls.rootdescURL;
+  switch (found) {
+    case 1: break;
+    // UPNP_GetValidIGD 2: an IGD answered but reports its WAN connection down. Forwards made now
+    // would not carry traffic (miniupnpd says so when its WAN address is not routable), so this is
+    // reported, not used.
+    case 2:
+      info.status = GatewayInfo::Status::kNotConnected;
+      info.detail = "a UPnP IGD answered but says its internet connection is down (not connected); "
+                    "mappings wait until it is up";
+      return info;
+    case 3:
+      info.status = GatewayInfo::Status::kNotFound;
+      info.detail = "UPnP devices answered, but none is an internet gateway device (IGD)";
+      return info;
+    default:
+      info.status = GatewayInfo::Status::kNotFound;
+      info.detail = "no UPnP internet gateway device found";
+      return info;
+  }
+  char ext[40] = {0};
+  const int r = UPNP_GetExternalIPAddress(igd->control(), igd->service(), ext);
+  if (r != UPNPCOMMAND_SUCCESS || ext[0] == '\0') {
+    info.status = GatewayInfo::Status::kNotConnected;
+    info.detail = "the UPnP IGD did not report an external address (" +
+                  MakeUpnpError(r).message() + ")";
+    return info;
+  }
+  info.external_address = ext;
+  igd->external_address = ext;
+  info.status = GatewayInfo::Status::kReady;
+  info.detail = std::string("UPnP IGD ") + (igd->data.IPv6FC.servicetype[0] ? "v2" : "v1") +
+                " at " + info.control_url;
+  // The gateway's own address is the host part of its control URL.
+  const std::string& url = info.control_url;
+  if (auto start = url.find("://"); start != std::string::npos) {
+    auto end = url.find_first_of(":/", start + 3);
+    info.address = url.substr(start + 3, end - start - 3);
+  }
+  igd_ = std::move(igd);
+  return info;
+}
+
+Result<void> UpnpMapper::Ready() const {
+  if (!igd_) return Fail(Errc::kUnavailable, "no UPnP gateway has been found yet");
+  return {};
+}
+
+Result<Lease> UpnpMapper::Map(const MapRequest& req) {
+  if (auto r = Ready(); !r) return tl::unexpected(r.error());
+  const std::string ext = std::to_string(req.external_port);
+  const std::string in = std::to_string(req.internal_port);
+  Seconds lifetime = req.lifetime;
+  auto add = [&](Seconds lease) {
+    const std::string l = std::to_string(lease.count());
+    return UPNP_AddPortMapping(igd_->control(), igd_->service(), ext.c_str(), in.c_str(),
+                               req.internal_address.c_str(), req.description.c_str(),
+                               Proto(req.transport), nullptr, l.c_str());
+  };
+  int r = add(lifetime);
+  // 725 OnlyPermanentLeasesSupported (IGD v1 spec, WANIPConnection 2.4.16): some routers take only
+  // lease 0; map permanently and keep renewing by re-adding, so a removal still deletes it.
+  if (r == upnp::kOnlyPermanentLeasesSupported) {
+    lifetime = Seconds(0);
+    r = add(lifetime);
+  }
+  if (r != UPNPCOMMAND_SUCCESS) {
+    return tl::unexpected(UpnpError(r, "AddPortMapping " + ext + "/" + Proto(req.transport) +
+                                           " to " + req.internal_address + ":" + in));
+  }
+  Lease lease;
+  lease.protocol = GatewayProtocol::kUpnpIgd;
+  lease.transport = req.transport;
+  lease.internal_address = req.internal_address;
+  lease.internal_port = req.internal_port;
+  lease.external_address = igd_->external_address;
+  lease.external_port = req.external_port;
+  lease.lifetime = lifetime;
+  return lease;
+}
+
+Result<void> UpnpMapper::Unmap(Transport transport, uint16_t external_port) {
+  if (auto r = Ready(); !r) return r;
+  const std::string ext = std::to_string(external_port);
+  const int r = UPNP_DeletePortMapping(igd_->control(), igd_->service(), ext.c_str(), Proto(transport),
+                                       nullptr);
+  if (r == UPNPCOMMAND_SUCCESS || r == upnp::kNoSuchEntryInArray) return {};
+  return tl::unexpected(UpnpError(r, "DeletePortMapping " + ext + "/" + Proto(transport)));
+}
+
+Result<std::optional<GatewayEntry>> UpnpMapper::GetEntry(Transport transport, uint16_t external_port) {
+  if (auto r = Ready(); !r) return tl::unexpected(r.error());
+  const std::string ext = std::to_string(external_port);
+  char client[64] = {0}, port[16] = {0}, desc[96] = {0}, enabled[8] = {0}, duration[24] = {0};
+  const int r = UPNP_GetSpecificPortMappingEntry(igd_->control(), igd_->service(), ext.c_str(),
+                                                 Proto(transport), nullptr, client, port, desc,
+                                                 enabled, duration);
+  if (r == upnp::kNoSuchEntryInArray) return std::optional<GatewayEntry>();
+  if (r != UPNPCOMMAND_SUCCESS) {
+    return tl::unexpected(UpnpError(r, "GetSpecificPortMappingEntry " + ext + "/" + Proto(transport)));
+  }
+  GatewayEntry e{transport, external_port, client, ToPort(port), desc,
+                 Seconds(std::strtol(duration, nullptr, 10))};
+  return std::optional<GatewayEntry>(std::move(e));
+}
+
+Result<std::vector<GatewayEntry>> UpnpMapper::ListEntries() {
+  if (auto r = Ready(); !r) return tl::unexpected(r.error());
+  std::vector<GatewayEntry> out;
+  constexpr int kMaxEntries = 65536 * 2;
+  for (int i = 0; i < kMaxEntries; ++i) {
+    char ext[16] = {0}, client[64] = {0}, port[16] = {0}, proto[8] = {0}, desc[96] = {0};
+    char enabled[8] = {0}, rhost[72] = {0}, duration[24] = {0};
+    const std::string index = std::to_string(i);
+    const int r = UPNP_GetGenericPortMappingEntry(igd_->control(), igd_->service(), index.c_str(),
+                                                  ext, client, port, proto, desc, enabled, rhost,
+                                                  duration);
+    // 713 SpecifiedArrayIndexInvalid ends the table; some gateways answer 714 or 402 instead.
+    if (r == 713 || r == upnp::kNoSuchEntryInArray || r == upnp::kInvalidArgs) break;
+    if (r != UPNPCOMMAND_SUCCESS) {
+      return tl::unexpected(UpnpError(r, "GetGenericPortMappingEntry " + index));
+    }
+    const auto transport = std::strcmp(proto, "TCP") == 0 ? Transport::kTcp : Transport::kUdp;
+    out.push_back(GatewayEntry{transport, ToPort(ext), client, ToPort(port), desc,
+                               Seconds(std::strtol(duration, nullptr, 10))});
+  }
+  return out;
+}
+
+}  // namespace natpilot

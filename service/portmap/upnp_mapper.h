@@ -1,0 +1,36 @@
+// UPnP IGD v1/v2 through miniupnpc.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "portmap/port_mapper.h"
+
+namespace natpilot {
+
+struct UpnpOptions {
+  std::chrono::milliseconds discovery_timeout{1000};
+  std::string multicast_interface;  // interface name or address for SSDP; empty = default
+  std::string root_desc_url;        // skip SSDP and use this root description
+};
+
+class UpnpMapper final : public PortMapper {
+ public:
+  explicit UpnpMapper(UpnpOptions options);
+  ~UpnpMapper() override;
+
+  GatewayProtocol protocol() const override { return GatewayProtocol::kUpnpIgd; }
+  GatewayInfo Probe() override;
+  Result<Lease> Map(const MapRequest& request) override;
+  Result<void> Unmap(Transport transport, uint16_t external_port) override;
+  Result<std::optional<GatewayEntry>> GetEntry(Transport transport, uint16_t external_port) override;
+  Result<std::vector<GatewayEntry>> ListEntries() override;
+
+ private:
+  struct Igd;
+  Result<void> Ready() const;
+  UpnpOptions options_;
+  std::unique_ptr<Igd> igd_;
+};
+
+}  // namespace natpilot

@@ -1,0 +1,565 @@
+#include "store/sqlite_store.h"
+
+#include <random>
+#include <stdexcept>
+
+#include "core/validate.h"
+
+namespace natpilot {
+namespace {
+
+int64_t ToUnix(TimePoint t) {
+  return std::chrono::duration_cast<Seconds>(t.time_since_epoch()).count();
+}
+TimePoint FromUnix(int64_t s) { return TimePoint(Seconds(s)); }
+
+// Numbered migrations; index + 1 is the schema version they lead to. Never edit a shipped one.
+constexpr const char* kMigrations[] = {
+    // 1: the first schema.
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE devices(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  address TEXT NOT NULL,
+  sip_first INTEGER NOT NULL, sip_last INTEGER NOT NULL,
+  sip_udp INTEGER NOT NULL, sip_tcp INTEGER NOT NULL,
+  rtp_first INTEGER NOT NULL, rtp_last INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE mappings(
+  id INTEGER PRIMARY KEY,
+  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  purpose TEXT NOT NULL,
+  transport TEXT NOT NULL CHECK (transport IN ('udp', 'tcp')),
+  internal_port INTEGER NOT NULL CHECK (internal_port BETWEEN 1 AND 65535),
+  external_port INTEGER NOT NULL CHECK (external_port BETWEEN 1 AND 65535),
+  state TEXT NOT NULL,
+  released INTEGER NOT NULL DEFAULT 0,
+  protocol TEXT NOT NULL DEFAULT 'none',
+  external_address TEXT NOT NULL DEFAULT '',
+  granted_at INTEGER NOT NULL DEFAULT 0,
+  expires_at INTEGER NOT NULL DEFAULT 0,
+  renew_at INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  detail TEXT NOT NULL DEFAULT '',
+  UNIQUE (transport, external_port),
+  UNIQUE (device_id, transport, internal_port));
+CREATE TABLE releases(
+  id INTEGER PRIMARY KEY,
+  protocol TEXT NOT NULL,
+  transport TEXT NOT NULL,
+  external_port INTEGER NOT NULL,
+  internal_address TEXT NOT NULL,
+  internal_port INTEGER NOT NULL,
+  device TEXT NOT NULL,
+  failures INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (protocol, transport, external_port, internal_address));
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  device TEXT NOT NULL,
+  caller TEXT NOT NULL,
+  message TEXT NOT NULL);
+CREATE INDEX events_at ON events(at);
+)sql",
+};
+
+constexpr const char* kDeviceColumns =
+    "SELECT d.id, d.name, d.kind, d.address, d.sip_first, d.sip_last, d.sip_udp, d.sip_tcp, "
+    "d.rtp_first, d.rtp_last, d.created_at, d.updated_at, "
+    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id), "
+    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id AND m.state = 'active') "
+    "FROM devices d";
+
+constexpr const char* kMappingColumns =
+    "SELECT m.id, m.device_id, d.name, d.address, m.purpose, m.transport, m.internal_port, "
+    "m.external_port, m.state, m.released, m.protocol, m.external_address, m.granted_at, "
+    "m.expires_at, m.renew_at, m.failures, m.next_attempt_at, m.detail "
+    "FROM mappings m JOIN devices d ON d.id = m.device_id";
+
+Mapping ReadMapping(const sqlite::Stmt& s) {
+  Mapping m;
+  m.id = s.Int(0);
+  m.device_id = s.Int(1);
+  m.device = s.Text(2);
+  m.internal_address = s.Text(3);
+  m.purpose = s.Text(4) == "rtp" ? Purpose::kRtp : Purpose::kSip;
+  m.transport = TransportFromString(s.Text(5)).value_or(Transport::kUdp);
+  m.internal_port = static_cast<uint16_t>(s.Int(6));
+  m.external_port = static_cast<uint16_t>(s.Int(7));
+  m.state = MappingStateFromString(s.Text(8)).value_or(MappingState::kPending);
+  m.released = s.Int(9) != 0;
+  m.protocol = GatewayProtocolFromString(s.Text(10)).value_or(GatewayProtocol::kNone);
+  m.external_address = s.Text(11);
+  m.granted_at = FromUnix(s.Int(12));
+  m.expires_at = FromUnix(s.Int(13));
+  m.renew_at = FromUnix(s.Int(14));
+  m.failures = static_cast<uint32_t>(s.Int(15));
+  m.next_attempt_at = FromUnix(s.Int(16));
+  m.detail = s.Text(17);
+  return m;
+}
+
+template <typename F>
+auto Guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const sqlite::SqliteError& e) {
+    return Fail(Errc::kInternal, "database error: " + e.message);
+  }
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(StoreOptions options) : options_(std::move(options)) {
+  try {
+    db_ = std::make_unique<sqlite::Db>(options_.path);
+    db_->Exec("PRAGMA foreign_keys = ON");
+    if (options_.path != ":memory:") db_->Exec("PRAGMA journal_mode = WAL");
+    db_->Exec("PRAGMA synchronous = FULL");
+    Migrate();
+    instance_id_ = LoadOrMakeInstanceId();
+  } catch (const sqlite::SqliteError& e) {
+    throw std::runtime_error("database '" + options_.path + "': " + e.message);
+  }
+}
+
+int SqliteStore::SchemaVersion() const {
+  std::lock_guard lock(mu_);
+  sqlite::Stmt s(*db_, "PRAGMA user_version");
+  s.Step();
+  return static_cast<int>(s.Int(0));
+}
+
+void SqliteStore::Migrate() {
+  int version = 0;
+  {
+    sqlite::Stmt s(*db_, "PRAGMA user_version");
+    s.Step();
+    version = static_cast<int>(s.Int(0));
+  }
+  constexpr int kLatest = static_cast<int>(std::size(kMigrations));
+  if (version > kLatest) {
+    throw sqlite::SqliteError{0, "schema version " + std::to_string(version) +
+                                     " is newer than this natpilotd knows (" +
+                                     std::to_string(kLatest) + "); upgrade natpilotd"};
+  }
+  for (int v = version; v < kLatest; ++v) {
+    sqlite::Transaction tx(*db_);
+    db_->Exec(kMigrations[v]);
+    db_->Exec("PRAGMA user_version = " + std::to_string(v + 1));
+    tx.Commit();
+  }
+}
+
+std::string SqliteStore::LoadOrMakeInstanceId() {
+  sqlite::Transaction tx(*db_);
+  sqlite::Stmt get(*db_, "SELECT value FROM meta WHERE key = 'instance_id'");
+  if (get.Step()) return get.Text(0);
+  std::random_device rd;
+  std::string id;
+  const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 8; ++i) id += hex[rd() % 16];
+  sqlite::Stmt put(*db_, "INSERT INTO meta(key, value) VALUES ('instance_id', ?), "
+                         "('registry_version', '0')");
+  put.Bind(1, id).Step();
+  tx.Commit();
+  return id;
+}
+
+uint64_t SqliteStore::RegistryVersion() const {
+  std::lock_guard lock(mu_);
+  sqlite::Stmt s(*db_, "SELECT value FROM meta WHERE key = 'registry_version'");
+  return s.Step() ? std::stoull(s.Text(0)) : 0;
+}
+
+void SqliteStore::BumpRegistryVersion() {
+  db_->Exec("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_version'");
+}
+
+Result<void> SqliteStore::CheckPortConflicts(const Device& device) const {
+  struct Want {
+    Transport transport;
+    PortRange range;
+  };
+  std::vector<Want> wants;
+  if (device.plan.sip_udp) wants.push_back({Transport::kUdp, device.plan.sip});
+  if (device.plan.sip_tcp) wants.push_back({Transport::kTcp, device.plan.sip});
+  wants.push_back({Transport::kUdp, device.plan.rtp});
+  sqlite::Stmt s(*db_,
+                 "SELECT d.name, MIN(m.external_port), MAX(m.external_port) FROM mappings m "
+                 "JOIN devices d ON d.id = m.device_id WHERE m.transport = ? AND "
+                 "m.external_port BETWEEN ? AND ? AND d.name != ? GROUP BY d.name LIMIT 1");
+  for (const Want& w : wants) {
+    s.Reset();
+    s.Bind(1, ToString(w.transport)).Bind(2, w.range.first).Bind(3, w.range.last).Bind(4, device.name);
+    if (s.Step()) {
+      return Fail(Errc::kConflict,
+                  "external ports " + ToString(w.range) + "/" + std::string(ToString(w.transport)) +
+                      " overlap device '" + s.Text(0) + "' (which holds " + s.Text(1) + "-" +
+                      s.Text(2) + "); mappings are port-preserving, so each device needs its own "
+                      "SIP and RTP ports");
+    }
+  }
+  return {};
+}
+
+void SqliteStore::InsertMappings(const Device& device) {
+  sqlite::Stmt ins(*db_,
+                   "INSERT INTO mappings(device_id, purpose, transport, internal_port, "
+                   "external_port, state) VALUES (?, ?, ?, ?, ?, 'pending') "
+                   "ON CONFLICT(device_id, transport, internal_port) DO NOTHING");
+  for (const Mapping& m : ExpandPlan(device)) {
+    ins.Reset();
+    ins.Bind(1, device.id).Bind(2, ToString(m.purpose)).Bind(3, ToString(m.transport));
+    ins.Bind(4, m.internal_port).Bind(5, m.external_port);
+    ins.Step();
+  }
+}
+
+void SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
+  sqlite::Stmt s(*db_,
+                 "INSERT INTO releases(protocol, transport, external_port, internal_address, "
+                 "internal_port, device) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+  s.Bind(1, ToString(m.protocol)).Bind(2, ToString(m.transport)).Bind(3, m.external_port);
+  s.Bind(4, m.internal_address).Bind(5, m.internal_port).Bind(6, device);
+  s.Step();
+}
+
+void SqliteStore::InsertEvents(std::vector<Event>& events) {
+  sqlite::Stmt ins(*db_, "INSERT INTO events(at, kind, device, caller, message) VALUES (?,?,?,?,?)");
+  for (Event& e : events) {
+    ins.Reset();
+    ins.Bind(1, ToUnix(e.at)).Bind(2, e.kind).Bind(3, e.device).Bind(4, e.caller).Bind(5, e.message);
+    ins.Step();
+    e.id = db_->LastInsertId();
+  }
+  if (events.empty()) return;
+  // Retention: keep the newest event_retention_count events, none older than the age limit.
+  sqlite::Stmt prune(*db_, "DELETE FROM events WHERE id <= ? OR at < ?");
+  prune.Bind(1, events.back().id - static_cast<int64_t>(options_.event_retention_count));
+  prune.Bind(2, ToUnix(events.back().at) - options_.event_retention_age.count());
+  prune.Step();
+}
+
+void SqliteStore::Publish(const std::vector<Event>& events) {
+  if (listener_ && !events.empty()) listener_(events);
+}
+
+std::vector<Device> SqliteStore::QueryDevices(std::string_view name) const {
+  std::string sql = kDeviceColumns;
+  sql += name.empty() ? " ORDER BY d.name" : " WHERE d.name = ?";
+  sqlite::Stmt s(*db_, sql);
+  if (!name.empty()) s.Bind(1, name);
+  std::vector<Device> out;
+  while (s.Step()) {
+    Device d;
+    d.id = s.Int(0);
+    d.name = s.Text(1);
+    d.kind = DeviceKindFromString(s.Text(2)).value_or(DeviceKind::kOther);
+    d.address = s.Text(3);
+    d.plan.sip = {static_cast<uint16_t>(s.Int(4)), static_cast<uint16_t>(s.Int(5))};
+    d.plan.sip_udp = s.Int(6) != 0;
+    d.plan.sip_tcp = s.Int(7) != 0;
+    d.plan.rtp = {static_cast<uint16_t>(s.Int(8)), static_cast<uint16_t>(s.Int(9))};
+    d.created_at = FromUnix(s.Int(10));
+    d.updated_at = FromUnix(s.Int(11));
+    d.mappings_total = static_cast<uint32_t>(s.Int(12));
+    d.mappings_active = static_cast<uint32_t>(s.Int(13));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<Device> SqliteStore::AddDevice(Device device, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    if (!QueryDevices(device.name).empty()) {
+      return Fail(Errc::kAlreadyExists, "device '" + device.name +
+                                            "' already exists; choose another name or update it");
+    }
+    if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
+    sqlite::Stmt ins(*db_,
+                     "INSERT INTO devices(name, kind, address, sip_first, sip_last, sip_udp, "
+                     "sip_tcp, rtp_first, rtp_last, created_at, updated_at) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    const auto& p = device.plan;
+    ins.Bind(1, device.name).Bind(2, ToString(device.kind)).Bind(3, device.address);
+    ins.Bind(4, p.sip.first).Bind(5, p.sip.last).Bind(6, p.sip_udp).Bind(7, p.sip_tcp);
+    ins.Bind(8, p.rtp.first).Bind(9, p.rtp.last);
+    ins.Bind(10, ToUnix(device.created_at)).Bind(11, ToUnix(device.updated_at));
+    ins.Step();
+    device.id = db_->LastInsertId();
+    InsertMappings(device);
+    BumpRegistryVersion();
+    InsertEvents(events);
+    tx.Commit();
+    return QueryDevices(device.name).front();
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    auto found = QueryDevices(device.name);
+    if (found.empty()) {
+      return Fail(Errc::kNotFound, "no device named '" + device.name + "'");
+    }
+    const Device old = found.front();
+    device.id = old.id;
+    if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
+    // Mappings the new plan drops, or all of them when the address moves, are released.
+    std::vector<Mapping> wanted = ExpandPlan(device);
+    sqlite::Stmt cur(*db_, std::string(kMappingColumns) + " WHERE m.device_id = ?");
+    cur.Bind(1, old.id);
+    std::vector<Mapping> drop;
+    while (cur.Step()) {
+      Mapping m = ReadMapping(cur);
+      bool keep = device.address == old.address;
+      if (keep) {
+        keep = false;
+        for (const Mapping& w : wanted) {
+          keep = keep || (w.transport == m.transport && w.internal_port == m.internal_port);
+        }
+      }
+      if (!keep) drop.push_back(std::move(m));
+    }
+    sqlite::Stmt del(*db_, "DELETE FROM mappings WHERE id = ?");
+    for (const Mapping& m : drop) {
+      if (m.protocol != GatewayProtocol::kNone && !m.released) QueueRelease(m, device.name);
+      del.Reset();
+      del.Bind(1, m.id).Step();
+    }
+    sqlite::Stmt upd(*db_,
+                     "UPDATE devices SET kind=?, address=?, sip_first=?, sip_last=?, sip_udp=?, "
+                     "sip_tcp=?, rtp_first=?, rtp_last=?, updated_at=? WHERE id=?");
+    const auto& p = device.plan;
+    upd.Bind(1, ToString(device.kind)).Bind(2, device.address).Bind(3, p.sip.first);
+    upd.Bind(4, p.sip.last).Bind(5, p.sip_udp).Bind(6, p.sip_tcp).Bind(7, p.rtp.first);
+    upd.Bind(8, p.rtp.last).Bind(9, ToUnix(device.updated_at)).Bind(10, old.id);
+    upd.Step();
+    sqlite::Stmt unrelease(*db_,
+                           "UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0 "
+                           "WHERE device_id = ? AND released = 1");
+    unrelease.Bind(1, old.id).Step();
+    InsertMappings(device);
+    BumpRegistryVersion();
+    InsertEvents(events);
+    tx.Commit();
+    return QueryDevices(device.name).front();
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    auto found = QueryDevices(name);
+    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    sqlite::Stmt cur(*db_, std::string(kMappingColumns) +
+                               " WHERE m.device_id = ? AND m.protocol != 'none' AND m.released = 0");
+    cur.Bind(1, found.front().id);
+    while (cur.Step()) QueueRelease(ReadMapping(cur), name);
+    sqlite::Stmt del(*db_, "DELETE FROM devices WHERE id = ?");
+    del.Bind(1, found.front().id).Step();
+    BumpRegistryVersion();
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<Device> SqliteStore::GetDevice(std::string_view name) const {
+  return Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    auto found = QueryDevices(name);
+    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    return found.front();
+  });
+}
+
+std::vector<Device> SqliteStore::ListDevices() const {
+  std::lock_guard lock(mu_);
+  return QueryDevices({});
+}
+
+Result<std::vector<Mapping>> SqliteStore::ListMappings(std::string_view device) const {
+  return Guarded([&]() -> Result<std::vector<Mapping>> {
+    std::lock_guard lock(mu_);
+    std::string sql = kMappingColumns;
+    if (!device.empty()) {
+      if (QueryDevices(device).empty()) {
+        return Fail(Errc::kNotFound, "no device named '" + std::string(device) + "'");
+      }
+      sql += " WHERE d.name = ?";
+    }
+    sql += " ORDER BY d.name, m.purpose DESC, m.internal_port, m.transport";
+    sqlite::Stmt s(*db_, sql);
+    if (!device.empty()) s.Bind(1, device);
+    std::vector<Mapping> out;
+    while (s.Step()) out.push_back(ReadMapping(s));
+    return out;
+  });
+}
+
+Result<void> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
+                                       std::vector<Event> events) {
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    sqlite::Stmt upd(*db_,
+                     "UPDATE mappings SET state=?, protocol=?, external_address=?, granted_at=?, "
+                     "expires_at=?, renew_at=?, failures=?, next_attempt_at=?, detail=? "
+                     "WHERE id=?");
+    for (const Mapping& m : mappings) {
+      upd.Reset();
+      upd.Bind(1, ToString(m.state)).Bind(2, ToString(m.protocol)).Bind(3, m.external_address);
+      upd.Bind(4, ToUnix(m.granted_at)).Bind(5, ToUnix(m.expires_at)).Bind(6, ToUnix(m.renew_at));
+      upd.Bind(7, m.failures).Bind(8, ToUnix(m.next_attempt_at)).Bind(9, m.detail).Bind(10, m.id);
+      upd.Step();
+    }
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<uint32_t> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    std::string sql = std::string(kMappingColumns) + " WHERE m.released = 0";
+    if (!device.empty()) {
+      if (QueryDevices(device).empty()) {
+        return Fail(Errc::kNotFound, "no device named '" + std::string(device) + "'");
+      }
+      sql += " AND d.name = ?";
+    }
+    sqlite::Stmt cur(*db_, sql);
+    if (!device.empty()) cur.Bind(1, device);
+    std::vector<Mapping> hit;
+    while (cur.Step()) hit.push_back(ReadMapping(cur));
+    sqlite::Stmt upd(*db_,
+                     "UPDATE mappings SET released = 1, state = 'unmapped', protocol = 'none', "
+                     "external_address = '', granted_at = 0, expires_at = 0, renew_at = 0, "
+                     "detail = 'released by an admin; update the device to map it again' "
+                     "WHERE id = ?");
+    uint32_t leased = 0;
+    for (const Mapping& m : hit) {
+      if (m.protocol != GatewayProtocol::kNone) {
+        QueueRelease(m, m.device);
+        ++leased;
+      }
+      upd.Reset();
+      upd.Bind(1, m.id).Step();
+    }
+    InsertEvents(events);
+    tx.Commit();
+    return leased;
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+std::vector<Release> SqliteStore::ListReleases() const {
+  std::lock_guard lock(mu_);
+  sqlite::Stmt s(*db_,
+                 "SELECT id, protocol, transport, external_port, internal_address, internal_port, "
+                 "device, failures FROM releases ORDER BY id");
+  std::vector<Release> out;
+  while (s.Step()) {
+    Release r;
+    r.id = s.Int(0);
+    r.protocol = GatewayProtocolFromString(s.Text(1)).value_or(GatewayProtocol::kUpnpIgd);
+    r.transport = TransportFromString(s.Text(2)).value_or(Transport::kUdp);
+    r.external_port = static_cast<uint16_t>(s.Int(3));
+    r.internal_address = s.Text(4);
+    r.internal_port = static_cast<uint16_t>(s.Int(5));
+    r.device = s.Text(6);
+    r.failures = static_cast<uint32_t>(s.Int(7));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<void> SqliteStore::AddReleases(const std::vector<Release>& releases,
+                                      std::vector<Event> events) {
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    for (const Release& r : releases) {
+      Mapping m;
+      m.protocol = r.protocol;
+      m.transport = r.transport;
+      m.external_port = r.external_port;
+      m.internal_address = r.internal_address;
+      m.internal_port = r.internal_port;
+      QueueRelease(m, r.device);
+    }
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<void> SqliteStore::FinishRelease(const Release& release, bool done,
+                                        std::vector<Event> events) {
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    sqlite::Stmt s(*db_, done ? "DELETE FROM releases WHERE id = ?"
+                              : "UPDATE releases SET failures = failures + 1 WHERE id = ?");
+    s.Bind(1, release.id).Step();
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<void> SqliteStore::AppendEvents(std::vector<Event> events) {
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+std::vector<Event> SqliteStore::ListEvents(int64_t after_id, uint32_t limit) const {
+  std::lock_guard lock(mu_);
+  sqlite::Stmt s(*db_,
+                 "SELECT id, at, kind, device, caller, message FROM (SELECT * FROM events "
+                 "WHERE id > ? ORDER BY id DESC LIMIT ?) ORDER BY id");
+  s.Bind(1, after_id).Bind(2, limit);
+  std::vector<Event> out;
+  while (s.Step()) {
+    out.push_back(Event{s.Int(0), FromUnix(s.Int(1)), s.Text(2), s.Text(3), s.Text(4), s.Text(5)});
+  }
+  return out;
+}
+
+}  // namespace natpilot

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/sqlite_db.h"
+#include "store/store.h"
+
+namespace natpilot {
+
+struct StoreOptions {
+  std::string path = "natpilot.db";  // ":memory:" for a private in-memory database
+  uint32_t event_retention_count = 10000;
+  Seconds event_retention_age{Seconds(30 * 24 * 3600)};
+};
+
+// SQLite in WAL mode with synchronous=FULL: each commit is on disk when it returns, so a power cut
+// loses no acknowledged change (NORMAL could lose the last commits); writes are rare (API changes,
+// one batch per renewal pass), so the fsync per commit costs nothing that matters.
+class SqliteStore final : public Store {
+ public:
+  // Opens or creates the database and applies pending migrations. Throws std::runtime_error.
+  explicit SqliteStore(StoreOptions options);
+
+  std::string InstanceId() const override { return instance_id_; }
+  uint64_t RegistryVersion() const override;
+  Result<Device> AddDevice(Device device, Event event) override;
+  Result<Device> UpdateDevice(Device device, Event event) override;
+  Result<void> RemoveDevice(std::string_view name, Event event) override;
+  Result<Device> GetDevice(std::string_view name) const override;
+  std::vector<Device> ListDevices() const override;
+  Result<std::vector<Mapping>> ListMappings(std::string_view device) const override;
+  Result<void> SaveMappings(const std::vector<Mapping>& mappings, std::vector<Event> events) override;
+  Result<uint32_t> ReleaseMappings(std::string_view device, Event event) override;
+  std::vector<Release> ListReleases() const override;
+  Result<void> AddReleases(const std::vector<Release>& releases, std::vector<Event> events) override;
+  Result<void> FinishRelease(const Release& release, bool done, std::vector<Event> events) override;
+  Result<void> AppendEvents(std::vector<Event> events) override;
+  std::vector<Event> ListEvents(int64_t after_id, uint32_t limit) const override;
+  void SetEventListener(EventListener listener) override { listener_ = std::move(listener); }
+
+  // Current schema version (PRAGMA user_version).
+  int SchemaVersion() const;
+
+ private:
+  void Migrate();
+  std::string LoadOrMakeInstanceId();
+  Result<void> CheckPortConflicts(const Device& device) const;
+  std::vector<Device> QueryDevices(std::string_view name) const;
+  void InsertMappings(const Device& device);
+  void QueueRelease(const Mapping& m, std::string_view device);
+  void InsertEvents(std::vector<Event>& events);
+  void BumpRegistryVersion();
+  void Publish(const std::vector<Event>& events);
+
+  StoreOptions options_;
+  mutable std::mutex mu_;
+  std::unique_ptr<sqlite::Db> db_;
+  std::string instance_id_;
+  EventListener listener_;
+};
+
+}  // namespace natpilot

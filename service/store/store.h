@@ -1,0 +1,60 @@
+// Where natpilotd keeps its state: devices (intent), mappings with their leases, pending releases
+// of gateway entries, and events. Every method is one transaction; a failed call changes nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/types.h"
+
+namespace natpilot {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Made once at the first start and kept: tags this installation's gateway entries.
+  virtual std::string InstanceId() const = 0;
+  // Grows with every change of the device registry (for generated files).
+  virtual uint64_t RegistryVersion() const = 0;
+
+  // Adds the device and the mappings of its plan. Fails with kAlreadyExists on a duplicate name
+  // and kConflict when another device wants one of the same external ports.
+  virtual Result<Device> AddDevice(Device device, Event event) = 0;
+  // Replaces kind, address and plan. Mappings that stay keep their lease when the address is the
+  // same; dropped mappings that hold a lease become releases; released flags are cleared.
+  virtual Result<Device> UpdateDevice(Device device, Event event) = 0;
+  // Removes the device; its leased mappings become releases.
+  virtual Result<void> RemoveDevice(std::string_view name, Event event) = 0;
+  virtual Result<Device> GetDevice(std::string_view name) const = 0;
+  virtual std::vector<Device> ListDevices() const = 0;
+
+  // All mappings, or one device's (kNotFound for an unknown device).
+  virtual Result<std::vector<Mapping>> ListMappings(std::string_view device = {}) const = 0;
+  // Writes state, lease and retry fields of the given mappings (by id) and appends the events.
+  // Rows that vanished meanwhile (device removed) are skipped.
+  virtual Result<void> SaveMappings(const std::vector<Mapping>& mappings,
+                                    std::vector<Event> events) = 0;
+  // Marks mappings released (all, or one device's) and queues releases for those with a lease.
+  virtual Result<uint32_t> ReleaseMappings(std::string_view device, Event event) = 0;
+
+  virtual std::vector<Release> ListReleases() const = 0;
+  // Queues deletions of gateway entries found at start-up that nothing wants.
+  virtual Result<void> AddReleases(const std::vector<Release>& releases, std::vector<Event> events) = 0;
+  // done: the gateway no longer has the entry; otherwise its failure count grows.
+  virtual Result<void> FinishRelease(const Release& release, bool done, std::vector<Event> events) = 0;
+
+  virtual Result<void> AppendEvents(std::vector<Event> events) = 0;
+  // Newest last; only events with id > after_id; at most limit of the newest.
+  virtual std::vector<Event> ListEvents(int64_t after_id, uint32_t limit) const = 0;
+
+  // Called after each commit with the events it added (ids assigned). Set once, before use.
+  using EventListener = std::function<void(const std::vector<Event>&)>;
+  virtual void SetEventListener(EventListener listener) = 0;
+};
+
+}  // namespace natpilot
