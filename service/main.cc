@@ -71,12 +71,14 @@ int main(int argc, char** argv) {
   Config config;
   std::string database, unix_socket, listen, log_level, gateway_url, interface;
   int64_t lease_s = 0;
+  int64_t discovery_ms = 0;
   app.add_option("-c,--config", config_file, "TOML config file (see --print-config)");
   app.add_flag("--print-config", print_config, "print the default config and exit");
   app.add_option("--database", database, "SQLite database file");
   app.add_option("--unix-socket", unix_socket, "API unix socket path");
   app.add_option("--listen", listen, "API TCP address (loopback only), \"\" to turn off");
   app.add_option("--lease-lifetime", lease_s, "lease lifetime asked of the gateway, seconds");
+  app.add_option("--discovery-timeout-ms", discovery_ms, "how long SSDP discovery waits, ms");
   app.add_option("--gateway-url", gateway_url, "UPnP root description URL (skips discovery)");
   app.add_option("--interface", interface, "LAN interface or address for discovery");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
@@ -96,6 +98,13 @@ int main(int argc, char** argv) {
                                  " is out of range; allowed 30-604800 seconds");
       }
       config.reconciler.lease_lifetime = natpilot::Seconds(lease_s);
+    }
+    if (app.count("--discovery-timeout-ms")) {
+      if (discovery_ms < 100 || discovery_ms > 10000) {
+        throw std::runtime_error("--discovery-timeout-ms " + std::to_string(discovery_ms) +
+                                 " is out of range; allowed 100-10000");
+      }
+      config.upnp.discovery_timeout = std::chrono::milliseconds(discovery_ms);
     }
     if (app.count("--gateway-url")) config.upnp.root_desc_url = gateway_url;
     if (app.count("--interface")) config.upnp.multicast_interface = interface;

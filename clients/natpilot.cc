@@ -1,0 +1,315 @@
+// natpilot: the command-line client of natpilotd's gRPC API.
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include <charconv>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "natpilot/v1/natpilot.grpc.pb.h"
+#include "output.h"
+
+namespace v1 = natpilot::v1;
+using natpilot::cli::Name;
+using natpilot::cli::Table;
+
+namespace {
+
+struct Options {
+  std::string socket = "natpilot.sock";
+  std::string server;
+  bool json = false;
+};
+
+struct CliError {
+  std::string message;
+  int exit_code = 1;
+};
+
+void Check(const grpc::Status& status, const Options& o) {
+  if (status.ok()) return;
+  std::string msg = status.error_message();
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && msg.find("connect") != std::string::npos) {
+    msg = "cannot reach natpilotd at " + (o.server.empty() ? "unix:" + o.socket : o.server) +
+          " (is it running? --socket PATH or --server HOST:PORT)";
+  }
+  static const char* kCodes[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int code = status.error_code();
+  throw CliError{msg + " [" + (code >= 0 && code <= 16 ? kCodes[code] : "?") + "]"};
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(int timeout_s = 30) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (timeout_s > 0) ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  return ctx;
+}
+
+v1::PortRange ParseRange(const std::string& flag, const std::string& text) {
+  auto bad = [&] {
+    return CliError{flag + " '" + text + "' is not a port range; expected PORT or FIRST-LAST, e.g. 10000-10099", 2};
+  };
+  auto num = [&](std::string_view s) {
+    uint32_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) throw bad();
+    return v;
+  };
+  v1::PortRange r;
+  const auto dash = text.find('-');
+  const std::string_view t(text);
+  r.set_first(num(dash == std::string::npos ? t : t.substr(0, dash)));
+  r.set_last(dash == std::string::npos ? r.first() : num(t.substr(dash + 1)));
+  return r;
+}
+
+v1::DeviceKind ParseKind(const std::string& k) {
+  if (k == "ata") return v1::DEVICE_KIND_ATA;
+  if (k == "pbx") return v1::DEVICE_KIND_PBX;
+  if (k == "phone") return v1::DEVICE_KIND_PHONE;
+  if (k == "other") return v1::DEVICE_KIND_OTHER;
+  throw CliError{"--kind '" + k + "' is unknown; allowed: ata, pbx, phone, other", 2};
+}
+
+struct PlanFlags {
+  std::string sip, rtp, transports;
+  bool Any() const { return !sip.empty() || !rtp.empty() || !transports.empty(); }
+  void Fill(v1::PortPlan* plan) const {
+    if (!sip.empty()) *plan->mutable_sip() = ParseRange("--sip", sip);
+    if (!rtp.empty()) *plan->mutable_rtp() = ParseRange("--rtp", rtp);
+    if (transports.empty()) return;
+    for (const std::string& t : {std::string("udp"), std::string("tcp")}) {
+      if (transports.find(t) != std::string::npos) {
+        plan->add_sip_transports(t == "udp" ? v1::TRANSPORT_UDP : v1::TRANSPORT_TCP);
+      }
+    }
+    if (transports != "udp" && transports != "tcp" && transports != "udp,tcp" && transports != "tcp,udp") {
+      throw CliError{"--sip-transports '" + transports + "' is not allowed; use udp, tcp or udp,tcp", 2};
+    }
+  }
+};
+
+void PrintDevice(const v1::Device& d) {
+  Table t({"NAME", "KIND", "ADDRESS", "SIP", "SIP TRANSPORTS", "RTP (udp)", "ACTIVE"});
+  std::string ts;
+  for (int x : d.plan().sip_transports()) ts += (ts.empty() ? "" : ",") + Name(static_cast<v1::Transport>(x));
+  t.Add({d.name(), Name(d.kind()), d.address(), natpilot::cli::Range(d.plan().sip()), ts,
+         natpilot::cli::Range(d.plan().rtp()),
+         std::to_string(d.mappings_active()) + "/" + std::to_string(d.mappings_total())});
+  t.Print(std::cout);
+}
+
+void PrintMappings(const google::protobuf::RepeatedPtrField<v1::Mapping>& ms) {
+  Table t({"DEVICE", "PURPOSE", "PROTO", "INTERNAL", "EXTERNAL", "STATE", "VIA", "EXPIRES", "DETAIL"});
+  for (const auto& m : ms) {
+    const bool leased = m.provision() == v1::PROVISION_LEASE;
+    const std::string ext = m.external_address().empty() ? "" : m.external_address() + ":";
+    t.Add({m.device(), m.purpose() == v1::MAPPING_PURPOSE_RTP ? "rtp" : "sip", Name(m.transport()),
+           m.internal_address() + ":" + std::to_string(m.internal_port()),
+           ext + std::to_string(m.external_port()), Name(m.state()), Name(m.protocol()),
+           natpilot::cli::ExpiresIn(m.expires_at(), leased), m.detail()});
+  }
+  t.Print(std::cout);
+}
+
+void PrintEvent(const v1::Event& e, bool json) {
+  if (json) {
+    std::cout << natpilot::cli::ToJson(e) << std::endl;
+    return;
+  }
+  std::cout << natpilot::cli::Time(e.at()) << "  " << e.kind() << "  "
+            << (e.device().empty() ? "" : e.device() + "  ") << e.message() << "  (by " << e.caller()
+            << ")" << std::endl;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"natpilot: talk to natpilotd (devices, mappings, gateway, events)"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  Options o;
+  app.add_option("--socket", o.socket, "natpilotd's unix socket")->capture_default_str();
+  app.add_option("--server", o.server, "natpilotd's TCP address HOST:PORT instead of the socket");
+  app.add_flag("--json", o.json, "machine-readable JSON output");
+
+  // device add/list/show/rm/update
+  auto* device = app.add_subcommand("device", "register, list, show, update and remove devices");
+  device->require_subcommand(1);
+  device->fallthrough();
+  std::string name, address, kind;
+  PlanFlags plan;
+  auto* add = device->add_subcommand("add", "register a device and forward its SIP and RTP ports");
+  add->add_option("NAME", name, "device name")->required();
+  add->add_option("--address", address, "the device's IPv4 LAN address")->required();
+  add->add_option("--kind", kind, "ata, pbx, phone or other");
+  add->add_option("--sip", plan.sip, "SIP ports, FIRST-LAST (default 5060-5070)");
+  add->add_option("--sip-transports", plan.transports, "udp, tcp or udp,tcp (default both)");
+  add->add_option("--rtp", plan.rtp, "RTP ports on UDP, FIRST-LAST (default 10000-10099)");
+  auto* update = device->add_subcommand("update", "change a device's kind, address or port plan");
+  update->add_option("NAME", name, "device name")->required();
+  update->add_option("--address", address, "new IPv4 LAN address");
+  update->add_option("--kind", kind, "ata, pbx, phone or other");
+  update->add_option("--sip", plan.sip, "SIP ports, FIRST-LAST");
+  update->add_option("--sip-transports", plan.transports, "udp, tcp or udp,tcp");
+  update->add_option("--rtp", plan.rtp, "RTP ports on UDP, FIRST-LAST");
+  auto* list = device->add_subcommand("list", "list devices");
+  auto* show = device->add_subcommand("show", "show a device and its mappings");
+  show->add_option("NAME", name, "device name")->required();
+  auto* rm = device->add_subcommand("rm", "remove a device and delete its gateway entries");
+  rm->add_option("NAME", name, "device name")->required();
+
+  auto* mapping = app.add_subcommand("mapping", "list mappings");
+  mapping->require_subcommand(1);
+  mapping->fallthrough();
+  auto* mlist = mapping->add_subcommand("list", "list every mapping with its state and expiry");
+  std::string mdevice;
+  mlist->add_option("--device", mdevice, "only this device's mappings");
+
+  auto* release = app.add_subcommand("release", "delete leases from the gateway now (devices stay)");
+  bool release_all = false;
+  std::string release_device;
+  release->add_flag("--all", release_all, "every device's leases");
+  release->add_option("--device", release_device, "one device's leases");
+
+  auto* gateway = app.add_subcommand("gateway", "show the gateway: protocol, control URL, external address");
+  bool rediscover = false;
+  gateway->add_flag("--rediscover", rediscover, "probe the gateway again now");
+
+  auto* events = app.add_subcommand("events", "show events; --follow streams new ones");
+  bool follow = false;
+  uint32_t backlog = 20;
+  events->add_flag("-f,--follow", follow, "keep streaming new events");
+  events->add_option("-n,--backlog", backlog, "how many past events to show first")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    auto channel = grpc::CreateChannel(o.server.empty() ? "unix:" + o.socket : o.server,
+                                       grpc::InsecureChannelCredentials());
+    std::unique_ptr<v1::DeviceService::StubInterface> devices = v1::DeviceService::NewStub(channel);
+    std::unique_ptr<v1::MappingService::StubInterface> mappings = v1::MappingService::NewStub(channel);
+    std::unique_ptr<v1::GatewayService::StubInterface> gw = v1::GatewayService::NewStub(channel);
+    std::unique_ptr<v1::EventService::StubInterface> ev = v1::EventService::NewStub(channel);
+
+    if (*add) {
+      v1::RegisterDeviceRequest req;
+      req.set_name(name);
+      req.set_address(address);
+      if (!kind.empty()) req.set_kind(ParseKind(kind));
+      if (plan.Any()) plan.Fill(req.mutable_plan());
+      v1::RegisterDeviceResponse resp;
+      Check(devices->RegisterDevice(Ctx().get(), req, &resp), o);
+      if (o.json) std::cout << natpilot::cli::ToJson(resp.device()) << "\n";
+      else PrintDevice(resp.device());
+    } else if (*update) {
+      v1::UpdateDeviceRequest req;
+      req.set_name(name);
+      if (!address.empty()) req.set_address(address);
+      if (!kind.empty()) req.set_kind(ParseKind(kind));
+      if (plan.Any()) plan.Fill(req.mutable_plan());
+      v1::UpdateDeviceResponse resp;
+      Check(devices->UpdateDevice(Ctx().get(), req, &resp), o);
+      if (o.json) std::cout << natpilot::cli::ToJson(resp.device()) << "\n";
+      else PrintDevice(resp.device());
+    } else if (*list) {
+      v1::ListDevicesResponse resp;
+      Check(devices->ListDevices(Ctx().get(), {}, &resp), o);
+      if (o.json) {
+        std::cout << natpilot::cli::ToJson(resp) << "\n";
+      } else {
+        Table t({"NAME", "KIND", "ADDRESS", "SIP", "RTP (udp)", "ACTIVE"});
+        for (const auto& d : resp.devices()) {
+          t.Add({d.name(), Name(d.kind()), d.address(), natpilot::cli::Range(d.plan().sip()),
+                 natpilot::cli::Range(d.plan().rtp()),
+                 std::to_string(d.mappings_active()) + "/" + std::to_string(d.mappings_total())});
+        }
+        t.Print(std::cout);
+      }
+    } else if (*show) {
+      v1::GetDeviceRequest req;
+      req.set_name(name);
+      v1::GetDeviceResponse resp;
+      Check(devices->GetDevice(Ctx().get(), req, &resp), o);
+      if (o.json) {
+        std::cout << natpilot::cli::ToJson(resp) << "\n";
+      } else {
+        PrintDevice(resp.device());
+        std::cout << "\n";
+        PrintMappings(resp.mappings());
+      }
+    } else if (*rm) {
+      v1::RemoveDeviceRequest req;
+      req.set_name(name);
+      v1::RemoveDeviceResponse resp;
+      Check(devices->RemoveDevice(Ctx().get(), req, &resp), o);
+      if (o.json) std::cout << "{\"removed\":\"" << name << "\"}\n";
+      else std::cout << "removed " << name << "; its gateway entries are being deleted\n";
+    } else if (*mlist) {
+      v1::ListMappingsRequest req;
+      req.set_device(mdevice);
+      v1::ListMappingsResponse resp;
+      Check(mappings->ListMappings(Ctx().get(), req, &resp), o);
+      if (o.json) std::cout << natpilot::cli::ToJson(resp) << "\n";
+      else PrintMappings(resp.mappings());
+    } else if (*release) {
+      if (release_all == !release_device.empty()) {
+        throw CliError{"say what to release: --all or --device NAME (one of them)", 2};
+      }
+      v1::ReleaseMappingsRequest req;
+      if (release_all) req.set_all(true);
+      else req.set_device(release_device);
+      v1::ReleaseMappingsResponse resp;
+      Check(mappings->ReleaseMappings(Ctx().get(), req, &resp), o);
+      if (o.json) std::cout << natpilot::cli::ToJson(resp) << "\n";
+      else std::cout << "released: " << resp.released() << " leases are being deleted from the gateway\n";
+    } else if (*gateway) {
+      if (rediscover) {
+        v1::RediscoverGatewayResponse r;
+        Check(gw->RediscoverGateway(Ctx().get(), {}, &r), o);
+      }
+      v1::GetGatewayResponse resp;
+      Check(gw->GetGateway(Ctx().get(), {}, &resp), o);
+      const auto& g = resp.gateway();
+      if (o.json) {
+        std::cout << natpilot::cli::ToJson(g) << "\n";
+      } else {
+        Table t({"FIELD", "VALUE"});
+        t.Add({"status", Name(g.status())});
+        t.Add({"protocol", Name(g.protocol())});
+        t.Add({"gateway", g.address().empty() ? "-" : g.address()});
+        t.Add({"control url", g.control_url().empty() ? "-" : g.control_url()});
+        t.Add({"external address", g.external_address().empty() ? "-" : g.external_address()});
+        t.Add({"local address", g.local_address().empty() ? "-" : g.local_address()});
+        t.Add({"detail", g.detail()});
+        t.Add({"checked", natpilot::cli::Time(g.checked_at())});
+        t.Add({"next check", natpilot::cli::Time(g.next_check_at())});
+        t.Print(std::cout);
+      }
+    } else if (*events) {
+      if (!follow) {
+        v1::ListEventsRequest req;
+        req.set_limit(backlog);
+        v1::ListEventsResponse resp;
+        Check(ev->ListEvents(Ctx().get(), req, &resp), o);
+        for (const auto& e : resp.events()) PrintEvent(e, o.json);
+      } else {
+        v1::WatchEventsRequest req;
+        req.set_backlog(backlog);
+        auto ctx = Ctx(0);
+        auto reader = ev->WatchEvents(ctx.get(), req);
+        v1::Event e;
+        while (reader->Read(&e)) PrintEvent(e, o.json);
+        Check(reader->Finish(), o);
+      }
+    }
+  } catch (const CliError& e) {
+    std::cerr << "natpilot: " << e.message << "\n";
+    return e.exit_code;
+  }
+  return 0;
+}
