@@ -76,24 +76,11 @@ GatewayInfo UpnpMapper::Probe() {
   info.local_address = lan;
   if (igd->urls.controlURL) info.control_url = igd->urls.controlURL;
   if (igd->urls.rootdescURL) info.identity = igd->urls.rootdescURL;
-  switch (found) {
-    case 1: break;
-    // UPNP_GetValidIGD 2: an IGD answered but reports its WAN connection down. Forwards made now
-    // would not carry traffic (miniupnpd says so when its WAN address is not routable), so this is
-    // reported, not used.
-    case 2:
-      info.status = GatewayInfo::Status::kNotConnected;
-      info.detail = "a UPnP IGD answered but says its internet connection is down (not connected); "
-                    "mappings wait until it is up";
-      return info;
-    case 3:
-      info.status = GatewayInfo::Status::kNotFound;
-      info.detail = "UPnP devices answered, but none is an internet gateway device (IGD)";
-      return info;
-    default:
-      info.status = GatewayInfo::Status::kNotFound;
-      info.detail = "no UPnP internet gateway device found";
-      return info;
+  if (found == 3 || found <= 0) {
+    info.status = GatewayInfo::Status::kNotFound;
+    info.detail = found == 3 ? "UPnP devices answered, but none is an internet gateway device (IGD)"
+                             : "no UPnP internet gateway device found";
+    return info;
   }
   char ext[40] = {0};
   const int r = UPNP_GetExternalIPAddress(igd->control(), igd->service(), ext);
@@ -103,11 +90,30 @@ GatewayInfo UpnpMapper::Probe() {
                   MakeUpnpError(r).message() + ")";
     return info;
   }
+  std::string warning;
+  // UPNP_GetValidIGD 2: the IGD says it is not connected, or miniupnpc judged its external address
+  // private or reserved (RFC 1918, CGNAT 100.64/10, documentation ranges). Ask the IGD itself: if it
+  // is connected, forwards work on this gateway, but an upstream NAT may still block them, and the
+  // user must hear that; if it is not connected, nothing is mapped until it is.
+  if (found == 2) {
+    char status[64] = {0}, last_error[64] = {0};
+    unsigned uptime = 0;
+    const int s = UPNP_GetStatusInfo(igd->control(), igd->service(), status, &uptime, last_error);
+    if (s != UPNPCOMMAND_SUCCESS || std::strcmp(status, "Connected") != 0) {
+      info.status = GatewayInfo::Status::kNotConnected;
+      info.detail = std::string("a UPnP IGD answered but says its internet connection is down (") +
+                    (status[0] ? status : "no status") + "); mappings wait until it is up";
+      return info;
+    }
+    warning = "; warning: external address " + std::string(ext) +
+              " is private or reserved, so another NAT upstream (double NAT or carrier-grade NAT) "
+              "may still block incoming traffic";
+  }
   info.external_address = ext;
   igd->external_address = ext;
   info.status = GatewayInfo::Status::kReady;
   info.detail = std::string("UPnP IGD ") + (igd->data.IPv6FC.servicetype[0] ? "v2" : "v1") +
-                " at " + info.control_url;
+                " at " + info.control_url + warning;
   // The gateway's own address is the host part of its control URL.
   const std::string& url = info.control_url;
   if (auto start = url.find("://"); start != std::string::npos) {

@@ -1,0 +1,208 @@
+# The namespace lab: a real miniupnpd gateway between an internet side and a LAN, made and torn down
+# by the test that sources this file. Traffic stays inside the lab's own namespaces.
+#
+#   wan  (203.0.113.2, STUN responder)  ── wan0 ── gw (miniupnpd, 203.0.113.1 / 192.168.50.1, br0)
+#   lan  (192.168.50.2, natpilotd)      ── br0 ──┤
+#   dev  (192.168.50.10, a device)      ── br0 ──┘
+#
+# Needs root. Set NATPILOTD, NATPILOT and LABTOOL to the binaries before sourcing.
+set -euo pipefail
+
+LAB_ID=${LAB_ID:-np$$}
+LAB_DIR=$(mktemp -d "/tmp/natpilot-lab.${LAB_ID}.XXXX")
+NS_WAN=${LAB_ID}-wan NS_GW=${LAB_ID}-gw NS_LAN=${LAB_ID}-lan NS_DEV=${LAB_ID}-dev
+WAN_ADDR=203.0.113.2 EXT_ADDR=203.0.113.1 GW_LAN=192.168.50.1
+LAN_ADDR=192.168.50.2 DEV_ADDR=192.168.50.10
+GW_HTTP_PORT=2189
+GW_URL="http://${GW_LAN}:${GW_HTTP_PORT}/rootDesc.xml"
+NP_SOCKET=$LAB_DIR/natpilot.sock
+
+log() { printf '[lab %s] %s\n' "$(date +%T)" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# Runs until the condition command succeeds or the timeout (seconds) passes.
+wait_for() {
+  local timeout=$1; shift
+  local end=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.2
+  done
+}
+
+lab_down() {
+  local rc=$?
+  set +e
+  for ns in "$NS_DEV" "$NS_LAN" "$NS_GW" "$NS_WAN"; do
+    if ip netns list | grep -qw "$ns"; then
+      ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+      ip netns del "$ns" 2>/dev/null
+    fi
+  done
+  if [ "$rc" -ne 0 ] && [ -d "$LAB_DIR" ]; then
+    for f in "$LAB_DIR"/*.log; do [ -f "$f" ] && { echo "---- $f (tail)"; tail -n 40 "$f"; }; done >&2
+  fi
+  rm -rf "$LAB_DIR"
+  return "$rc"
+}
+
+lab_up() {
+  [ "$(id -u)" -eq 0 ] || { echo "the lab needs root (network namespaces)"; exit 77; }
+  trap lab_down EXIT
+  trap 'exit 130' INT TERM
+  for ns in "$NS_WAN" "$NS_GW" "$NS_LAN" "$NS_DEV"; do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+  done
+  ip link add "${LAB_ID}w" netns "$NS_WAN" type veth peer name wan0 netns "$NS_GW"
+  ip link add "${LAB_ID}l" netns "$NS_LAN" type veth peer name lan0 netns "$NS_GW"
+  ip link add "${LAB_ID}d" netns "$NS_DEV" type veth peer name dev0 netns "$NS_GW"
+  ip -n "$NS_WAN" link set "${LAB_ID}w" name eth0
+  ip -n "$NS_LAN" link set "${LAB_ID}l" name eth0
+  ip -n "$NS_DEV" link set "${LAB_ID}d" name eth0
+
+  ip -n "$NS_GW" link add br0 type bridge
+  ip -n "$NS_GW" link set lan0 master br0
+  ip -n "$NS_GW" link set dev0 master br0
+  for l in wan0 lan0 dev0 br0; do ip -n "$NS_GW" link set "$l" up; done
+  ip -n "$NS_GW" addr add "$EXT_ADDR/24" dev wan0
+  ip -n "$NS_GW" addr add "$GW_LAN/24" dev br0
+  in_ns "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
+
+  ip -n "$NS_WAN" addr add "$WAN_ADDR/24" dev eth0
+  ip -n "$NS_WAN" link set eth0 up
+  ip -n "$NS_LAN" addr add "$LAN_ADDR/24" dev eth0
+  ip -n "$NS_LAN" link set eth0 up
+  ip -n "$NS_LAN" route add default via "$GW_LAN"
+  ip -n "$NS_DEV" addr add "$DEV_ADDR/24" dev eth0
+  ip -n "$NS_DEV" link set eth0 up
+  ip -n "$NS_DEV" route add default via "$GW_LAN"
+
+  # The router's firewall, with the chains miniupnpd's config names (Debian's nft_init.sh is broken).
+  in_ns "$NS_GW" nft -f - <<NFT
+table inet filter {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "br0" oifname "wan0" accept
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    jump postrouting_miniupnpd
+    oifname "wan0" masquerade
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+NFT
+  in_ns "$NS_WAN" "$LABTOOL" stun 3478 >"$LAB_DIR/stun.log" 2>&1 &
+  lab_gateway_start "${1:-}"
+}
+
+# lab_gateway_start [secure]: miniupnpd with UPnP and NAT-PMP/PCP, secure_mode as asked.
+lab_gateway_start() {
+  local secure=no
+  [ "${1:-}" = secure ] && secure=yes
+  cat >"$LAB_DIR/miniupnpd.conf" <<CONF
+ext_ifname=wan0
+listening_ip=br0
+http_port=$GW_HTTP_PORT
+enable_upnp=yes
+enable_natpmp=yes
+secure_mode=$secure
+system_uptime=no
+lease_file=$LAB_DIR/miniupnpd.leases
+uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
+ext_perform_stun=yes
+ext_stun_host=$WAN_ADDR
+ext_stun_port=3478
+upnp_table_name=filter
+upnp_nat_table_name=filter
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+notify_interval=60
+allow 1024-65535 192.168.50.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+CONF
+  # miniupnpd logs with LOG_CONS: with no syslog daemon every line would go to /dev/console (slow,
+  # and it spams the host), so it runs in a private mount namespace with /dev/console on /dev/null.
+  in_ns "$NS_GW" unshare -m --propagation private sh -c \
+    "mount --bind /dev/null /dev/console && exec miniupnpd -d -f '$LAB_DIR/miniupnpd.conf' -P '$LAB_DIR/miniupnpd.pid'" \
+    >>"$LAB_DIR/miniupnpd.log" 2>&1 &
+  echo $! >"$LAB_DIR/miniupnpd.runner"
+  wait_for 15 grep -q "HTTP listening on port" "$LAB_DIR/miniupnpd.log" || fail "miniupnpd did not start"
+  wait_for 10 in_ns "$NS_LAN" upnpc -u "$GW_URL" -s || fail "miniupnpd does not answer UPnP"
+}
+
+# lab_gateway_stop [forget]: stops miniupnpd; with forget its lease file goes too (a router that
+# lost every mapping).
+lab_gateway_stop() {
+  local pid
+  pid=$(cat "$LAB_DIR/miniupnpd.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  wait_for 10 sh -c "! kill -0 $(cat "$LAB_DIR/miniupnpd.runner") 2>/dev/null" || true
+  [ "${1:-}" = forget ] && rm -f "$LAB_DIR/miniupnpd.leases"
+  return 0
+}
+
+# natpilotd in the lan namespace, with its state in the lab folder. Extra flags are passed on.
+np_start() {
+  (cd "$LAB_DIR" && in_ns "$NS_LAN" "$NATPILOTD" --database "$LAB_DIR/natpilot.db" \
+      --unix-socket "$NP_SOCKET" --discovery-timeout-ms 500 "$@" >>"$LAB_DIR/natpilotd.log" 2>&1 &
+   echo $! >"$LAB_DIR/natpilotd.pid")
+  wait_for 10 np gateway || fail "natpilotd did not start"
+}
+np_pid() { pgrep -f -- "--unix-socket $NP_SOCKET" | head -n1; }
+np_kill9() { kill -9 "$(np_pid)"; wait_for 5 sh -c "! pgrep -f -- '--unix-socket $NP_SOCKET'"; }
+np() { in_ns "$NS_LAN" "$NATPILOT" --socket "$NP_SOCKET" "$@"; }
+
+# Count of a device's mappings in a state.
+np_count() { np mapping list --device "$1" --json | grep -o "\"state\":\"MAPPING_STATE_$2\"" | wc -l; }
+np_all_active() { [ "$(np_count "$1" ACTIVE)" -eq "$2" ]; }
+
+# The gateway's own table, read with miniupnpc's upnpc from the LAN: "PROTO EXT CLIENT:PORT" lines.
+gw_table() {
+  in_ns "$NS_LAN" upnpc -u "$GW_URL" -l 2>/dev/null |
+    sed -nE 's/^ *[0-9]+ (UDP|TCP) +([0-9]+)->([0-9.]+):([0-9]+) .*/\1 \2 \3:\4/p'
+}
+gw_count() { gw_table | wc -l; }
+
+# expect_traffic udp|tcp PORT NS: a payload sent from wan to the external address arrives at a
+# listener on exactly PORT in NS.
+expect_traffic() {
+  local proto=$1 port=$2 ns=$3
+  local token="np-$RANDOM-$port" out="$LAB_DIR/recv.$proto.$port"
+  in_ns "$ns" "$LABTOOL" listen "$proto" "$port" 4000 >"$out" &
+  local lpid=$!
+  sleep 0.3
+  in_ns "$NS_WAN" "$LABTOOL" send "$proto" "$EXT_ADDR" "$port" "$token" || true
+  wait "$lpid" || true
+  grep -q "$token" "$out" || fail "$proto $port: nothing from wan arrived in $ns"
+  log "ok: $proto/$port from wan reached $ns"
+}
+
+expect_no_traffic() {
+  local proto=$1 port=$2 ns=$3
+  local out="$LAB_DIR/recv.$proto.$port"
+  in_ns "$ns" "$LABTOOL" listen "$proto" "$port" 1500 >"$out" &
+  local lpid=$!
+  sleep 0.3
+  in_ns "$NS_WAN" "$LABTOOL" send "$proto" "$EXT_ADDR" "$port" "should-not-arrive" 2>/dev/null || true
+  local rc=0
+  wait "$lpid" || rc=$?
+  [ "$rc" -eq 3 ] || fail "$proto $port: traffic arrived in $ns but nothing should forward it"
+  log "ok: $proto/$port from wan did not reach $ns"
+}
+
+np_gateway_ready() { np gateway --json | grep -q "\"external_address\":\"$EXT_ADDR\""; }
