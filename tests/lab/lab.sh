@@ -206,3 +206,12 @@ expect_no_traffic() {
 }
 
 np_gateway_ready() { np gateway --json | grep -q "\"external_address\":\"$EXT_ADDR\""; }
+
+# Remaining lease seconds of a gateway entry, as the gateway reports it (upnpc -l's last column).
+gw_lease() {
+  in_ns "$NS_LAN" upnpc -u "$GW_URL" -l 2>/dev/null |
+    awk -v p="$1" -v e="$2" '$2 == p && $3 ~ "^"e"->" { print $NF; found = 1 } END { if (!found) print -1 }'
+}
+# How many times the gateway was asked to add this entry (miniupnpd's own log).
+gw_adds() { grep -c "AddPortMapping: ext port $2 to .* protocol $1 " "$LAB_DIR/miniupnpd.log" || true; }
+gw_adds_total() { grep -c "AddPortMapping: ext port " "$LAB_DIR/miniupnpd.log" || true; }
