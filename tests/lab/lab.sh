@@ -7,6 +7,7 @@
 #
 # Needs root. Set NATPILOTD, NATPILOT and LABTOOL to the binaries before sourcing.
 set -euo pipefail
+: "${NATPILOTD:?set NATPILOTD to the natpilotd binary}" "${NATPILOT:?set NATPILOT to the natpilot binary}" "${LABTOOL:?set LABTOOL to the labtool binary}"
 
 LAB_ID=${LAB_ID:-np$$}
 LAB_DIR=$(mktemp -d "/tmp/natpilot-lab.${LAB_ID}.XXXX")
@@ -163,8 +164,14 @@ np_start() {
    echo $! >"$LAB_DIR/natpilotd.pid")
   wait_for 10 np gateway || fail "natpilotd did not start"
 }
-np_pid() { pgrep -f -- "--unix-socket $NP_SOCKET" | head -n1; }
-np_kill9() { kill -9 "$(np_pid)"; wait_for 5 sh -c "! pgrep -f -- '--unix-socket $NP_SOCKET'"; }
+np_pid() { pgrep -f "^$NATPILOTD .*--unix-socket $NP_SOCKET" | sed -n 1p; }
+np_kill9() {
+  local pid
+  pid=$(np_pid)
+  [ -n "$pid" ] || fail "natpilotd is not running"
+  kill -9 "$pid"
+  wait_for 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "natpilotd $pid survived kill -9"
+}
 np() { in_ns "$NS_LAN" "$NATPILOT" --socket "$NP_SOCKET" "$@"; }
 
 # Count of a device's mappings in a state.
