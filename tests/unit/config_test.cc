@@ -1,0 +1,85 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace natpilot {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& text) {
+    path_ = std::filesystem::temp_directory_path() /
+            ("natpilot-config-" + std::to_string(::getpid()) + ".toml");
+    std::ofstream(path_) << text;
+    return path_.string();
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+  std::string LoadError(const std::string& text) {
+    Config c;
+    try {
+      LoadConfigFile(Write(text), c);
+      ValidateConfig(c);
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "";
+  }
+  std::filesystem::path path_;
+};
+
+TEST_F(ConfigTest, DefaultsAreValidAndThePrintedDefaultParsesToTheSame) {
+  Config defaults;
+  EXPECT_NO_THROW(ValidateConfig(defaults));
+  Config c;
+  LoadConfigFile(Write(DefaultConfigToml()), c);
+  EXPECT_EQ(c.store.path, defaults.store.path);
+  EXPECT_EQ(c.listen, defaults.listen);
+  EXPECT_EQ(c.unix_socket_mode, 0660u);
+  EXPECT_EQ(c.reconciler.lease_lifetime, defaults.reconciler.lease_lifetime);
+  EXPECT_EQ(c.default_plan, defaults.default_plan);
+  EXPECT_EQ(c.policy.max_rtp_ports, defaults.policy.max_rtp_ports);
+}
+
+TEST_F(ConfigTest, ReadsEveryKindOfValue) {
+  Config c;
+  LoadConfigFile(Write(R"(database = "x.db"
+[api]
+listen = "127.0.0.1:6000"
+unix_socket_mode = "0600"
+[gateway]
+lease_lifetime_s = 120
+root_desc_url = "http://192.168.1.1:5000/rootDesc.xml"
+[defaults]
+rtp = "16384-16483"
+sip_transports = ["udp"]
+)"), c);
+  EXPECT_EQ(c.store.path, "x.db");
+  EXPECT_EQ(c.listen, "127.0.0.1:6000");
+  EXPECT_EQ(c.unix_socket_mode, 0600u);
+  EXPECT_EQ(c.reconciler.lease_lifetime, Seconds(120));
+  EXPECT_EQ(c.upnp.root_desc_url, "http://192.168.1.1:5000/rootDesc.xml");
+  EXPECT_EQ(c.default_plan.rtp, (PortRange{16384, 16483}));
+  EXPECT_TRUE(c.default_plan.sip_udp);
+  EXPECT_FALSE(c.default_plan.sip_tcp);
+}
+
+TEST_F(ConfigTest, BadValuesSayWhichKeyAndWhatIsAllowed) {
+  EXPECT_NE(LoadError("lease = 3").find("unknown key"), std::string::npos);
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime = 3").find("gateway.lease_lifetime"), std::string::npos);
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = 5").find("allowed 30-604800"), std::string::npos);
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = \"x\"").find("must be an integer"), std::string::npos);
+  EXPECT_NE(LoadError("[api]\nlisten = \"0.0.0.0:50551\"").find("loopback"), std::string::npos);
+  EXPECT_NE(LoadError("[api]\nlisten = \"192.168.1.2:50551\"").find("loopback"), std::string::npos);
+  EXPECT_NE(LoadError("[api]\nunix_socket_mode = \"rw\"").find("octal"), std::string::npos);
+  EXPECT_NE(LoadError("[defaults]\nrtp = \"100-200\"").find("1024-65535"), std::string::npos);
+  EXPECT_NE(LoadError("[defaults]\nsip_transports = [\"sctp\"]").find("udp"), std::string::npos);
+  EXPECT_NE(LoadError("[log]\nlevel = \"loud\"").find("allowed"), std::string::npos);
+  EXPECT_NE(LoadError("database = ").find("line 1"), std::string::npos);
+  EXPECT_EQ(LoadError("[api]\nlisten = \"\""), "");  // TCP off is fine
+}
+
+}  // namespace
+}  // namespace natpilot
