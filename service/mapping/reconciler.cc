@@ -254,7 +254,7 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   if (lease) {
     const Seconds lifetime = lease->lifetime.count() > 0 ? lease->lifetime : options_.lease_lifetime;
     const double fraction =
-        options_.renew_fraction - options_.jitter_fraction * std::clamp(random_(), 0.0, 1.0);
+        options_.renew_fraction + options_.jitter_fraction * std::clamp(random_(), 0.0, 1.0);
     if (!renewal || m.state != MappingState::kActive) ++tally.activated[m.device];
     m.state = MappingState::kActive;
     m.protocol = lease->protocol;

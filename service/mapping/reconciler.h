@@ -20,7 +20,7 @@ namespace natpilot {
 
 struct ReconcilerOptions {
   Seconds lease_lifetime{3600};
-  // Renew when this fraction of the lifetime is left, minus up to jitter_fraction of it.
+  // Renew when this fraction of the lifetime is left, or up to jitter_fraction of it earlier.
   double renew_fraction = 0.5;
   double jitter_fraction = 0.05;
   Seconds retry_min{5};

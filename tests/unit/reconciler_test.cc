@@ -1,0 +1,231 @@
+#include "mapping/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include "fake_gateway.h"
+#include "store/sqlite_store.h"
+
+namespace natpilot {
+namespace {
+
+using testing::FakeGateway;
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() : store_(StoreOptions{":memory:", 1000, Seconds(86400)}) {
+    options_.lease_lifetime = Seconds(3600);
+    options_.jitter_fraction = 0.0;          // deterministic renewal times
+    options_.probe_interval = Seconds(86400);  // keep re-probing out of the timing checks
+    reconciler_ = std::make_unique<Reconciler>(store_, gateway_, options_, [this] { return now_; },
+                                               [] { return 0.0; });
+  }
+  void AddDevice(const std::string& name, const std::string& address, PortRange sip, PortRange rtp) {
+    Device d;
+    d.name = name;
+    d.address = address;
+    d.plan.sip = sip;
+    d.plan.rtp = rtp;
+    ASSERT_TRUE(store_.AddDevice(d, Event{0, now_, "device.registered", name, "test", ""}));
+  }
+  std::vector<Mapping> Mappings() { return *store_.ListMappings(""); }
+  int Count(MappingState s) {
+    int n = 0;
+    for (const auto& m : Mappings()) n += m.state == s;
+    return n;
+  }
+  bool HasEvent(const std::string& kind) {
+    for (const auto& e : store_.ListEvents(0, 1000)) {
+      if (e.kind == kind) return true;
+    }
+    return false;
+  }
+
+  TimePoint now_{Seconds(1700000000)};
+  SqliteStore store_;
+  FakeGateway gateway_;
+  ReconcilerOptions options_;
+  std::unique_ptr<Reconciler> reconciler_;
+};
+
+TEST_F(ReconcilerTest, MapsAPlanAndSchedulesRenewalAtHalfTheLifetime) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5061}, {10000, 10003});
+  const TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 8);
+  EXPECT_EQ(Count(MappingState::kActive), 8);
+  for (const auto& m : Mappings()) {
+    EXPECT_EQ(m.protocol, GatewayProtocol::kUpnpIgd);
+    EXPECT_EQ(m.external_address, "198.51.100.7");
+    EXPECT_EQ(m.granted_at, now_);
+    EXPECT_EQ(m.expires_at, now_ + Seconds(3600));
+    EXPECT_EQ(m.renew_at, now_ + Seconds(1800));
+  }
+  EXPECT_EQ(next, now_ + Seconds(1800));
+  const auto& entry = gateway_.table.at({Transport::kUdp, 5060});
+  EXPECT_EQ(entry.description, "natpilot " + store_.InstanceId() + " ata1");
+  EXPECT_TRUE(HasEvent("mapping.active"));
+}
+
+TEST_F(ReconcilerTest, RenewsOnlyWhenDueAndMovesTheExpiry) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 3);
+  now_ += Seconds(1799);
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 3) << "renewed before it was due";
+  now_ += Seconds(1);
+  const TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 6);
+  for (const auto& m : Mappings()) EXPECT_EQ(m.expires_at, now_ + Seconds(3600));
+  EXPECT_EQ(next, now_ + Seconds(1800));
+}
+
+TEST_F(ReconcilerTest, JitterRenewsEarlierButNeverLater) {
+  options_.jitter_fraction = 0.1;
+  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.999; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  r.RunOnce();
+  for (const auto& m : Mappings()) {
+    EXPECT_LT(m.renew_at, now_ + Seconds(1800));
+    EXPECT_GE(m.renew_at, now_ + Seconds(1440));
+  }
+}
+
+TEST_F(ReconcilerTest, AFailedRenewalKeepsTheLeaseAndBacksOff) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  gateway_.refuse_with = 501;
+  now_ += Seconds(1800);
+  TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kRenewing), 3);
+  EXPECT_EQ(next, now_ + Seconds(5));
+  now_ += Seconds(5);
+  next = reconciler_->RunOnce();
+  EXPECT_EQ(next, now_ + Seconds(10)) << "backoff doubles";
+  // Past the expiry the lease is gone: the mapping is failed, still retried.
+  now_ += Seconds(3600);
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kFailed), 3);
+  for (const auto& m : Mappings()) EXPECT_NE(m.detail.find("refused"), std::string::npos);
+  EXPECT_TRUE(HasEvent("mapping.failed"));
+  gateway_.refuse_with.reset();
+  now_ += Seconds(600);
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kActive), 3);
+}
+
+TEST_F(ReconcilerTest, BackoffIsCapped) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  gateway_.refuse_with = 718;
+  TimePoint next{};
+  for (int i = 0; i < 20; ++i) {
+    next = reconciler_->RunOnce();
+    now_ = next;
+  }
+  next = reconciler_->RunOnce();
+  EXPECT_LE(next - now_, options_.retry_max);
+  EXPECT_EQ(Count(MappingState::kFailed), 3);
+}
+
+TEST_F(ReconcilerTest, NoGatewayMarksMappingsUnmappedAndRetriesWithBackoff) {
+  gateway_.reachable = false;
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kUnmapped), 3);
+  EXPECT_EQ(next, now_ + Seconds(5));
+  now_ = next;
+  next = reconciler_->RunOnce();
+  EXPECT_EQ(next, now_ + Seconds(10));
+  EXPECT_EQ(gateway_.probes, 2);
+  EXPECT_TRUE(HasEvent("gateway.not-found"));
+  gateway_.reachable = true;
+  now_ = next;
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kActive), 3);
+  EXPECT_EQ(reconciler_->Gateway().info.external_address, "198.51.100.7");
+}
+
+TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
+  const std::string tag = "natpilot " + store_.InstanceId() + " ";
+  // As left by a natpilotd killed with -9: three of four entries live, one lost, one orphan of a
+  // removed device, and an entry of another program.
+  auto entry = [&](Transport t, uint16_t p, const std::string& client, const std::string& desc) {
+    gateway_.table[{t, p}] = GatewayEntry{t, p, client, p, desc, Seconds(3000)};
+  };
+  entry(Transport::kUdp, 5060, "192.168.1.20", tag + "ata1");
+  entry(Transport::kTcp, 5060, "192.168.1.20", tag + "ata1");
+  entry(Transport::kUdp, 10000, "192.168.1.20", tag + "ata1");
+  entry(Transport::kUdp, 7000, "192.168.1.30", tag + "gone");
+  entry(Transport::kUdp, 7001, "192.168.1.31", "someone else");
+  entry(Transport::kUdp, 7002, "192.168.1.32", "natpilot 00000000 other-instance");
+
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 1) << "only the lost entry 10001/udp is added again";
+  EXPECT_EQ(Count(MappingState::kActive), 4);
+  EXPECT_FALSE(gateway_.table.count({Transport::kUdp, 7000})) << "tagged orphan deleted";
+  EXPECT_TRUE(gateway_.table.count({Transport::kUdp, 7001})) << "foreign entry untouched";
+  EXPECT_TRUE(gateway_.table.count({Transport::kUdp, 7002})) << "another instance's entry untouched";
+  for (const auto& m : Mappings()) {
+    if (m.internal_port == 10001) continue;
+    // Adopted with the time the gateway says is left, renewed when half a lifetime is left.
+    EXPECT_EQ(m.expires_at, now_ + Seconds(3000));
+    EXPECT_EQ(m.renew_at, now_ + Seconds(1200));
+  }
+  EXPECT_TRUE(HasEvent("mapping.adopted"));
+}
+
+TEST_F(ReconcilerTest, AnAdoptedLeaseWithLessThanHalfItsLifetimeLeftIsRenewedAtOnce) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  const std::string tag = "natpilot " + store_.InstanceId() + " ata1";
+  for (auto [t, p] : {std::pair{Transport::kUdp, uint16_t{5060}}, std::pair{Transport::kTcp, uint16_t{5060}},
+                      std::pair{Transport::kUdp, uint16_t{10000}}}) {
+    gateway_.table[{t, p}] = GatewayEntry{t, p, "192.168.1.20", p, tag, Seconds(600)};
+  }
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 3);
+  for (const auto& m : Mappings()) EXPECT_EQ(m.expires_at, now_ + Seconds(3600));
+}
+
+TEST_F(ReconcilerTest, ReleasesSkipEntriesThatNowBelongToAnotherAddress) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  ASSERT_TRUE(store_.RemoveDevice("ata1", Event{0, now_, "device.removed", "ata1", "test", ""}));
+  // Someone else took 5060/udp on the gateway meanwhile.
+  gateway_.table[{Transport::kUdp, 5060}].internal_address = "192.168.1.99";
+  reconciler_->RunOnce();
+  EXPECT_TRUE(store_.ListReleases().empty());
+  EXPECT_TRUE(gateway_.table.count({Transport::kUdp, 5060}));
+  EXPECT_FALSE(gateway_.table.count({Transport::kTcp, 5060}));
+  EXPECT_FALSE(gateway_.table.count({Transport::kUdp, 10000}));
+  EXPECT_TRUE(HasEvent("mapping.released"));
+}
+
+TEST_F(ReconcilerTest, AReleaseWaitsForAnUnreachableGateway) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  gateway_.reachable = false;
+  ASSERT_TRUE(store_.RemoveDevice("ata1", Event{0, now_, "device.removed", "ata1", "test", ""}));
+  reconciler_->RunOnce();
+  EXPECT_EQ(store_.ListReleases().size(), 3u);
+  gateway_.reachable = true;
+  for (int i = 0; i < 5 && !store_.ListReleases().empty(); ++i) {
+    now_ += Seconds(60);
+    reconciler_->RequestProbe();
+    reconciler_->RunOnce();
+  }
+  EXPECT_TRUE(store_.ListReleases().empty());
+  EXPECT_TRUE(gateway_.table.empty());
+}
+
+TEST_F(ReconcilerTest, AnExternalAddressChangeIsAnEvent) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  gateway_.external_address = "198.51.100.8";
+  reconciler_->RequestProbe();
+  reconciler_->RunOnce();
+  EXPECT_TRUE(HasEvent("gateway.external-address-changed"));
+  EXPECT_EQ(reconciler_->Gateway().info.external_address, "198.51.100.8");
+}
+
+}  // namespace
+}  // namespace natpilot

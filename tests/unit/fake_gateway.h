@@ -1,0 +1,62 @@
+// A scripted gateway for unit tests of the reconciler: an in-process mapping table with the
+// behaviours a real router shows (answers, refusals, going silent, forgetting), so the reconciler's
+// policy and timing can be checked at an injected clock. The real gateway is tested in tests/lab.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "portmap/port_mapper.h"
+
+namespace natpilot::testing {
+
+class FakeGateway final : public PortMapper {
+ public:
+  bool reachable = true;
+  std::optional<int> refuse_with;  // a UPnP error code for every Map
+  std::string external_address = "198.51.100.7";
+  int maps = 0, unmaps = 0, probes = 0;
+  std::map<std::pair<Transport, uint16_t>, GatewayEntry> table;
+
+  GatewayProtocol protocol() const override { return GatewayProtocol::kUpnpIgd; }
+  GatewayInfo Probe() override {
+    ++probes;
+    GatewayInfo info;
+    info.protocol = GatewayProtocol::kUpnpIgd;
+    info.status = reachable ? GatewayInfo::Status::kReady : GatewayInfo::Status::kNotFound;
+    info.external_address = reachable ? external_address : "";
+    info.identity = "fake-igd";
+    info.detail = reachable ? "fake IGD" : "no answer";
+    return info;
+  }
+  Result<Lease> Map(const MapRequest& r) override {
+    if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    if (refuse_with) return Fail(MakeUpnpError(*refuse_with), "refused");
+    ++maps;
+    table[{r.transport, r.external_port}] =
+        GatewayEntry{r.transport, r.external_port, r.internal_address, r.internal_port, r.description, r.lifetime};
+    return Lease{GatewayProtocol::kUpnpIgd, r.transport, r.internal_address, r.internal_port,
+                 external_address, r.external_port, r.lifetime};
+  }
+  Result<void> Unmap(Transport t, uint16_t port) override {
+    if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    ++unmaps;
+    table.erase({t, port});
+    return {};
+  }
+  Result<std::optional<GatewayEntry>> GetEntry(Transport t, uint16_t port) override {
+    if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    auto it = table.find({t, port});
+    if (it == table.end()) return std::optional<GatewayEntry>();
+    return std::optional<GatewayEntry>(it->second);
+  }
+  Result<std::vector<GatewayEntry>> ListEntries() override {
+    if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    std::vector<GatewayEntry> out;
+    for (const auto& [k, e] : table) out.push_back(e);
+    return out;
+  }
+};
+
+}  // namespace natpilot::testing
