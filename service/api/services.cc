@@ -143,7 +143,6 @@ class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
       WriteNextLocked();
     });
     for (const Event& e : ctx.store.ListEvents(0, std::min<uint32_t>(backlog, 10000))) {
-      if (backlog == 0) break;
       queue_.push_back(e);
       last_id_ = std::max(last_id_, e.id);
     }

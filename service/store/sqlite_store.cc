@@ -197,10 +197,11 @@ Result<void> SqliteStore::CheckPortConflicts(const Device& device) const {
     s.Reset();
     s.Bind(1, ToString(w.transport)).Bind(2, w.range.first).Bind(3, w.range.last).Bind(4, device.name);
     if (s.Step()) {
+      const PortRange held{static_cast<uint16_t>(s.Int(1)), static_cast<uint16_t>(s.Int(2))};
       return Fail(Errc::kConflict,
                   "external ports " + ToString(w.range) + "/" + std::string(ToString(w.transport)) +
-                      " overlap device '" + s.Text(0) + "' (which holds " + s.Text(1) + "-" +
-                      s.Text(2) + "); mappings are port-preserving, so each device needs its own "
+                      " overlap device '" + s.Text(0) + "', which holds " + ToString(held) +
+                      " of them; mappings are port-preserving, so each device needs its own "
                       "SIP and RTP ports");
     }
   }

@@ -8,6 +8,8 @@ np_start --lease-lifetime 30
 wait_for 15 np_gateway_ready || { np gateway; fail "natpilotd did not find the lab gateway"; }
 np gateway
 
+[ "$(stat -c %a "$NP_SOCKET")" = 660 ] || fail "the API socket's mode is $(stat -c %a "$NP_SOCKET"), want 660"
+
 log "register an ATA at its own address with the default plan"
 np device add ata1 --address "$DEV_ADDR" --kind ata
 wait_for 30 np_all_active ata1 122 || { np mapping list; fail "ata1's 122 mappings are not active"; }
@@ -50,6 +52,10 @@ expect_refused "not allowed" device add 'bad name' --address 192.168.50.11
 expect_refused "no device named" device rm nosuch
 [ "$(np device list --json | grep -o '"name"' | wc -l)" -eq 2 ] || fail "a refused request changed the registry"
 [ "$(gw_adds_total)" -eq "$before" ] || fail "a refused request reached the gateway"
+
+np --server 127.0.0.1:50551 device show pbx1 >/dev/null || fail "the loopback TCP API does not answer"
+np --server 127.0.0.1:50551 device update pbx1 --kind pbx
+np events -n 5 | grep -q "device.updated  pbx1 .*(by tcp 127.0.0.1:" || fail "a TCP caller is not named in the event"
 
 log "leases are renewed before they expire (lease 30 s)"
 first=$(gw_lease UDP 5060)

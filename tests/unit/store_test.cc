@@ -15,6 +15,7 @@ struct Backend {
   std::string name;
   bool on_disk;
 };
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
 class StoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
