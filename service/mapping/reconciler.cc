@@ -127,9 +127,11 @@ void Reconciler::MarkUnreachable(TimePoint now) {
   const std::string detail = "no usable gateway: " + Gateway().info.detail;
   std::vector<Mapping> changed;
   for (Mapping& m : *mappings) {
-    if (m.released || HasLease(m)) continue;  // a held lease stays until it expires
+    const bool lease_left = HasLease(m) && (m.expires_at == TimePoint{} || now < m.expires_at);
+    if (m.released || lease_left) continue;  // a held lease stays until it expires
     if (m.state == MappingState::kUnmapped && m.detail == detail) continue;
     m.state = MappingState::kUnmapped;
+    m.protocol = GatewayProtocol::kNone;
     m.detail = detail;
     m.next_attempt_at = now;
     changed.push_back(std::move(m));

@@ -144,6 +144,21 @@ TEST_F(ReconcilerTest, NoGatewayMarksMappingsUnmappedAndRetriesWithBackoff) {
   EXPECT_EQ(reconciler_->Gateway().info.external_address, "198.51.100.7");
 }
 
+TEST_F(ReconcilerTest, LeasesOutliveALostGatewayOnlyUntilTheyExpire) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  gateway_.reachable = false;
+  now_ += Seconds(1800);
+  reconciler_->RunOnce();  // the first renewal fails and the pass stops: no hammering
+  EXPECT_EQ(Count(MappingState::kRenewing), 1);
+  EXPECT_EQ(Count(MappingState::kActive), 2);  // still leased until expiry
+  now_ += Seconds(1801);
+  reconciler_->RequestProbe();
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kUnmapped), 3);
+  for (const auto& m : Mappings()) EXPECT_EQ(m.protocol, GatewayProtocol::kNone);
+}
+
 TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   const std::string tag = "natpilot " + store_.InstanceId() + " ";
