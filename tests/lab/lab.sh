@@ -36,7 +36,7 @@ lab_down() {
   local rc=$?
   set +e
   for ns in "$NS_DEV" "$NS_LAN" "$NS_GW" "$NS_WAN"; do
-    if ip netns list | grep -qw "$ns"; then
+    if ip netns list | grep -w "$ns" >/dev/null; then
       ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
       ip netns del "$ns" 2>/dev/null
     fi
@@ -212,7 +212,11 @@ expect_no_traffic() {
   log "ok: $proto/$port from wan did not reach $ns"
 }
 
-np_gateway_ready() { np gateway --json | grep -q "\"external_address\":\"$EXT_ADDR\""; }
+# Under pipefail a "cmd | grep -q" fails when grep exits before cmd has written everything (SIGPIPE),
+# so checks read whole outputs: grep without -q, or a file.
+np_gateway_ready() { np gateway --json | grep "\"external_address\":\"$EXT_ADDR\"" >/dev/null; }
+gw_has() { gw_table >"$LAB_DIR/table"; grep -qx -- "$1" "$LAB_DIR/table"; }
+np_events_has() { np events -n 100 >"$LAB_DIR/events"; grep -q -- "$1" "$LAB_DIR/events"; }
 
 # Remaining lease seconds of a gateway entry, as the gateway reports it (upnpc -l's last column).
 gw_lease() {

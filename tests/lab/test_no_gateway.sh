@@ -18,6 +18,6 @@ log "the gateway comes up; natpilotd finds it on its own"
 lab_gateway_start
 wait_for 60 np_all_active ata1 14 || { np gateway; np mapping list; fail "not mapped after the gateway came up"; }
 expect_traffic udp 5061 "$NS_DEV"
-np events -n 20 | grep -q "gateway.not-found" || fail "no gateway.not-found event"
-np events -n 20 | grep -q "gateway.found" || fail "no gateway.found event"
+np_events_has "gateway.not-found" || fail "no gateway.not-found event"
+np_events_has "gateway.found" || fail "no gateway.found event"
 log "PASS"

@@ -25,8 +25,8 @@ wait_for 30 np_all_active ata1 72 || { np mapping list; fail "mappings not activ
 wait_for 20 sh -c "! ip netns exec $NS_LAN upnpc -u $GW_URL -l 2>/dev/null | grep -q ' 7000->'" ||
   fail "the tagged orphan 7000/udp was not deleted"
 
-gw_table | grep -qx "UDP 10020 $DEV_ADDR:10020" || fail "the lost entry 10020/udp was not re-added"
-gw_table | grep -qx "UDP 7001 $DEV_ADDR:7001" || fail "another program's entry 7001/udp was touched"
+gw_has "UDP 10020 $DEV_ADDR:10020" || fail "the lost entry 10020/udp was not re-added"
+gw_has "UDP 7001 $DEV_ADDR:7001" || fail "another program's entry 7001/udp was touched"
 [ "$(gw_count)" -eq 73 ] || fail "gateway has $(gw_count) entries, want 72 of ours + 1 foreign"
 for e in "UDP 5060" "TCP 5060" "UDP 10000" "UDP 10049"; do
   n=$(gw_table | grep -c "^$e ")
@@ -36,7 +36,7 @@ adds_after=$(gw_adds_total)
 [ $((adds_after - adds_before)) -eq 1 ] ||
   fail "restart sent $((adds_after - adds_before)) AddPortMapping requests, want exactly 1 (10020/udp)"
 [ "$(gw_adds UDP 10020)" -eq 2 ] || fail "10020/udp should have been added twice in all"
-np events -n 50 | grep -q "mapping.adopted  ata1  71 live gateway entries adopted" || fail "no adoption event"
+np_events_has "mapping.adopted  ata1  71 live gateway entries adopted" || fail "no adoption event"
 expect_traffic udp 10020 "$NS_DEV"
 expect_traffic tcp 5065 "$NS_DEV"
 
@@ -44,7 +44,7 @@ log "natpilot release --all deletes every lease; the devices stay"
 np release --all
 wait_for 20 sh -c "[ \$(ip netns exec $NS_LAN upnpc -u $GW_URL -l 2>/dev/null | grep -c 'natpilot $instance') -eq 0 ]" ||
   fail "release --all left entries on the gateway"
-gw_table | grep -qx "UDP 7001 $DEV_ADDR:7001" || fail "release --all touched another program's entry"
+gw_has "UDP 7001 $DEV_ADDR:7001" || fail "release --all touched another program's entry"
 [ "$(np_count ata1 UNMAPPED)" -eq 72 ] || fail "released mappings should show unmapped"
 np device show ata1 >/dev/null || fail "release --all removed the device"
 log "PASS"

@@ -14,9 +14,9 @@ log "register an ATA at its own address with the default plan"
 np device add ata1 --address "$DEV_ADDR" --kind ata
 wait_for 30 np_all_active ata1 122 || { np mapping list; fail "ata1's 122 mappings are not active"; }
 [ "$(gw_count)" -eq 122 ] || fail "gateway table has $(gw_count) entries, want 122"
-gw_table | grep -qx "UDP 5060 $DEV_ADDR:5060" || fail "no 5060/udp entry for the ATA"
-gw_table | grep -qx "TCP 5070 $DEV_ADDR:5070" || fail "no 5070/tcp entry for the ATA"
-gw_table | grep -qx "UDP 10099 $DEV_ADDR:10099" || fail "no 10099/udp entry for the ATA"
+gw_has "UDP 5060 $DEV_ADDR:5060" || fail "no 5060/udp entry for the ATA"
+gw_has "TCP 5070 $DEV_ADDR:5070" || fail "no 5070/tcp entry for the ATA"
+gw_has "UDP 10099 $DEV_ADDR:10099" || fail "no 10099/udp entry for the ATA"
 expect_traffic udp 5060 "$NS_DEV"
 expect_traffic tcp 5060 "$NS_DEV"
 expect_traffic udp 10042 "$NS_DEV"
@@ -55,7 +55,7 @@ expect_refused "no device named" device rm nosuch
 
 np --server 127.0.0.1:50551 device show pbx1 >/dev/null || fail "the loopback TCP API does not answer"
 np --server 127.0.0.1:50551 device update pbx1 --kind pbx
-np events -n 5 | grep -q "device.updated  pbx1 .*(by tcp 127.0.0.1:" || fail "a TCP caller is not named in the event"
+np_events_has "device.updated  pbx1 .*(by tcp 127.0.0.1:" || fail "a TCP caller is not named in the event"
 
 log "leases are renewed before they expire (lease 30 s)"
 first=$(gw_lease UDP 5060)
@@ -81,6 +81,6 @@ wait_for 20 sh -c "[ \$(ip netns exec $NS_LAN upnpc -u $GW_URL -l 2>/dev/null | 
 expect_no_traffic udp 5060 "$NS_DEV"
 expect_no_traffic udp 10042 "$NS_DEV"
 expect_traffic udp 5080 "$NS_LAN"
-np events -n 50 | grep -q "device.removed.*ata1.*by admin via unix socket" || fail "no removal event naming the caller"
-np events -n 50 | grep -q "mapping.released  ata1  122 entries deleted" || fail "no release event"
+np_events_has "device.removed.*ata1.*by admin via unix socket" || fail "no removal event naming the caller"
+np_events_has "mapping.released  ata1  122 entries deleted" || fail "no release event"
 log "PASS"
