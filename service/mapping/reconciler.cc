@@ -73,17 +73,16 @@ TimePoint Reconciler::RunOnce() {
   try {
     if (!ProbeIfDue(now)) {
       MarkUnreachable(now);
-      return NextWake(now);
+      return NextWake(now, TimePoint::max());
     }
-    if (!table_synced_) SyncWithGatewayTable(now);
+    if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);
-    ProcessMappings(now);
+    return NextWake(now, ProcessMappings(now));
   } catch (const std::exception& e) {
     // A pass must never take the daemon down; log it and try again soon.
     spdlog::error("reconciler pass failed: {}", e.what());
     return now + options_.retry_min;
   }
-  return NextWake(now);
 }
 
 bool Reconciler::ProbeIfDue(TimePoint now) {
@@ -142,9 +141,12 @@ void Reconciler::MarkUnreachable(TimePoint now) {
 void Reconciler::SyncWithGatewayTable(TimePoint now) {
   auto entries = mapper_.ListEntries();
   if (!entries) {
-    spdlog::warn("cannot read the gateway's mapping table: {}", entries.error().message);
-    return;  // tried again next pass
+    ++sync_failures_;
+    next_sync_ = Backoff(now, sync_failures_, options_.retry_min, options_.retry_max);
+    spdlog::warn("cannot read the gateway's mapping table: {}; trying again", entries.error().message);
+    return;
   }
+  sync_failures_ = 0;
   auto mappings = store_.ListMappings();
   if (!mappings) return;
   const std::string ext = Gateway().info.external_address;
@@ -215,6 +217,7 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
 void Reconciler::ProcessReleases(TimePoint now) {
   std::map<std::string, uint32_t> released;
   std::vector<Event> events;
+  releases_left_ = false;
   for (const Release& r : store_.ListReleases()) {
     // Delete only when the entry still points at the released address: the same external port may
     // belong to another device by now.
@@ -235,6 +238,7 @@ void Reconciler::ProcessReleases(TimePoint now) {
               done.error().message + "; retrying",
           now);
       (void)store_.FinishRelease(r, false, std::move(fail));
+      releases_left_ = true;
       break;
     }
     release_failures_ = 0;
@@ -293,9 +297,9 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   return true;
 }
 
-void Reconciler::ProcessMappings(TimePoint now) {
+TimePoint Reconciler::ProcessMappings(TimePoint now) {
   auto mappings = store_.ListMappings();
-  if (!mappings) return;
+  if (!mappings) return now + options_.retry_min;
   Tally tally;
   std::vector<Mapping> batch;
   auto flush = [&](bool last) {
@@ -327,19 +331,21 @@ void Reconciler::ProcessMappings(TimePoint now) {
     if (batch.size() >= options_.save_batch) flush(false);
   }
   flush(true);
+  TimePoint due = TimePoint::max();
+  for (const Mapping& m : *mappings) {
+    if (!m.released) due = std::min(due, HasLease(m) ? m.renew_at : m.next_attempt_at);
+  }
+  return due;
 }
 
-TimePoint Reconciler::NextWake(TimePoint now) const {
+TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
   TimePoint next = next_probe_;
-  if (!ready_) return std::max(next, now);
-  if (!store_.ListReleases().empty()) next = std::min(next, std::max(now, next_release_));
-  if (auto mappings = store_.ListMappings()) {
-    for (const Mapping& m : *mappings) {
-      if (m.released) continue;
-      next = std::min(next, HasLease(m) ? m.renew_at : m.next_attempt_at);
-    }
+  if (ready_) {
+    next = std::min(next, mappings_due);
+    if (releases_left_) next = std::min(next, next_release_);
+    if (!table_synced_) next = std::min(next, next_sync_);
   }
-  if (!table_synced_ || probe_requested_) next = now;
+  if (probe_requested_) next = now;
   return std::max(next, now);
 }
 

@@ -68,10 +68,11 @@ class Reconciler {
   bool ProbeIfDue(TimePoint now);
   void SyncWithGatewayTable(TimePoint now);
   void ProcessReleases(TimePoint now);
-  void ProcessMappings(TimePoint now);
+  // Maps and renews what is due; returns when the earliest remaining mapping is due.
+  TimePoint ProcessMappings(TimePoint now);
   bool MapOne(Mapping& m, TimePoint now, Tally& tally);
   void MarkUnreachable(TimePoint now);
-  TimePoint NextWake(TimePoint now) const;
+  TimePoint NextWake(TimePoint now, TimePoint mappings_due) const;
   TimePoint Backoff(TimePoint now, uint32_t failures, Seconds min, Seconds max) const;
   void Log(std::vector<Event>& events, std::string kind, std::string device, std::string message,
            TimePoint now) const;
@@ -89,6 +90,9 @@ class Reconciler {
   bool ready_ = false;
   std::atomic<bool> probe_requested_{true};
   bool table_synced_ = false;
+  uint32_t sync_failures_ = 0;
+  TimePoint next_sync_{};
+  bool releases_left_ = false;
   uint32_t probe_failures_ = 0;
   TimePoint next_probe_{};
   TimePoint next_release_{};

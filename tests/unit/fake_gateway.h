@@ -14,6 +14,8 @@ namespace natpilot::testing {
 class FakeGateway final : public PortMapper {
  public:
   bool reachable = true;
+  bool list_fails = false;  // a gateway that answers everything but GetGenericPortMappingEntry
+  int lists = 0;
   std::optional<int> refuse_with;  // a UPnP error code for every Map
   std::string external_address = "198.51.100.7";
   int maps = 0, unmaps = 0, probes = 0;
@@ -53,6 +55,8 @@ class FakeGateway final : public PortMapper {
   }
   Result<std::vector<GatewayEntry>> ListEntries() override {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    ++lists;
+    if (list_fails) return Fail(MakeUpnpError(501), "ActionFailed");
     std::vector<GatewayEntry> out;
     for (const auto& [k, e] : table) out.push_back(e);
     return out;

@@ -159,6 +159,24 @@ TEST_F(ReconcilerTest, LeasesOutliveALostGatewayOnlyUntilTheyExpire) {
   for (const auto& m : Mappings()) EXPECT_EQ(m.protocol, GatewayProtocol::kNone);
 }
 
+TEST_F(ReconcilerTest, AnUnreadableGatewayTableIsRetriedWithBackoffNotInALoop) {
+  gateway_.list_fails = true;
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.lists, 1);
+  EXPECT_EQ(Count(MappingState::kActive), 3) << "mapping goes on without the table";
+  EXPECT_EQ(next, now_ + Seconds(5));
+  now_ = next;
+  next = reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.lists, 2);
+  EXPECT_EQ(next, now_ + Seconds(10));
+  gateway_.list_fails = false;
+  now_ = next;
+  next = reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.lists, 3);
+  EXPECT_EQ(next, now_ + Seconds(1800)) << "once read, the table is not read again";
+}
+
 TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   const std::string tag = "natpilot " + store_.InstanceId() + " ";
