@@ -140,3 +140,14 @@ std::vector<Mapping> ExpandPlan(const Device& device) {
 }
 
 }  // namespace natpilot
+
+namespace natpilot {
+
+std::optional<Purpose> PlanPurpose(const PortPlan& plan, Transport transport, uint16_t port) {
+  const bool sip = transport == Transport::kUdp ? plan.sip_udp : plan.sip_tcp;
+  if (sip && plan.sip.contains(port)) return Purpose::kSip;
+  if (transport == Transport::kUdp && plan.rtp.contains(port)) return Purpose::kRtp;
+  return std::nullopt;
+}
+
+}  // namespace natpilot

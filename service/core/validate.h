@@ -2,6 +2,7 @@
 // what is allowed.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,5 +23,7 @@ Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy);
 // The mappings a device wants: SIP ports on each chosen transport, RTP ports on UDP; all
 // port-preserving (external port = internal port).
 std::vector<Mapping> ExpandPlan(const Device& device);
+// What a plan wants this port for, if anything.
+std::optional<Purpose> PlanPurpose(const PortPlan& plan, Transport transport, uint16_t port);
 
 }  // namespace natpilot

@@ -319,19 +319,13 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
     device.id = old.id;
     if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
     // Mappings the new plan drops, or all of them when the address moves, are released.
-    std::vector<Mapping> wanted = ExpandPlan(device);
     sqlite::Stmt cur(*db_, std::string(kMappingColumns) + " WHERE m.device_id = ?");
     cur.Bind(1, old.id);
     std::vector<Mapping> drop;
     while (cur.Step()) {
       Mapping m = ReadMapping(cur);
-      bool keep = device.address == old.address;
-      if (keep) {
-        keep = false;
-        for (const Mapping& w : wanted) {
-          keep = keep || (w.transport == m.transport && w.internal_port == m.internal_port);
-        }
-      }
+      const bool keep = device.address == old.address &&
+                        PlanPurpose(device.plan, m.transport, m.internal_port) == m.purpose;
       if (!keep) drop.push_back(std::move(m));
     }
     sqlite::Stmt del(*db_, "DELETE FROM mappings WHERE id = ?");

@@ -84,5 +84,15 @@ TEST(ExpandPlan, DefaultPlanIs22SipAnd100RtpMappingsAllPortPreserving) {
   EXPECT_EQ(rtp, 100);
 }
 
+TEST(PlanPurpose, SaysWhatAPortIsWantedFor) {
+  PortPlan plan;
+  plan.sip_tcp = false;
+  EXPECT_EQ(PlanPurpose(plan, Transport::kUdp, 5060), Purpose::kSip);
+  EXPECT_EQ(PlanPurpose(plan, Transport::kTcp, 5060), std::nullopt);
+  EXPECT_EQ(PlanPurpose(plan, Transport::kUdp, 10099), Purpose::kRtp);
+  EXPECT_EQ(PlanPurpose(plan, Transport::kTcp, 10000), std::nullopt);
+  EXPECT_EQ(PlanPurpose(plan, Transport::kUdp, 10100), std::nullopt);
+}
+
 }  // namespace
 }  // namespace natpilot
