@@ -103,6 +103,11 @@ void PrintDevice(const v1::Device& d) {
   t.Print(std::cout);
 }
 
+void ShowDevice(const v1::Device& d, bool json) {
+  if (json) std::cout << natpilot::cli::ToJson(d) << "\n";
+  else PrintDevice(d);
+}
+
 void PrintMappings(const google::protobuf::RepeatedPtrField<v1::Mapping>& ms) {
   Table t({"DEVICE", "PURPOSE", "PROTO", "INTERNAL", "EXTERNAL", "STATE", "VIA", "EXPIRES", "DETAIL"});
   for (const auto& m : ms) {
@@ -204,8 +209,7 @@ int main(int argc, char** argv) {
       if (plan.Any()) plan.Fill(req.mutable_plan());
       v1::RegisterDeviceResponse resp;
       Check(devices->RegisterDevice(Ctx().get(), req, &resp), o);
-      if (o.json) std::cout << natpilot::cli::ToJson(resp.device()) << "\n";
-      else PrintDevice(resp.device());
+      ShowDevice(resp.device(), o.json);
     } else if (*update) {
       v1::UpdateDeviceRequest req;
       req.set_name(name);
@@ -214,8 +218,7 @@ int main(int argc, char** argv) {
       if (plan.Any()) plan.Fill(req.mutable_plan());
       v1::UpdateDeviceResponse resp;
       Check(devices->UpdateDevice(Ctx().get(), req, &resp), o);
-      if (o.json) std::cout << natpilot::cli::ToJson(resp.device()) << "\n";
-      else PrintDevice(resp.device());
+      ShowDevice(resp.device(), o.json);
     } else if (*list) {
       v1::ListDevicesResponse resp;
       Check(devices->ListDevices(Ctx().get(), {}, &resp), o);

@@ -138,7 +138,9 @@ class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
     subscription_ = bus_.Subscribe([this](const std::vector<Event>& events) {
       std::lock_guard inner(mu_);
       for (const Event& e : events) {
-        if (e.id > last_id_) queue_.push_back(e), last_id_ = e.id;
+        if (e.id <= last_id_) continue;  // already sent with the backlog
+        queue_.push_back(e);
+        last_id_ = e.id;
       }
       WriteNextLocked();
     });

@@ -50,6 +50,14 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
   static Event Ev(const std::string& kind) {
     return Event{0, TimePoint(Seconds(1700000000)), kind, "", "test", "m"};
   }
+  // Marks mappings as held by a UPnP lease.
+  void Lease(std::vector<Mapping> ms) {
+    for (auto& m : ms) {
+      m.state = MappingState::kActive;
+      m.protocol = GatewayProtocol::kUpnpIgd;
+    }
+    ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  }
   std::vector<Mapping> Mappings(const std::string& device = "") {
     return *store_->ListMappings(device);
   }
@@ -96,9 +104,7 @@ TEST_P(StoreConformance, DuplicatesAndPortConflictsChangeNothing) {
 TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5061}, {10000, 10001}), Ev("a")));
   auto ms = Mappings();
-  ms[0].state = MappingState::kActive;
-  ms[0].protocol = GatewayProtocol::kUpnpIgd;
-  ASSERT_TRUE(store_->SaveMappings({ms[0]}, {}));
+  Lease({ms[0]});
   ASSERT_TRUE(store_->RemoveDevice("ata1", Ev("device.removed")));
   EXPECT_TRUE(Mappings().empty());
   auto releases = store_->ListReleases();
@@ -115,12 +121,7 @@ TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
 
 TEST_P(StoreConformance, UpdateKeepsLeasesOfPortsThatStayAndReleasesTheRest) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10003}), Ev("a")));
-  auto ms = Mappings();
-  for (auto& m : ms) {
-    m.state = MappingState::kActive;
-    m.protocol = GatewayProtocol::kUpnpIgd;
-  }
-  ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  Lease(Mappings());
   auto d = *store_->GetDevice("ata1");
   d.plan.rtp = {10002, 10005};
   ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated")));
@@ -139,9 +140,7 @@ TEST_P(StoreConformance, UpdateKeepsLeasesOfPortsThatStayAndReleasesTheRest) {
 TEST_P(StoreConformance, ReleaseMarksMappingsAndQueuesTheirLeases) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
   auto ms = Mappings();
-  ms[0].state = MappingState::kActive;
-  ms[0].protocol = GatewayProtocol::kUpnpIgd;
-  ASSERT_TRUE(store_->SaveMappings({ms[0]}, {}));
+  Lease({ms[0]});
   auto n = store_->ReleaseMappings("", Ev("mapping.release-requested"));
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 1u);
