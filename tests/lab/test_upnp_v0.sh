@@ -73,7 +73,10 @@ log "ok: remaining lease fell to $low s, then reset to $now s"
 [ "$(gw_count)" -eq 136 ] || fail "renewal changed the number of gateway entries: $(gw_count)"
 expect_traffic udp 5060 "$NS_DEV"
 
-log "removing the ATA deletes its entries and traffic stops"
+log "removing the ATA deletes its entries and traffic stops; the event stream shows it live"
+np events --follow -n 0 >"$LAB_DIR/follow.out" 2>&1 &
+follow=$!
+sleep 0.5
 np device rm ata1
 wait_for 20 sh -c "[ \$(ip netns exec $NS_LAN upnpc -u $GW_URL -l 2>/dev/null | grep -c '$DEV_ADDR') -eq 0 ]" ||
   fail "the ATA's entries are still on the gateway"
@@ -83,4 +86,10 @@ expect_no_traffic udp 10042 "$NS_DEV"
 expect_traffic udp 5080 "$NS_LAN"
 np_events_has "device.removed.*ata1.*by admin via unix socket" || fail "no removal event naming the caller"
 np_events_has "mapping.released  ata1  122 entries deleted" || fail "no release event"
+wait_for 10 grep -q "mapping.released  ata1  122 entries deleted" "$LAB_DIR/follow.out" ||
+  { cat "$LAB_DIR/follow.out"; fail "the live event stream did not show the release"; }
+grep -q "device.removed  ata1 .*(by admin via unix socket)" "$LAB_DIR/follow.out" ||
+  fail "the live event stream did not show the removal with its caller"
+if grep -q "device.registered" "$LAB_DIR/follow.out"; then fail "backlog 0 replayed old events"; fi
+kill "$follow"
 log "PASS"
