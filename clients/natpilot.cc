@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <charconv>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -121,6 +123,18 @@ void PrintMappings(const google::protobuf::RepeatedPtrField<v1::Mapping>& ms) {
   t.Print(std::cout);
 }
 
+// Writes through a temporary file and a rename, so the router never reads half a file.
+void WriteFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw CliError{"cannot write " + tmp};
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw CliError{"cannot rename " + tmp + " to " + path};
+}
+
 void PrintEvent(const v1::Event& e, bool json) {
   if (json) {
     std::cout << natpilot::cli::ToJson(e) << std::endl;
@@ -185,6 +199,19 @@ int main(int argc, char** argv) {
   bool rediscover = false;
   gateway->add_flag("--rediscover", rediscover, "probe the gateway again now");
 
+  auto* rules_cmd = app.add_subcommand("rules", "static forwarding rules for the router, to apply by hand");
+  std::string rules_format, wan_if, lan_if, wan_address, forward_chain, rules_out;
+  bool rules_all = false, hairpin = false, no_hairpin = false;
+  rules_cmd->add_option("--format", rules_format, "nftables, iptables or openwrt")->required();
+  rules_cmd->add_option("--wan-if", wan_if, "the router's WAN interface (openwrt: zone)");
+  rules_cmd->add_option("--lan-if", lan_if, "the router's LAN interface (openwrt: zone)");
+  rules_cmd->add_option("--wan-address", wan_address, "the router's external IPv4 address");
+  rules_cmd->add_option("--forward-chain", forward_chain, "the router's forward chain, 'FAMILY TABLE CHAIN'");
+  rules_cmd->add_flag("--hairpin", hairpin, "also forward LAN clients that use the external address");
+  rules_cmd->add_flag("--no-hairpin", no_hairpin, "no hairpin NAT, whatever the config says");
+  rules_cmd->add_flag("--all", rules_all, "every device, not only those that need static rules");
+  rules_cmd->add_option("--out", rules_out, "write to FILE instead of standard output");
+
   auto* events = app.add_subcommand("events", "show events; --follow streams new ones");
   bool follow = false;
   uint32_t backlog = 20;
@@ -200,6 +227,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<v1::MappingService::StubInterface> mappings = v1::MappingService::NewStub(channel);
     std::unique_ptr<v1::GatewayService::StubInterface> gw = v1::GatewayService::NewStub(channel);
     std::unique_ptr<v1::EventService::StubInterface> ev = v1::EventService::NewStub(channel);
+    std::unique_ptr<v1::RulesService::StubInterface> rules = v1::RulesService::NewStub(channel);
 
     if (*add) {
       v1::RegisterDeviceRequest req;
@@ -292,6 +320,26 @@ int main(int argc, char** argv) {
         t.Add({"checked", natpilot::cli::Time(g.checked_at())});
         t.Add({"next check", natpilot::cli::Time(g.next_check_at())});
         t.Print(std::cout);
+      }
+    } else if (*rules_cmd) {
+      v1::GenerateRulesRequest req;
+      if (rules_format == "nftables") req.set_format(v1::RULES_FORMAT_NFTABLES);
+      else if (rules_format == "iptables") req.set_format(v1::RULES_FORMAT_IPTABLES);
+      else if (rules_format == "openwrt") req.set_format(v1::RULES_FORMAT_OPENWRT);
+      else throw CliError{"--format '" + rules_format + "' is unknown; allowed: nftables, iptables, openwrt", 2};
+      req.set_wan_interface(wan_if);
+      req.set_lan_interface(lan_if);
+      req.set_wan_address(wan_address);
+      req.set_forward_chain(forward_chain);
+      if (hairpin || no_hairpin) req.set_hairpin(hairpin && !no_hairpin);
+      req.set_all_devices(rules_all);
+      v1::GenerateRulesResponse resp;
+      Check(rules->GenerateRules(Ctx().get(), req, &resp), o);
+      if (rules_out.empty()) {
+        std::cout << resp.text();
+      } else {
+        WriteFile(rules_out, resp.text());
+        std::cerr << "wrote " << rules_out << " (" << resp.devices_size() << " devices)\n";
       }
     } else if (*events) {
       if (!follow) {

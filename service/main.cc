@@ -10,6 +10,7 @@
 #include "api/server.h"
 #include "config/config.h"
 #include "mapping/reconciler.h"
+#include "mapping/static_rules.h"
 #include "portmap/upnp_mapper.h"
 #include "store/sqlite_store.h"
 
@@ -30,7 +31,9 @@ int Run(const Config& config) {
   natpilot::Reconciler reconciler(store, upnp, config.reconciler, now);
   natpilot::Registry registry(store, config.policy, config.default_plan, now,
                               [&reconciler] { reconciler.Wake(); });
-  natpilot::ApiServer server(natpilot::ApiContext{store, registry, reconciler, bus},
+  natpilot::RulesWriter rules_writer(store, config.static_rules, now);
+  reconciler.SetAfterPass([&rules_writer] { rules_writer.Refresh(); });
+  natpilot::ApiServer server(natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules},
                              natpilot::ServerOptions{config.unix_socket, config.unix_socket_mode,
                                                      config.listen});
   server.Start();
@@ -69,7 +72,7 @@ int main(int argc, char** argv) {
   std::string config_file;
   bool print_config = false;
   Config config;
-  std::string database, unix_socket, listen, log_level, gateway_url, interface;
+  std::string database, unix_socket, listen, log_level, gateway_url, interface, rules_folder;
   int64_t lease_s = 0;
   int64_t discovery_ms = 0;
   app.add_option("-c,--config", config_file, "TOML config file (see --print-config)");
@@ -82,6 +85,7 @@ int main(int argc, char** argv) {
   app.add_option("--gateway-url", gateway_url, "UPnP root description URL (skips discovery)");
   app.add_option("--interface", interface, "LAN interface or address for discovery");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--rules-folder", rules_folder, "folder for the static rule files, \"\" = off");
   CLI11_PARSE(app, argc, argv);
   if (print_config) {
     std::cout << natpilot::DefaultConfigToml();
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
     if (app.count("--gateway-url")) config.upnp.root_desc_url = gateway_url;
     if (app.count("--interface")) config.upnp.multicast_interface = interface;
     if (app.count("--log-level")) config.log_level = log_level;
+    if (app.count("--rules-folder")) config.static_rules.folder = rules_folder;
     natpilot::ValidateConfig(config);
     return Run(config);
   } catch (const std::exception& e) {

@@ -10,7 +10,7 @@
 namespace natpilot {
 
 ApiServer::ApiServer(ApiContext ctx, ServerOptions options)
-    : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx) {}
+    : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx), rules_(ctx) {}
 
 ApiServer::~ApiServer() { Shutdown(); }
 

@@ -203,10 +203,30 @@ grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::Callbac
 }
 
 grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerContext* c,
-                                                          const v1::GenerateRulesRequest*,
-                                                          v1::GenerateRulesResponse*) {
-  return Done(c, grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                              "static rule generation is not implemented yet in this natpilotd"));
+                                                          const v1::GenerateRulesRequest* req,
+                                                          v1::GenerateRulesResponse* resp) {
+  rules::Format format = rules::Format::kNftables;
+  switch (req->format()) {
+    case v1::RULES_FORMAT_NFTABLES: format = rules::Format::kNftables; break;
+    case v1::RULES_FORMAT_IPTABLES: format = rules::Format::kIptables; break;
+    case v1::RULES_FORMAT_OPENWRT: format = rules::Format::kOpenwrt; break;
+    default:
+      return Done(c, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "rules format is missing or unknown; allowed: NFTABLES, IPTABLES, OPENWRT"));
+  }
+  rules::RouterParams params = ctx_.static_rules.params;
+  if (!req->wan_interface().empty()) params.wan_interface = req->wan_interface();
+  if (!req->lan_interface().empty()) params.lan_interface = req->lan_interface();
+  if (!req->wan_address().empty()) params.wan_address = req->wan_address();
+  if (!req->forward_chain().empty()) params.forward_chain = req->forward_chain();
+  if (req->has_hairpin()) params.hairpin = req->hairpin();
+  const rules::RulesInput input = StaticRulesInput(ctx_.store, req->all_devices(), Clock::now());
+  auto text = rules::Generate(format, input, params);
+  if (!text) return Done(c, ToStatus(text.error()));
+  resp->set_text(*text);
+  resp->set_registry_version(input.registry_version);
+  for (const Device& d : input.devices) resp->add_devices(d.name);
+  return Done(c, grpc::Status::OK);
 }
 
 }  // namespace natpilot

@@ -4,6 +4,7 @@
 #include "api/event_bus.h"
 #include "api/registry.h"
 #include "mapping/reconciler.h"
+#include "mapping/static_rules.h"
 #include "natpilot/v1/natpilot.grpc.pb.h"
 #include "store/store.h"
 
@@ -14,6 +15,7 @@ struct ApiContext {
   Registry& registry;
   Reconciler& reconciler;
   EventBus& bus;
+  const StaticRulesOptions& static_rules;  // router parameters from the config
 };
 
 class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
@@ -72,11 +74,14 @@ class EventServiceImpl final : public v1::EventService::CallbackService {
   ApiContext ctx_;
 };
 
-// Rule generation arrives with the static-rules work; until then the call says so.
 class RulesServiceImpl final : public v1::RulesService::CallbackService {
  public:
+  explicit RulesServiceImpl(ApiContext ctx) : ctx_(ctx) {}
   grpc::ServerUnaryReactor* GenerateRules(grpc::CallbackServerContext* c, const v1::GenerateRulesRequest* req,
                                           v1::GenerateRulesResponse* resp) override;
+
+ private:
+  ApiContext ctx_;
 };
 
 }  // namespace natpilot

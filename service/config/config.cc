@@ -83,7 +83,7 @@ void LoadConfigFile(const std::string& path, Config& c) {
   }
   try {
     CheckKeys(root, "", {"database", "api", "gateway", "policy", "defaults", "events", "log",
-                         "release_on_shutdown"});
+                         "release_on_shutdown", "rules"});
     Get(root, "", "database", c.store.path);
     Get(root, "", "release_on_shutdown", c.release_on_shutdown);
 
@@ -141,6 +141,32 @@ void LoadConfigFile(const std::string& path, Config& c) {
     c.store.event_retention_age = Seconds(
         86400 * GetInt(ev, "events", "retention_days", c.store.event_retention_age.count() / 86400, 1, 3650));
 
+    const auto& ru = Section(root, "rules");
+    CheckKeys(ru, "rules.", {"folder", "wan_interface", "lan_interface", "wan_address", "hairpin",
+                             "forward_chain", "force_static"});
+    auto& rp = c.static_rules.params;
+    Get(ru, "rules", "folder", c.static_rules.folder);
+    Get(ru, "rules", "wan_interface", rp.wan_interface);
+    Get(ru, "rules", "lan_interface", rp.lan_interface);
+    Get(ru, "rules", "wan_address", rp.wan_address);
+    Get(ru, "rules", "hairpin", rp.hairpin);
+    Get(ru, "rules", "forward_chain", rp.forward_chain);
+    if (const auto* node = ru.get("force_static")) {
+      const auto* arr = node->as_array();
+      if (!arr) Bad("rules.force_static", "must be a list of device names, or [\"*\"] for all");
+      for (const auto& v : *arr) {
+        const auto name = v.value<std::string>();
+        if (!name) Bad("rules.force_static", "must be a list of device names, or [\"*\"] for all");
+        if (*name == "*") {
+          c.reconciler.force_static_all = true;
+        } else if (auto ok = ValidateDeviceName(*name); !ok) {
+          Bad("rules.force_static", ok.error().message);
+        } else {
+          c.reconciler.force_static_devices.insert(*name);
+        }
+      }
+    }
+
     const auto& log = Section(root, "log");
     CheckKeys(log, "log.", {"level"});
     Get(log, "log", "level", c.log_level);
@@ -175,6 +201,9 @@ void ValidateConfig(const Config& c) {
                              "' is unknown; allowed: trace, debug, info, warn, error, critical, off");
   }
   if (c.store.path.empty()) throw std::runtime_error("database path is empty");
+  if (auto r = rules::ValidateRouterParams(c.static_rules.params); !r) {
+    throw std::runtime_error("rules: " + r.error().message);
+  }
 }
 
 std::string DefaultConfigToml() {
@@ -208,6 +237,15 @@ rtp = "10000-10099"
 [events]
 retention_count = 10000
 retention_days = 30
+
+[rules]                         # static forwarding rules for gateways that cannot or will not map
+folder = "natpilot-rules"       # kept current: natpilot.nft, natpilot.iptables, natpilot.uci; "" = off
+wan_interface = "wan"           # the router's WAN interface (OpenWrt: zone name)
+lan_interface = "lan"
+wan_address = ""                # optional; hairpin then matches it exactly
+hairpin = false                 # LAN clients reach devices through the external address
+forward_chain = "inet fw4 forward"  # the router's own forward chain, for the wiring rule
+force_static = []               # device names always served by static rules; ["*"] = all
 
 [log]
 level = "info"                  # trace, debug, info, warn, error, critical, off

@@ -5,6 +5,7 @@
 
 #include "core/types.h"
 #include "mapping/reconciler.h"
+#include "mapping/static_rules.h"
 #include "portmap/upnp_mapper.h"
 #include "store/sqlite_store.h"
 
@@ -20,6 +21,7 @@ struct Config {
   ReconcilerOptions reconciler;
   Policy policy;
   PortPlan default_plan;
+  StaticRulesOptions static_rules{rules::RouterParams{}, "natpilot-rules"};
   bool release_on_shutdown = false;
 };
 

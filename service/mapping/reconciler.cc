@@ -25,7 +25,8 @@ bool IsUnreachable(const Error& e) {
 // Counts per device of what one pass did, turned into one event per device and outcome.
 struct Reconciler::Tally {
   std::map<std::string, uint32_t> activated;
-  std::map<std::string, std::pair<uint32_t, std::string>> failed;  // count, last reason
+  std::map<std::string, std::pair<uint32_t, std::string>> failed;       // count, last reason
+  std::map<std::string, std::pair<uint32_t, std::string>> static_rule;  // count, reason
 };
 
 Reconciler::Reconciler(Store& store, PortMapper& mapper, ReconcilerOptions options, NowFn now,
@@ -73,11 +74,14 @@ TimePoint Reconciler::RunOnce() {
   try {
     if (!ProbeIfDue(now)) {
       MarkUnreachable(now);
+      if (after_pass_) after_pass_();
       return NextWake(now, TimePoint::max());
     }
     if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);
-    return NextWake(now, ProcessMappings(now));
+    const TimePoint due = ProcessMappings(now);
+    if (after_pass_) after_pass_();
+    return NextWake(now, due);
   } catch (const std::exception& e) {
     // A pass must never take the daemon down; log it and try again soon.
     spdlog::error("reconciler pass failed: {}", e.what());
@@ -274,6 +278,11 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     m.detail = lease->lifetime.count() > 0 ? "" : "the gateway grants only permanent leases";
     return true;
   }
+  const int code = lease.error().code.category() == UpnpCategory() ? lease.error().code.value() : 0;
+  if (!renewal && (code == upnp::kConflictInMappingEntry || code == upnp::kActionNotAuthorized)) {
+    Refused(m, lease.error(), now, tally);
+    return true;
+  }
   ++m.failures;
   const TimePoint retry = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
   const bool still_valid = renewal && (m.expires_at == TimePoint{} || now < m.expires_at);
@@ -297,6 +306,42 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   return true;
 }
 
+bool Reconciler::ForcedStatic(const Mapping& m) const {
+  return options_.force_static_all || options_.force_static_devices.count(m.device) > 0;
+}
+
+void Reconciler::Refused(Mapping& m, const Error& error, TimePoint now, Tally& tally) {
+  // 718 means either that another host holds the external port, or (miniupnpd secure mode,
+  // upnpredirect.c) that the gateway maps only to the host that asks. Reading the entry tells
+  // the two apart: a real holder is a conflict static rules cannot solve either.
+  if (error.code.value() == upnp::kConflictInMappingEntry) {
+    auto entry = mapper_.GetEntry(m.transport, m.external_port);
+    if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
+      ++m.failures;
+      m.state = MappingState::kFailed;
+      m.next_attempt_at = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
+      m.detail = "external port " + std::to_string(m.external_port) + " is held on the gateway by " +
+                 (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port) +
+                 " (" + (*entry)->description + ")";
+      auto& [count, reason] = tally.failed[m.device];
+      ++count;
+      reason = m.detail;
+      return;
+    }
+  }
+  m.state = MappingState::kStaticRule;
+  m.protocol = GatewayProtocol::kNone;
+  m.external_address.clear();
+  m.failures = 0;
+  // Refusals are policy and rarely change; ask again only now and then.
+  m.next_attempt_at = now + options_.retry_max;
+  m.detail = "the gateway refused (" + error.message +
+             "): third-party mapping refused; provided by static rules";
+  auto& [count, reason] = tally.static_rule[m.device];
+  ++count;
+  reason = m.detail;
+}
+
 TimePoint Reconciler::ProcessMappings(TimePoint now) {
   auto mappings = store_.ListMappings();
   if (!mappings) return now + options_.retry_min;
@@ -312,6 +357,10 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
                 Gateway().info.external_address + ")",
             now);
       }
+      for (const auto& [device, f] : tally.static_rule) {
+        Log(events, "mapping.static-rule", device,
+            std::to_string(f.first) + " mappings now need static rules: " + f.second, now);
+      }
       for (const auto& [device, f] : tally.failed) {
         Log(events, "mapping.failed", device,
             std::to_string(f.first) + " mappings failed or not renewed; last reason: " + f.second,
@@ -323,6 +372,18 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
   };
   for (Mapping& m : *mappings) {
     if (m.released) continue;
+    if (ForcedStatic(m)) {
+      if (m.state == MappingState::kStaticRule && m.protocol == GatewayProtocol::kNone) continue;
+      if (HasLease(m)) (void)mapper_.Unmap(m.transport, m.external_port);
+      m.state = MappingState::kStaticRule;
+      m.protocol = GatewayProtocol::kNone;
+      m.next_attempt_at = TimePoint::max();
+      m.detail = "static rules forced by config";
+      ++tally.static_rule[m.device].first;
+      tally.static_rule[m.device].second = m.detail;
+      batch.push_back(m);
+      continue;
+    }
     const bool due = HasLease(m) ? now >= m.renew_at : now >= m.next_attempt_at;
     if (!due) continue;
     const bool go_on = MapOne(m, now, tally);

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,6 +30,9 @@ struct ReconcilerOptions {
   Seconds probe_retry_max{300};
   Seconds probe_interval{300};  // re-probe a working gateway (external address, identity)
   size_t save_batch = 32;       // mappings saved per transaction during a long pass
+  // Devices whose ports are always provided by static rules, never asked of the gateway.
+  bool force_static_all = false;
+  std::set<std::string> force_static_devices;
 };
 
 struct GatewaySnapshot {
@@ -60,6 +64,9 @@ class Reconciler {
   void Stop();
   void Wake();
 
+  // Called at the end of every pass (e.g. to refresh the static rule files). Set before Start().
+  void SetAfterPass(std::function<void()> hook) { after_pass_ = std::move(hook); }
+
   // The description that tags this installation's gateway entries for a device.
   std::string Tag(std::string_view device) const;
 
@@ -71,6 +78,10 @@ class Reconciler {
   // Maps and renews what is due; returns when the earliest remaining mapping is due.
   TimePoint ProcessMappings(TimePoint now);
   bool MapOne(Mapping& m, TimePoint now, Tally& tally);
+  // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
+  // or port hands the mapping to static rules.
+  void Refused(Mapping& m, const Error& error, TimePoint now, Tally& tally);
+  bool ForcedStatic(const Mapping& m) const;
   void MarkUnreachable(TimePoint now);
   TimePoint NextWake(TimePoint now, TimePoint mappings_due) const;
   TimePoint Backoff(TimePoint now, uint32_t failures, Seconds min, Seconds max) const;
@@ -83,6 +94,7 @@ class Reconciler {
   ReconcilerOptions options_;
   NowFn now_;
   RandomFn random_;
+  std::function<void()> after_pass_;
   std::string tag_prefix_;
 
   mutable std::mutex gateway_mu_;

@@ -66,6 +66,27 @@ sip_transports = ["udp"]
   EXPECT_FALSE(c.default_plan.sip_tcp);
 }
 
+TEST_F(ConfigTest, ReadsTheStaticRulesSection) {
+  Config c;
+  LoadConfigFile(Write(R"([rules]
+folder = "/var/lib/natpilot/rules"
+wan_interface = "eth1"
+lan_interface = "br-lan"
+hairpin = true
+force_static = ["pbx1", "ata-2"]
+)"), c);
+  EXPECT_NO_THROW(ValidateConfig(c));
+  EXPECT_EQ(c.static_rules.folder, "/var/lib/natpilot/rules");
+  EXPECT_EQ(c.static_rules.params.wan_interface, "eth1");
+  EXPECT_EQ(c.static_rules.params.lan_interface, "br-lan");
+  EXPECT_TRUE(c.static_rules.params.hairpin);
+  EXPECT_EQ(c.reconciler.force_static_devices, (std::set<std::string>{"pbx1", "ata-2"}));
+  EXPECT_FALSE(c.reconciler.force_static_all);
+  Config all;
+  LoadConfigFile(Write("[rules]\nforce_static = [\"*\"]"), all);
+  EXPECT_TRUE(all.reconciler.force_static_all);
+}
+
 TEST_F(ConfigTest, BadValuesSayWhichKeyAndWhatIsAllowed) {
   EXPECT_NE(LoadError("lease = 3").find("unknown key"), std::string::npos);
   EXPECT_NE(LoadError("[gateway]\nlease_lifetime = 3").find("gateway.lease_lifetime"), std::string::npos);
@@ -78,6 +99,10 @@ TEST_F(ConfigTest, BadValuesSayWhichKeyAndWhatIsAllowed) {
   EXPECT_NE(LoadError("[defaults]\nsip_transports = [\"sctp\"]").find("udp"), std::string::npos);
   EXPECT_NE(LoadError("[log]\nlevel = \"loud\"").find("allowed"), std::string::npos);
   EXPECT_NE(LoadError("database = ").find("line 1"), std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nwan_interface = \"eth0 ; drop\"").find("WAN interface"), std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nwan_address = \"x\"").find("WAN address"), std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nforce_static = \"pbx1\"").find("list of device names"), std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nforce_static = [\"a b\"]").find("rules.force_static"), std::string::npos);
   EXPECT_EQ(LoadError("[api]\nlisten = \"\""), "");  // TCP off is fine
 }
 

@@ -115,7 +115,7 @@ TEST_F(ReconcilerTest, AFailedRenewalKeepsTheLeaseAndBacksOff) {
 
 TEST_F(ReconcilerTest, BackoffIsCapped) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
-  gateway_.refuse_with = 718;
+  gateway_.refuse_with = 501;
   TimePoint next{};
   for (int i = 0; i < 20; ++i) {
     next = reconciler_->RunOnce();
@@ -175,6 +175,65 @@ TEST_F(ReconcilerTest, AnUnreadableGatewayTableIsRetriedWithBackoffNotInALoop) {
   next = reconciler_->RunOnce();
   EXPECT_EQ(gateway_.lists, 3);
   EXPECT_EQ(next, now_ + Seconds(1800)) << "once read, the table is not read again";
+}
+
+TEST_F(ReconcilerTest, AThirdPartyRefusalFallsBackToStaticRules) {
+  gateway_.refuse_with = 718;  // miniupnpd in secure mode: not the asking host's address
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  const TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kStaticRule), 3);
+  for (const auto& m : Mappings()) {
+    EXPECT_NE(m.detail.find("third-party mapping refused"), std::string::npos) << m.detail;
+    EXPECT_EQ(m.protocol, GatewayProtocol::kNone);
+  }
+  EXPECT_TRUE(HasEvent("mapping.static-rule"));
+  EXPECT_EQ(next, now_ + options_.retry_max) << "a refusal is asked again only now and then";
+  gateway_.refuse_with = 606;
+  now_ = next;
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kStaticRule), 3);
+}
+
+TEST_F(ReconcilerTest, AConflictWithAnotherHostIsFailedNotStatic) {
+  gateway_.table[{Transport::kUdp, 5060}] =
+      GatewayEntry{Transport::kUdp, 5060, "192.168.1.99", 5060, "someone's phone", Seconds(0)};
+  gateway_.refuse_with = 718;
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  for (const auto& m : Mappings()) {
+    if (m.transport == Transport::kUdp && m.internal_port == 5060) {
+      EXPECT_EQ(m.state, MappingState::kFailed);
+      EXPECT_NE(m.detail.find("held on the gateway by 192.168.1.99:5060"), std::string::npos) << m.detail;
+    } else {
+      EXPECT_EQ(m.state, MappingState::kStaticRule);
+    }
+  }
+}
+
+TEST_F(ReconcilerTest, ForcedStaticDevicesNeverAskTheGateway) {
+  options_.force_static_devices = {"pbx1"};
+  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  AddDevice("pbx1", "192.168.1.2", {5080, 5080}, {12000, 12000});
+  r.RunOnce();
+  EXPECT_EQ(gateway_.maps, 3);
+  for (const auto& m : Mappings()) {
+    EXPECT_EQ(m.state, m.device == "pbx1" ? MappingState::kStaticRule : MappingState::kActive);
+    if (m.device == "pbx1") EXPECT_EQ(m.detail, "static rules forced by config");
+  }
+  now_ += Seconds(1800);
+  r.RunOnce();
+  EXPECT_EQ(gateway_.maps, 6) << "only ata1 renewed";
+}
+
+TEST_F(ReconcilerTest, TheAfterPassHookRunsEveryPass) {
+  int passes = 0;
+  reconciler_->SetAfterPass([&] { ++passes; });
+  reconciler_->RunOnce();
+  gateway_.reachable = false;
+  reconciler_->RequestProbe();
+  reconciler_->RunOnce();
+  EXPECT_EQ(passes, 2);
 }
 
 TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {

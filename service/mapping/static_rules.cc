@@ -1,0 +1,110 @@
+#include "mapping/static_rules.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+namespace natpilot {
+
+rules::RulesInput StaticRulesInput(const Store& store, bool all_devices, TimePoint now) {
+  rules::RulesInput in;
+  in.registry_version = store.RegistryVersion();
+  in.generated_at = now;
+  std::set<std::string> needed;
+  if (!all_devices) {
+    if (auto mappings = store.ListMappings("")) {
+      for (const Mapping& m : *mappings) {
+        const bool fallback =
+            m.state == MappingState::kStaticRule || m.state == MappingState::kUnmapped;
+        if (fallback && !m.released) needed.insert(m.device);
+      }
+    }
+  }
+  for (Device& d : store.ListDevices()) {
+    if (all_devices || needed.count(d.name)) in.devices.push_back(std::move(d));
+  }
+  return in;
+}
+
+Result<void> WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  auto fail = [&](const char* what) {
+    const std::string msg = std::string(what) + " " + tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return Fail(Errc::kUnavailable, msg);
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fail("cannot create");
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      return fail("cannot write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return fail("cannot fsync");
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename");
+  // The rename itself is durable once the folder is synced.
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+RulesWriter::RulesWriter(Store& store, StaticRulesOptions options, NowFn now)
+    : store_(store), options_(std::move(options)), now_(std::move(now)) {}
+
+void RulesWriter::Refresh() {
+  if (options_.folder.empty()) return;
+  try {
+    const rules::RulesInput in = StaticRulesInput(store_, false, now_());
+    std::string fingerprint;
+    for (const Device& d : in.devices) {
+      fingerprint += d.name + "|" + d.address + "|" + ToString(d.plan.sip) + (d.plan.sip_udp ? "u" : "") +
+                     (d.plan.sip_tcp ? "t" : "") + "|" + ToString(d.plan.rtp) + ";";
+    }
+    if (fingerprint == last_fingerprint_) return;
+    std::vector<Event> events;
+    std::error_code ec;
+    std::filesystem::create_directories(options_.folder, ec);
+    std::string written;
+    for (auto format : {rules::Format::kNftables, rules::Format::kIptables, rules::Format::kOpenwrt}) {
+      const std::string path = (std::filesystem::path(options_.folder) / rules::FileName(format)).string();
+      auto text = rules::Generate(format, in, options_.params);
+      Result<void> ok = text ? WriteFileAtomically(path, *text) : Result<void>(tl::unexpected(text.error()));
+      if (!ok) {
+        events.push_back(Event{0, now_(), "rules.write-failed", "", "natpilotd", ok.error().message});
+        continue;
+      }
+      written += (written.empty() ? "" : ", ") + path;
+    }
+    if (!written.empty()) {
+      events.push_back(Event{0, now_(), "rules.written", "", "natpilotd",
+                             std::to_string(in.devices.size()) + " devices need static rules; wrote " +
+                                 written + " (registry version " +
+                                 std::to_string(in.registry_version) + ")"});
+      last_fingerprint_ = fingerprint;
+    }
+    for (const Event& e : events) spdlog::info("{}: {}", e.kind, e.message);
+    (void)store_.AppendEvents(std::move(events));
+  } catch (const std::exception& e) {
+    spdlog::error("writing static rules failed: {}", e.what());
+  }
+}
+
+}  // namespace natpilot
