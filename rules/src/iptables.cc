@@ -33,7 +33,10 @@ std::string Iptables(const RulesInput& in, const RouterParams& p, const std::str
   }
   o << "#\n# A router whose forward policy drops in another table (nftables) also needs:\n"
     << "# wire:   nft insert rule " << p.forward_chain
-    << " ct status dnat accept comment \"natpilot-wiring\"\n\n";
+    << " ct status dnat accept comment \"natpilot-wiring\"\n"
+    << "# unwire: nft -a list chain " << p.forward_chain
+    << " | sed -n 's/.*\"natpilot-wiring\" # handle \\([0-9]*\\)$/\\1/p' | xargs -r -n1 nft delete rule "
+    << p.forward_chain << " handle\n\n";
 
   const std::string hairpin_match =
       p.wan_address.empty() ? "-m addrtype --dst-type LOCAL" : "-d " + p.wan_address + "/32";

@@ -177,6 +177,7 @@ np() { in_ns "$NS_LAN" "$NATPILOT" --socket "$NP_SOCKET" "$@"; }
 # Count of a device's mappings in a state.
 np_count() { np mapping list --device "$1" --json | grep -o "\"state\":\"MAPPING_STATE_$2\"" | wc -l; }
 np_all_active() { [ "$(np_count "$1" ACTIVE)" -eq "$2" ]; }
+np_count_is() { [ "$(np_count "$1" "$2")" -eq "$3" ]; }
 
 # The gateway's own table, read with miniupnpc's upnpc from the LAN: "PROTO EXT CLIENT:PORT" lines.
 gw_table() {
@@ -226,3 +227,20 @@ gw_lease() {
 # How many times the gateway was asked to add this entry (miniupnpd's own log).
 gw_adds() { grep -c "AddPortMapping: ext port $2 to .* protocol $1 " "$LAB_DIR/miniupnpd.log" || true; }
 gw_adds_total() { grep -c "AddPortMapping: ext port " "$LAB_DIR/miniupnpd.log" || true; }
+
+# The commands a generated rule file's header gives for KIND (apply, remove, wire, unwire), with
+# FILE replaced by its path: the tests run exactly what an admin is told to run.
+header_cmds() { sed -n "s/^# $1: *//p" "$2" | sed "s|FILE|$2|g"; }
+# run_header KIND FILE NS: runs those commands in namespace NS.
+run_header() {
+  local cmd
+  while IFS= read -r cmd; do
+    in_ns "$3" sh -c "$cmd" || fail "'$cmd' failed in $3"
+  done < <(header_cmds "$1" "$2")
+}
+
+# The router's rules without traffic counters, which change as packets flow.
+gw_ruleset() {
+  in_ns "$NS_GW" nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+  in_ns "$NS_GW" iptables-save 2>/dev/null | sed -E '/^#/d; s/\[[0-9]+:[0-9]+\]/[]/'
+}
