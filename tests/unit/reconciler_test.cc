@@ -219,7 +219,9 @@ TEST_F(ReconcilerTest, ForcedStaticDevicesNeverAskTheGateway) {
   EXPECT_EQ(gateway_.maps, 3);
   for (const auto& m : Mappings()) {
     EXPECT_EQ(m.state, m.device == "pbx1" ? MappingState::kStaticRule : MappingState::kActive);
-    if (m.device == "pbx1") EXPECT_EQ(m.detail, "static rules forced by config");
+    if (m.device == "pbx1") {
+      EXPECT_EQ(m.detail, "static rules forced by config");
+    }
   }
   now_ += Seconds(1800);
   r.RunOnce();
