@@ -87,6 +87,7 @@ struct Mapping {
   TimePoint granted_at{};
   TimePoint expires_at{};
   TimePoint renew_at{};
+  std::string nonce;  // PCP mapping nonce (hex), stored before the request leaves
   // Retry bookkeeping.
   uint32_t failures = 0;
   TimePoint next_attempt_at{};
@@ -103,6 +104,7 @@ struct Release {
   uint16_t internal_port = 0;
   std::string device;
   uint32_t failures = 0;
+  std::string nonce;  // PCP: the nonce the mapping was made with
 };
 
 struct Event {

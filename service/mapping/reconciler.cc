@@ -1,5 +1,7 @@
 #include "mapping/reconciler.h"
 
+#include "portmap/pcp_codec.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -25,14 +27,16 @@ bool IsUnreachable(const Error& e) {
 // Counts per device of what one pass did, turned into one event per device and outcome.
 struct Reconciler::Tally {
   std::map<std::string, uint32_t> activated;
+  std::map<std::string, GatewayProtocol> via;
   std::map<std::string, std::pair<uint32_t, std::string>> failed;       // count, last reason
   std::map<std::string, std::pair<uint32_t, std::string>> static_rule;  // count, reason
 };
 
-Reconciler::Reconciler(Store& store, PortMapper& mapper, ReconcilerOptions options, NowFn now,
-                       RandomFn random)
+Reconciler::Reconciler(Store& store, std::vector<PortMapper*> mappers, ReconcilerOptions options,
+                       NowFn now, RandomFn random)
     : store_(store),
-      mapper_(mapper),
+      mappers_(mappers),
+      prober_(mappers, options.preference_window),
       options_(options),
       now_(std::move(now)),
       random_(std::move(random)),
@@ -91,7 +95,19 @@ TimePoint Reconciler::RunOnce() {
 
 bool Reconciler::ProbeIfDue(TimePoint now) {
   if (!probe_requested_.exchange(false) && now < next_probe_) return ready_;
-  const GatewayInfo info = mapper_.Probe();
+  chosen_ = prober_.Run();
+  const std::vector<ProtocolReport> reports = prober_.Reports();
+  GatewayInfo info;
+  if (chosen_ >= 0) {
+    info = reports[static_cast<size_t>(chosen_)].info;
+  } else {
+    info.status = GatewayInfo::Status::kNotFound;
+    for (const auto& r : reports) {
+      if (r.info.status == GatewayInfo::Status::kNotConnected) info.status = r.info.status;
+      info.detail += (info.detail.empty() ? "" : "; ") + std::string(ToString(r.protocol)) + ": " +
+                     r.info.detail;
+    }
+  }
   GatewaySnapshot before = Gateway();
   std::vector<Event> events;
   const bool ok = info.status == GatewayInfo::Status::kReady;
@@ -118,7 +134,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   ready_ = ok;
   {
     std::lock_guard lock(gateway_mu_);
-    gateway_ = GatewaySnapshot{info, now, next_probe_};
+    gateway_ = GatewaySnapshot{info, reports, now, next_probe_};
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
   return ready_;
@@ -143,7 +159,17 @@ void Reconciler::MarkUnreachable(TimePoint now) {
 }
 
 void Reconciler::SyncWithGatewayTable(TimePoint now) {
-  auto entries = mapper_.ListEntries();
+  PortMapper* lister = nullptr;
+  for (size_t i = 0; i < mappers_.size() && !lister; ++i) {
+    if (mappers_[i]->CanList() && prober_.Usable(i)) lister = mappers_[i];
+  }
+  if (lister == nullptr) {
+    // Only UPnP can list a table; PCP and NAT-PMP leases are trusted until they expire, and the
+    // epoch tells when the gateway forgot them. A UPnP probe still running gets its turn later.
+    if (!ProbesPending()) table_synced_ = true;
+    return;
+  }
+  auto entries = lister->ListEntries();
   if (!entries) {
     ++sync_failures_;
     next_sync_ = Backoff(now, sync_failures_, options_.retry_min, options_.retry_max);
@@ -153,7 +179,10 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   sync_failures_ = 0;
   auto mappings = store_.ListMappings();
   if (!mappings) return;
-  const std::string ext = Gateway().info.external_address;
+  std::string ext;
+  for (const auto& r : Gateway().protocols) {
+    if (r.protocol == lister->protocol()) ext = r.info.external_address;
+  }
   std::map<std::pair<Transport, uint16_t>, Mapping*> wanted;
   for (Mapping& m : *mappings) {
     if (!m.released) wanted[{m.transport, m.external_port}] = &m;
@@ -170,7 +199,7 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
       // Still live and still wanted: adopt it as it is, without adding it again.
       const Seconds lifetime = options_.lease_lifetime;
       m->state = MappingState::kActive;
-      m->protocol = mapper_.protocol();
+      m->protocol = lister->protocol();
       m->external_address = ext;
       if (m->granted_at == TimePoint{}) m->granted_at = now;
       m->expires_at = e.remaining.count() > 0 ? now + e.remaining : TimePoint{};
@@ -185,9 +214,9 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
       ++adopted[m->device];
       changed.push_back(*m);
     } else {
-      orphans.push_back(Release{0, mapper_.protocol(), e.transport, e.external_port,
+      orphans.push_back(Release{0, lister->protocol(), e.transport, e.external_port,
                                 e.internal_address, e.internal_port,
-                                e.description.substr(tag_prefix_.size()), 0});
+                                e.description.substr(tag_prefix_.size()), 0, ""});
     }
   }
   std::vector<Event> events;
@@ -197,7 +226,7 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   }
   std::map<std::string, uint32_t> lost;
   for (Mapping& m : *mappings) {
-    if (!HasLease(m) || m.released || seen.count(m.id)) continue;
+    if (!HasLease(m) || m.released || seen.count(m.id) || m.protocol != lister->protocol()) continue;
     m.state = MappingState::kPending;  // the gateway forgot it: add it again now
     m.protocol = GatewayProtocol::kNone;
     m.next_attempt_at = now;
@@ -225,13 +254,24 @@ void Reconciler::ProcessReleases(TimePoint now) {
   for (const Release& r : store_.ListReleases()) {
     // Delete only when the entry still points at the released address: the same external port may
     // belong to another device by now.
-    auto entry = mapper_.GetEntry(r.transport, r.external_port);
+    PortMapper* mapper = ByProtocol(r.protocol);
+    if (mapper == nullptr) {
+      releases_left_ = true;  // the protocol that made it is not usable now; later
+      continue;
+    }
+    const MapRequest req{r.transport, r.internal_address, r.internal_port, r.external_port,
+                         Seconds(0), "", r.nonce};
     Result<void> done;
-    if (!entry) {
-      done = tl::unexpected(entry.error());
-    } else if (entry->has_value() && (*entry)->internal_address == r.internal_address &&
-               (*entry)->internal_port == r.internal_port) {
-      done = mapper_.Unmap(r.transport, r.external_port);
+    if (mapper->CanList()) {
+      auto entry = mapper->GetEntry(r.transport, r.external_port);
+      if (!entry) {
+        done = tl::unexpected(entry.error());
+      } else if (entry->has_value() && (*entry)->internal_address == r.internal_address &&
+                 (*entry)->internal_port == r.internal_port) {
+        done = mapper->Unmap(req);
+      }
+    } else {
+      done = mapper->Unmap(req);
     }
     if (!done) {
       ++release_failures_;
@@ -256,16 +296,96 @@ void Reconciler::ProcessReleases(TimePoint now) {
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
 }
 
+PortMapper* Reconciler::ByProtocol(GatewayProtocol protocol) const {
+  for (size_t i = 0; i < mappers_.size(); ++i) {
+    if (mappers_[i]->protocol() == protocol && prober_.Usable(i)) return mappers_[i];
+  }
+  return nullptr;
+}
+
+bool Reconciler::ProbesPending() const {
+  for (const auto& r : prober_.Reports()) {
+    if (!r.done) return true;
+  }
+  return false;
+}
+
+std::vector<PortMapper*> Reconciler::Candidates(const Mapping& m) const {
+  std::vector<PortMapper*> out;
+  if (HasLease(m)) {
+    if (PortMapper* own = ByProtocol(m.protocol)) out.push_back(own);
+    return out;
+  }
+  for (size_t i = 0; i < mappers_.size(); ++i) {
+    if (prober_.Usable(i) && mappers_[i]->CanMapFor(m.internal_address)) out.push_back(mappers_[i]);
+  }
+  return out;
+}
+
+namespace {
+// A gateway's "no" to this mapping, as opposed to a failure: UPnP 718/606 (miniupnpd secure mode
+// answers 718 for another host's address), PCP NOT_AUTHORIZED/UNSUPP_OPTION (THIRD_PARTY not
+// allowed, RFC 6887 13.1).
+bool IsRefusal(const Error& e) {
+  if (e.code.category() == UpnpCategory()) {
+    return e.code.value() == upnp::kConflictInMappingEntry || e.code.value() == upnp::kActionNotAuthorized;
+  }
+  if (e.code.category() == pcp::PcpCategory()) {
+    const auto r = static_cast<pcp::ResultCode>(e.code.value());
+    return r == pcp::ResultCode::kNotAuthorized || r == pcp::ResultCode::kUnsuppOption;
+  }
+  return false;
+}
+
+std::string NewNonce() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 24; ++i) out += kHex[rng() % 16];
+  return out;
+}
+}  // namespace
+
+// Asks each candidate in turn while they refuse; returns the first lease or the first failure
+// that is not a refusal. Refusals are collected for the caller.
+Result<Lease> Reconciler::TryCandidates(Mapping& m, const std::vector<PortMapper*>& candidates,
+                                        std::vector<Error>& refusals) {
+  for (PortMapper* mapper : candidates) {
+    if (mapper->protocol() == GatewayProtocol::kPcp && m.nonce.empty()) {
+      // The nonce is in the store before the request leaves: after a crash the mapping can still
+      // be deleted (a delete with another nonce is refused).
+      m.nonce = NewNonce();
+      (void)store_.SaveMappings({m}, {});
+    }
+    MapRequest req{m.transport, m.internal_address, m.internal_port, m.external_port,
+                   options_.lease_lifetime, Tag(m.device), m.nonce};
+    auto lease = mapper->Map(req);
+    if (lease || !IsRefusal(lease.error())) return lease;
+    refusals.push_back(lease.error());
+  }
+  return Fail(Errc::kPermissionDenied, "refused");
+}
+
 bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   const bool renewal = HasLease(m);
-  MapRequest req{m.transport, m.internal_address, m.internal_port, m.external_port,
-                 options_.lease_lifetime, Tag(m.device)};
-  auto lease = mapper_.Map(req);
+  const auto candidates = Candidates(m);
+  if (candidates.empty()) {
+    if (ProbesPending()) return true;  // a slower protocol may still turn out to serve it
+    Error none{make_error_code(Errc::kFailedPrecondition),
+               renewal ? "the protocol that granted this lease is no longer usable"
+                       : "no usable protocol can map to " + m.internal_address +
+                             " (NAT-PMP maps only to natpilotd's own host)"};
+    Refused(m, {none}, now, tally);
+    return true;
+  }
+  std::vector<Error> refusals;
+  auto lease = TryCandidates(m, candidates, refusals);
   if (lease) {
     const Seconds lifetime = lease->lifetime.count() > 0 ? lease->lifetime : options_.lease_lifetime;
     const double fraction =
         options_.renew_fraction + options_.jitter_fraction * std::clamp(random_(), 0.0, 1.0);
     if (!renewal || m.state != MappingState::kActive) ++tally.activated[m.device];
+    tally.via[m.device] = lease->protocol;
     m.state = MappingState::kActive;
     m.protocol = lease->protocol;
     m.external_address = lease->external_address;
@@ -276,13 +396,14 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     m.failures = 0;
     m.next_attempt_at = TimePoint{};
     m.detail = lease->lifetime.count() > 0 ? "" : "the gateway grants only permanent leases";
+    NoteExternalAddress(lease->external_address, now);
     return true;
   }
-  const int code = lease.error().code.category() == UpnpCategory() ? lease.error().code.value() : 0;
-  if (!renewal && (code == upnp::kConflictInMappingEntry || code == upnp::kActionNotAuthorized)) {
-    Refused(m, lease.error(), now, tally);
+  if (!refusals.empty() && refusals.size() == candidates.size() && !renewal) {
+    Refused(m, refusals, now, tally);
     return true;
   }
+  const Error& error = refusals.size() == candidates.size() ? refusals.back() : lease.error();
   ++m.failures;
   const TimePoint retry = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
   const bool still_valid = renewal && (m.expires_at == TimePoint{} || now < m.expires_at);
@@ -295,11 +416,11 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     m.external_address.clear();
     m.next_attempt_at = retry;
   }
-  m.detail = lease.error().message;
+  m.detail = error.message;
   auto& [count, reason] = tally.failed[m.device];
   ++count;
-  reason = lease.error().message;
-  if (IsUnreachable(lease.error())) {
+  reason = error.message;
+  if (IsUnreachable(error)) {
     probe_requested_ = true;
     return false;  // stop this pass; the next one probes first
   }
@@ -310,12 +431,14 @@ bool Reconciler::ForcedStatic(const Mapping& m) const {
   return options_.force_static_all || options_.force_static_devices.count(m.device) > 0;
 }
 
-void Reconciler::Refused(Mapping& m, const Error& error, TimePoint now, Tally& tally) {
-  // 718 means either that another host holds the external port, or (miniupnpd secure mode,
-  // upnpredirect.c) that the gateway maps only to the host that asks. Reading the entry tells
-  // the two apart: a real holder is a conflict static rules cannot solve either.
-  if (error.code.value() == upnp::kConflictInMappingEntry) {
-    auto entry = mapper_.GetEntry(m.transport, m.external_port);
+void Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally) {
+  // UPnP 718 means either that another host holds the external port, or (miniupnpd secure mode,
+  // upnpredirect.c) that the gateway maps only to the host that asks. Reading the entry tells the
+  // two apart: a real holder is a conflict that static rules cannot solve either.
+  PortMapper* lister = ByProtocol(GatewayProtocol::kUpnpIgd);
+  for (const Error& e : refusals) {
+    if (lister == nullptr || e.code != MakeUpnpError(upnp::kConflictInMappingEntry)) continue;
+    auto entry = lister->GetEntry(m.transport, m.external_port);
     if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
       ++m.failures;
       m.state = MappingState::kFailed;
@@ -335,14 +458,54 @@ void Reconciler::Refused(Mapping& m, const Error& error, TimePoint now, Tally& t
   m.failures = 0;
   // Refusals are policy and rarely change; ask again only now and then.
   m.next_attempt_at = now + options_.retry_max;
-  m.detail = "the gateway refused (" + error.message +
-             "): third-party mapping refused; provided by static rules";
+  std::string why;
+  for (const Error& e : refusals) why += (why.empty() ? "" : "; ") + e.message;
+  m.detail = "the gateway refused (" + why + "): third-party mapping refused; provided by static rules";
   auto& [count, reason] = tally.static_rule[m.device];
   ++count;
   reason = m.detail;
 }
 
+void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) {
+  if (address.empty()) return;
+  std::string before;
+  {
+    std::lock_guard lock(gateway_mu_);
+    before = gateway_.info.external_address;
+    gateway_.info.external_address = address;
+  }
+  if (before == address) return;
+  std::vector<Event> events;
+  Log(events, before.empty() ? "gateway.external-address" : "gateway.external-address-changed", "",
+      before.empty() ? "external address " + address : before + " -> " + address, now);
+  (void)store_.AppendEvents(std::move(events));
+}
+
+void Reconciler::CheckStateLoss(TimePoint now) {
+  for (size_t i = 0; i < mappers_.size(); ++i) {
+    if (!prober_.Usable(i) || !mappers_[i]->TakeStateLoss()) continue;
+    auto mappings = store_.ListMappings();
+    if (!mappings) return;
+    std::vector<Mapping> changed;
+    for (Mapping& m : *mappings) {
+      if (!HasLease(m) || m.protocol != mappers_[i]->protocol()) continue;
+      m.state = MappingState::kPending;
+      m.protocol = GatewayProtocol::kNone;
+      m.next_attempt_at = now;
+      m.detail = "the gateway lost its mappings (epoch reset); restoring";
+      changed.push_back(m);
+    }
+    std::vector<Event> events;
+    Log(events, "gateway.state-lost", "",
+        std::string(ToString(mappers_[i]->protocol())) + " gateway lost its state (epoch went back): "
+            "restoring " + std::to_string(changed.size()) + " mappings",
+        now);
+    (void)store_.SaveMappings(changed, std::move(events));
+  }
+}
+
 TimePoint Reconciler::ProcessMappings(TimePoint now) {
+  CheckStateLoss(now);
   auto mappings = store_.ListMappings();
   if (!mappings) return now + options_.retry_min;
   Tally tally;
@@ -353,7 +516,7 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
       for (const auto& [device, n] : tally.activated) {
         Log(events, "mapping.active", device,
             std::to_string(n) + " mappings active via " +
-                std::string(ToString(mapper_.protocol())) + " (external address " +
+                std::string(ToString(tally.via[device])) + " (external address " +
                 Gateway().info.external_address + ")",
             now);
       }
@@ -374,7 +537,10 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
     if (m.released) continue;
     if (ForcedStatic(m)) {
       if (m.state == MappingState::kStaticRule && m.protocol == GatewayProtocol::kNone) continue;
-      if (HasLease(m)) (void)mapper_.Unmap(m.transport, m.external_port);
+      if (PortMapper* own = HasLease(m) ? ByProtocol(m.protocol) : nullptr) {
+        (void)own->Unmap(MapRequest{m.transport, m.internal_address, m.internal_port,
+                                    m.external_port, Seconds(0), "", m.nonce});
+      }
       m.state = MappingState::kStaticRule;
       m.protocol = GatewayProtocol::kNone;
       m.next_attempt_at = TimePoint::max();
@@ -406,6 +572,7 @@ TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
     if (releases_left_) next = std::min(next, next_release_);
     if (!table_synced_) next = std::min(next, next_sync_);
   }
+  if (ProbesPending()) next = std::min(next, now + std::chrono::milliseconds(250));
   if (probe_requested_) next = now;
   return std::max(next, now);
 }
@@ -417,7 +584,11 @@ void Reconciler::ReleaseLeasesForShutdown(std::chrono::steady_clock::time_point 
   for (Mapping& m : *mappings) {
     if (!HasLease(m) || m.released) continue;
     if (std::chrono::steady_clock::now() >= deadline) break;
-    if (!mapper_.Unmap(m.transport, m.external_port)) continue;
+    PortMapper* own = ByProtocol(m.protocol);
+    if (own == nullptr || !own->Unmap(MapRequest{m.transport, m.internal_address, m.internal_port,
+                                                 m.external_port, Seconds(0), "", m.nonce})) {
+      continue;
+    }
     m.state = MappingState::kPending;
     m.protocol = GatewayProtocol::kNone;
     m.next_attempt_at = TimePoint{};

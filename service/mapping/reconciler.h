@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "portmap/port_mapper.h"
+#include "portmap/prober.h"
 #include "store/store.h"
 
 namespace natpilot {
@@ -29,6 +30,8 @@ struct ReconcilerOptions {
   Seconds probe_retry_min{5};
   Seconds probe_retry_max{300};
   Seconds probe_interval{300};  // re-probe a working gateway (external address, identity)
+  // After the first usable answer, how long to wait for a more preferred protocol.
+  std::chrono::milliseconds preference_window{50};
   size_t save_batch = 32;       // mappings saved per transaction during a long pass
   // Devices whose ports are always provided by static rules, never asked of the gateway.
   bool force_static_all = false;
@@ -36,7 +39,8 @@ struct ReconcilerOptions {
 };
 
 struct GatewaySnapshot {
-  GatewayInfo info;
+  GatewayInfo info;  // the chosen protocol's, or a summary when none is usable
+  std::vector<ProtocolReport> protocols;  // what each protocol answered
   TimePoint checked_at{};
   TimePoint next_check_at{};
 };
@@ -46,8 +50,12 @@ class Reconciler {
   using NowFn = std::function<TimePoint()>;
   using RandomFn = std::function<double()>;  // uniform in [0, 1)
 
-  Reconciler(Store& store, PortMapper& mapper, ReconcilerOptions options, NowFn now,
+  // mappers in preference order (most preferred first).
+  Reconciler(Store& store, std::vector<PortMapper*> mappers, ReconcilerOptions options, NowFn now,
              RandomFn random = nullptr);
+  Reconciler(Store& store, PortMapper& mapper, ReconcilerOptions options, NowFn now,
+             RandomFn random = nullptr)
+      : Reconciler(store, std::vector<PortMapper*>{&mapper}, options, now, std::move(random)) {}
   ~Reconciler();
 
   // One pass; returns when the next one is due.
@@ -78,9 +86,17 @@ class Reconciler {
   // Maps and renews what is due; returns when the earliest remaining mapping is due.
   TimePoint ProcessMappings(TimePoint now);
   bool MapOne(Mapping& m, TimePoint now, Tally& tally);
+  Result<Lease> TryCandidates(Mapping& m, const std::vector<PortMapper*>& candidates,
+                              std::vector<Error>& refusals);
+  // Usable mappers that can map for this mapping, preferred first (a held lease: its own).
+  std::vector<PortMapper*> Candidates(const Mapping& m) const;
+  PortMapper* ByProtocol(GatewayProtocol protocol) const;
+  bool ProbesPending() const;
+  void CheckStateLoss(TimePoint now);
+  void NoteExternalAddress(const std::string& address, TimePoint now);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
-  void Refused(Mapping& m, const Error& error, TimePoint now, Tally& tally);
+  void Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally);
   bool ForcedStatic(const Mapping& m) const;
   void MarkUnreachable(TimePoint now);
   TimePoint NextWake(TimePoint now, TimePoint mappings_due) const;
@@ -90,7 +106,9 @@ class Reconciler {
   void Loop();
 
   Store& store_;
-  PortMapper& mapper_;
+  std::vector<PortMapper*> mappers_;
+  Prober prober_;
+  int chosen_ = -1;
   ReconcilerOptions options_;
   NowFn now_;
   RandomFn random_;

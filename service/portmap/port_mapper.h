@@ -31,6 +31,7 @@ struct MapRequest {
   uint16_t external_port = 0;
   Seconds lifetime{3600};
   std::string description;  // tags our entries: see Tag() in the reconciler
+  std::string nonce;        // PCP: 24 hex digits, kept per mapping (a delete needs the same one)
 };
 
 // What a gateway granted. Immutable once made.
@@ -61,13 +62,23 @@ class PortMapper {
   // Finds the gateway and reads its external address. Always returns what was found, with
   // status kNotFound or kNotConnected when there is no usable gateway.
   virtual GatewayInfo Probe() = 0;
+  // Whether this protocol can map ports to that LAN address (NAT-PMP: only to the asking host;
+  // PCP: others only with THIRD_PARTY, where the gateway allows it). Valid after a ready Probe.
+  virtual bool CanMapFor(std::string_view internal_address) const = 0;
   virtual Result<Lease> Map(const MapRequest& request) = 0;
-  // Deletes our entry for (transport, external_port); kNotFound-free: deleting an entry that is
+  // Deletes the mapping `request` made (PCP: same nonce, lifetime 0). Deleting an entry that is
   // already gone succeeds.
-  virtual Result<void> Unmap(Transport transport, uint16_t external_port) = 0;
-  virtual Result<std::optional<GatewayEntry>> GetEntry(Transport transport,
-                                                       uint16_t external_port) = 0;
-  virtual Result<std::vector<GatewayEntry>> ListEntries() = 0;
+  virtual Result<void> Unmap(const MapRequest& request) = 0;
+  // True once when the gateway showed it lost its state (PCP/NAT-PMP epoch; RFC 6887 8.5).
+  virtual bool TakeStateLoss() { return false; }
+  // Reading the gateway's table: UPnP only.
+  virtual bool CanList() const { return false; }
+  virtual Result<std::optional<GatewayEntry>> GetEntry(Transport, uint16_t) {
+    return Fail(Errc::kFailedPrecondition, std::string(ToString(protocol())) + " cannot read entries");
+  }
+  virtual Result<std::vector<GatewayEntry>> ListEntries() {
+    return Fail(Errc::kFailedPrecondition, std::string(ToString(protocol())) + " cannot list entries");
+  }
 };
 
 }  // namespace natpilot

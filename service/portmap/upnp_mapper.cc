@@ -162,9 +162,10 @@ Result<Lease> UpnpMapper::Map(const MapRequest& req) {
   return lease;
 }
 
-Result<void> UpnpMapper::Unmap(Transport transport, uint16_t external_port) {
+Result<void> UpnpMapper::Unmap(const MapRequest& request) {
   if (auto r = Ready(); !r) return r;
-  const std::string ext = std::to_string(external_port);
+  const Transport transport = request.transport;
+  const std::string ext = std::to_string(request.external_port);
   const int r = UPNP_DeletePortMapping(igd_->control(), igd_->service(), ext.c_str(), Proto(transport),
                                        nullptr);
   if (r == UPNPCOMMAND_SUCCESS || r == upnp::kNoSuchEntryInArray) return {};

@@ -22,7 +22,9 @@ class UpnpMapper final : public PortMapper {
   GatewayProtocol protocol() const override { return GatewayProtocol::kUpnpIgd; }
   GatewayInfo Probe() override;
   Result<Lease> Map(const MapRequest& request) override;
-  Result<void> Unmap(Transport transport, uint16_t external_port) override;
+  bool CanMapFor(std::string_view) const override { return true; }  // the internal-client field
+  Result<void> Unmap(const MapRequest& request) override;
+  bool CanList() const override { return true; }
   Result<std::optional<GatewayEntry>> GetEntry(Transport transport, uint16_t external_port) override;
   Result<std::vector<GatewayEntry>> ListEntries() override;
 

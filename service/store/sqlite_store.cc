@@ -65,6 +65,11 @@ CREATE TABLE events(
   message TEXT NOT NULL);
 CREATE INDEX events_at ON events(at);
 )sql",
+    // 2: PCP nonces, kept per mapping and per pending release.
+    R"sql(
+ALTER TABLE mappings ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
+ALTER TABLE releases ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr const char* kDeviceColumns =
@@ -77,7 +82,7 @@ constexpr const char* kDeviceColumns =
 constexpr const char* kMappingColumns =
     "SELECT m.id, m.device_id, d.name, d.address, m.purpose, m.transport, m.internal_port, "
     "m.external_port, m.state, m.released, m.protocol, m.external_address, m.granted_at, "
-    "m.expires_at, m.renew_at, m.failures, m.next_attempt_at, m.detail "
+    "m.expires_at, m.renew_at, m.failures, m.next_attempt_at, m.detail, m.nonce "
     "FROM mappings m JOIN devices d ON d.id = m.device_id";
 
 Mapping ReadMapping(const sqlite::Stmt& s) {
@@ -100,6 +105,7 @@ Mapping ReadMapping(const sqlite::Stmt& s) {
   m.failures = static_cast<uint32_t>(s.Int(15));
   m.next_attempt_at = FromUnix(s.Int(16));
   m.detail = s.Text(17);
+  m.nonce = s.Text(18);
   return m;
 }
 
@@ -224,9 +230,9 @@ void SqliteStore::InsertMappings(const Device& device) {
 void SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
   sqlite::Stmt s(*db_,
                  "INSERT INTO releases(protocol, transport, external_port, internal_address, "
-                 "internal_port, device) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+                 "internal_port, device, nonce) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
   s.Bind(1, ToString(m.protocol)).Bind(2, ToString(m.transport)).Bind(3, m.external_port);
-  s.Bind(4, m.internal_address).Bind(5, m.internal_port).Bind(6, device);
+  s.Bind(4, m.internal_address).Bind(5, m.internal_port).Bind(6, device).Bind(7, m.nonce);
   s.Step();
 }
 
@@ -418,13 +424,14 @@ Result<void> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
     sqlite::Transaction tx(*db_);
     sqlite::Stmt upd(*db_,
                      "UPDATE mappings SET state=?, protocol=?, external_address=?, granted_at=?, "
-                     "expires_at=?, renew_at=?, failures=?, next_attempt_at=?, detail=? "
+                     "expires_at=?, renew_at=?, failures=?, next_attempt_at=?, detail=?, nonce=? "
                      "WHERE id=?");
     for (const Mapping& m : mappings) {
       upd.Reset();
       upd.Bind(1, ToString(m.state)).Bind(2, ToString(m.protocol)).Bind(3, m.external_address);
       upd.Bind(4, ToUnix(m.granted_at)).Bind(5, ToUnix(m.expires_at)).Bind(6, ToUnix(m.renew_at));
-      upd.Bind(7, m.failures).Bind(8, ToUnix(m.next_attempt_at)).Bind(9, m.detail).Bind(10, m.id);
+      upd.Bind(7, m.failures).Bind(8, ToUnix(m.next_attempt_at)).Bind(9, m.detail);
+      upd.Bind(10, m.nonce).Bind(11, m.id);
       upd.Step();
     }
     InsertEvents(events);
@@ -477,7 +484,7 @@ std::vector<Release> SqliteStore::ListReleases() const {
   std::lock_guard lock(mu_);
   sqlite::Stmt s(*db_,
                  "SELECT id, protocol, transport, external_port, internal_address, internal_port, "
-                 "device, failures FROM releases ORDER BY id");
+                 "device, failures, nonce FROM releases ORDER BY id");
   std::vector<Release> out;
   while (s.Step()) {
     Release r;
@@ -489,6 +496,7 @@ std::vector<Release> SqliteStore::ListReleases() const {
     r.internal_port = static_cast<uint16_t>(s.Int(5));
     r.device = s.Text(6);
     r.failures = static_cast<uint32_t>(s.Int(7));
+    r.nonce = s.Text(8);
     out.push_back(std::move(r));
   }
   return out;
@@ -506,6 +514,7 @@ Result<void> SqliteStore::AddReleases(const std::vector<Release>& releases,
       m.external_port = r.external_port;
       m.internal_address = r.internal_address;
       m.internal_port = r.internal_port;
+      m.nonce = r.nonce;
       QueueRelease(m, r.device);
     }
     InsertEvents(events);

@@ -41,10 +41,12 @@ class FakeGateway final : public PortMapper {
     return Lease{GatewayProtocol::kUpnpIgd, r.transport, r.internal_address, r.internal_port,
                  external_address, r.external_port, r.lifetime};
   }
-  Result<void> Unmap(Transport t, uint16_t port) override {
+  bool CanMapFor(std::string_view) const override { return true; }
+  bool CanList() const override { return true; }
+  Result<void> Unmap(const MapRequest& r) override {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
     ++unmaps;
-    table.erase({t, port});
+    table.erase({r.transport, r.external_port});
     return {};
   }
   Result<std::optional<GatewayEntry>> GetEntry(Transport t, uint16_t port) override {

@@ -104,7 +104,9 @@ TEST_P(StoreConformance, DuplicatesAndPortConflictsChangeNothing) {
 TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5061}, {10000, 10001}), Ev("a")));
   auto ms = Mappings();
+  ms[0].nonce = "0102030405060708090a0b0c";
   Lease({ms[0]});
+  EXPECT_EQ(Mappings()[0].nonce, ms[0].nonce) << "the nonce is stored with the mapping";
   ASSERT_TRUE(store_->RemoveDevice("ata1", Ev("device.removed")));
   EXPECT_TRUE(Mappings().empty());
   auto releases = store_->ListReleases();
@@ -112,6 +114,7 @@ TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
   EXPECT_EQ(releases[0].external_port, ms[0].external_port);
   EXPECT_EQ(releases[0].internal_address, "192.168.1.20");
   EXPECT_EQ(releases[0].device, "ata1");
+  EXPECT_EQ(releases[0].nonce, "0102030405060708090a0b0c") << "a PCP delete needs the same nonce";
   ASSERT_TRUE(store_->FinishRelease(releases[0], false, {}));
   EXPECT_EQ(store_->ListReleases()[0].failures, 1u);
   ASSERT_TRUE(store_->FinishRelease(releases[0], true, {}));
@@ -181,7 +184,7 @@ TEST_P(StoreConformance, InstanceIdAndStateSurviveReopening) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
   Open();
   EXPECT_EQ(store_->InstanceId(), id);
-  EXPECT_EQ(store_->SchemaVersion(), 1);
+  EXPECT_EQ(store_->SchemaVersion(), 2);
   EXPECT_EQ(Mappings().size(), 122u);
 }
 
