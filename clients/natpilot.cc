@@ -320,6 +320,14 @@ int main(int argc, char** argv) {
         t.Add({"checked", natpilot::cli::Time(g.checked_at())});
         t.Add({"next check", natpilot::cli::Time(g.next_check_at())});
         t.Print(std::cout);
+        std::cout << "\n";
+        Table probes({"PROTOCOL", "ANSWERED", "TOOK", "EXTERNAL ADDRESS", "DETAIL"});
+        for (const auto& p : g.protocols()) {
+          probes.Add({Name(p.protocol()), p.finished() ? (p.answered() ? "yes" : "no") : "probing",
+                      std::to_string(p.took_ms()) + " ms",
+                      p.external_address().empty() ? "-" : p.external_address(), p.detail()});
+        }
+        probes.Print(std::cout);
       }
     } else if (*rules_cmd) {
       v1::GenerateRulesRequest req;

@@ -27,8 +27,16 @@ int Run(const Config& config) {
   store.SetEventListener([&bus](const std::vector<natpilot::Event>& events) { bus.Publish(events); });
 
   auto now = [] { return natpilot::Clock::now(); };
+  natpilot::PcpMapper pcp(config.pcp);
+  natpilot::NatPmpMapper natpmp(config.natpmp);
   natpilot::UpnpMapper upnp(config.upnp);
-  natpilot::Reconciler reconciler(store, upnp, config.reconciler, now);
+  std::vector<natpilot::PortMapper*> mappers;
+  for (natpilot::GatewayProtocol p : config.protocols) {
+    if (p == natpilot::GatewayProtocol::kPcp) mappers.push_back(&pcp);
+    if (p == natpilot::GatewayProtocol::kNatPmp) mappers.push_back(&natpmp);
+    if (p == natpilot::GatewayProtocol::kUpnpIgd) mappers.push_back(&upnp);
+  }
+  natpilot::Reconciler reconciler(store, mappers, config.reconciler, now);
   natpilot::Registry registry(store, config.policy, config.default_plan, now,
                               [&reconciler] { reconciler.Wake(); });
   natpilot::RulesWriter rules_writer(store, config.static_rules, now);
@@ -109,6 +117,7 @@ int main(int argc, char** argv) {
                                  " is out of range; allowed 100-10000");
       }
       config.upnp.discovery_timeout = std::chrono::milliseconds(discovery_ms);
+      config.pcp.probe_timeout = config.natpmp.probe_timeout = config.upnp.discovery_timeout;
     }
     if (app.count("--gateway-url")) config.upnp.root_desc_url = gateway_url;
     if (app.count("--interface")) config.upnp.multicast_interface = interface;

@@ -103,6 +103,15 @@ void ToProto(const GatewaySnapshot& g, pb::Gateway* out) {
   out->set_device_id(g.info.identity);
   SetTime(g.checked_at, out->mutable_checked_at());
   SetTime(g.next_check_at, out->mutable_next_check_at());
+  for (const ProtocolReport& r : g.protocols) {
+    auto* p = out->add_protocols();
+    p->set_protocol(static_cast<pb::GatewayProtocol>(r.protocol));
+    p->set_finished(r.done);
+    p->set_answered(r.done && r.info.status == S::kReady);
+    p->set_took_ms(static_cast<uint32_t>(r.took.count()));
+    p->set_external_address(r.info.external_address);
+    p->set_detail(r.done ? r.info.detail : "still probing");
+  }
 }
 
 namespace {

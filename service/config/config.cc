@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -103,11 +104,38 @@ void LoadConfigFile(const std::string& path, Config& c) {
 
     const auto& gw = Section(root, "gateway");
     CheckKeys(gw, "gateway.", {"lease_lifetime_s", "discovery_timeout_ms", "interface",
-                               "root_desc_url", "probe_interval_s"});
+                               "root_desc_url", "probe_interval_s", "protocols", "address",
+                               "pcp_third_party", "preference_window_ms"});
+    if (const auto* node = gw.get("protocols")) {
+      const auto* arr = node->as_array();
+      const std::string allowed = "a list from \"pcp\", \"nat-pmp\", \"upnp-igd\", most preferred first";
+      if (!arr || arr->empty()) Bad("gateway.protocols", "must be " + allowed);
+      c.protocols.clear();
+      for (const auto& v : *arr) {
+        const auto name = v.value<std::string>();
+        const auto p = name ? GatewayProtocolFromString(*name) : std::nullopt;
+        if (!p || *p == GatewayProtocol::kNone) Bad("gateway.protocols", "must be " + allowed);
+        if (std::find(c.protocols.begin(), c.protocols.end(), *p) != c.protocols.end()) {
+          Bad("gateway.protocols", "names " + *name + " twice");
+        }
+        c.protocols.push_back(*p);
+      }
+    }
+    std::string gw_address;
+    Get(gw, "gateway", "address", gw_address);
+    if (!gw_address.empty()) {
+      auto a = ParseIpv4Unicast(gw_address, "gateway.address");
+      if (!a) Bad("gateway.address", a.error().message);
+      c.pcp.gateway = c.natpmp.gateway = *a;
+    }
+    Get(gw, "gateway", "pcp_third_party", c.pcp.third_party);
+    c.reconciler.preference_window = std::chrono::milliseconds(
+        GetInt(gw, "gateway", "preference_window_ms", c.reconciler.preference_window.count(), 0, 5000));
     c.reconciler.lease_lifetime =
         Seconds(GetInt(gw, "gateway", "lease_lifetime_s", c.reconciler.lease_lifetime.count(), 30, 604800));
     c.upnp.discovery_timeout = std::chrono::milliseconds(
         GetInt(gw, "gateway", "discovery_timeout_ms", c.upnp.discovery_timeout.count(), 100, 10000));
+    c.pcp.probe_timeout = c.natpmp.probe_timeout = c.upnp.discovery_timeout;
     c.reconciler.probe_interval =
         Seconds(GetInt(gw, "gateway", "probe_interval_s", c.reconciler.probe_interval.count(), 10, 86400));
     Get(gw, "gateway", "interface", c.upnp.multicast_interface);
@@ -217,6 +245,10 @@ unix_socket_mode = "0660"
 listen = "127.0.0.1:50551"      # TCP, loopback only until token authentication exists; "" = off
 
 [gateway]
+protocols = ["pcp", "nat-pmp", "upnp-igd"]  # probed at once; most preferred first
+preference_window_ms = 50       # after a first answer, how long a more preferred one may take
+address = ""                    # PCP/NAT-PMP server; "" = the default route's gateway
+pcp_third_party = true          # ask PCP THIRD_PARTY mappings for other LAN hosts
 lease_lifetime_s = 3600         # lease asked of the gateway; renewed at half of it
 discovery_timeout_ms = 1000     # how long SSDP discovery waits for answers
 interface = ""                  # LAN interface (name or address) for SSDP; "" = default route's

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/types.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
+#include "portmap/natpmp_mapper.h"
+#include "portmap/pcp_mapper.h"
 #include "portmap/upnp_mapper.h"
 #include "store/sqlite_store.h"
 
@@ -18,6 +21,11 @@ struct Config {
   std::string listen = "127.0.0.1:50551";   // TCP; empty disables it
   std::string log_level = "info";
   UpnpOptions upnp;
+  PcpOptions pcp;
+  NatPmpOptions natpmp;
+  // Protocols to probe, most preferred first.
+  std::vector<GatewayProtocol> protocols{GatewayProtocol::kPcp, GatewayProtocol::kNatPmp,
+                                         GatewayProtocol::kUpnpIgd};
   ReconcilerOptions reconciler;
   Policy policy;
   PortPlan default_plan;

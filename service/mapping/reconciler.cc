@@ -53,8 +53,14 @@ Reconciler::~Reconciler() { Stop(); }
 std::string Reconciler::Tag(std::string_view device) const { return tag_prefix_ + std::string(device); }
 
 GatewaySnapshot Reconciler::Gateway() const {
-  std::lock_guard lock(gateway_mu_);
-  return gateway_;
+  GatewaySnapshot snapshot;
+  {
+    std::lock_guard lock(gateway_mu_);
+    snapshot = gateway_;
+  }
+  // Probes that finished after the decision report here too.
+  if (!snapshot.protocols.empty()) snapshot.protocols = prober_.Reports();
+  return snapshot;
 }
 
 void Reconciler::RequestProbe() {

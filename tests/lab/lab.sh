@@ -110,16 +110,38 @@ NFT
   lab_gateway_start "${1:-}"
 }
 
-# lab_gateway_start [secure]: miniupnpd with UPnP and NAT-PMP/PCP, secure_mode as asked.
+# lab_gateway_start [secure]: miniupnpd, secure_mode as asked. Switches (environment):
+#   GW_UPNP=yes|no          UPnP IGD
+#   GW_NATPMP=yes|no        NAT-PMP and PCP (one switch in miniupnpd; they share UDP 5351)
+#   GW_ONLY=pcp|nat-pmp     drop the other one's packets (by the version byte) in gw's input hook
+#   GW_PCP_THIRDPARTY=yes   allow PCP THIRD_PARTY mappings
 lab_gateway_start() {
   local secure=no
   [ "${1:-}" = secure ] && secure=yes
+  in_ns "$NS_GW" nft delete table inet labgate 2>/dev/null || true
+  local drop_version=""
+  case "${GW_ONLY:-}" in
+    pcp) drop_version=0x00 ;;      # NAT-PMP's version byte
+    nat-pmp) drop_version=0x02 ;;  # PCP's
+  esac
+  if [ -n "$drop_version" ]; then
+    in_ns "$NS_GW" nft -f - <<NFT
+table inet labgate {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    udp dport 5351 @th,64,8 $drop_version drop
+  }
+}
+NFT
+  fi
   cat >"$LAB_DIR/miniupnpd.conf" <<CONF
 ext_ifname=wan0
 listening_ip=br0
 http_port=$GW_HTTP_PORT
-enable_upnp=yes
-enable_natpmp=yes
+enable_upnp=${GW_UPNP:-yes}
+enable_natpmp=${GW_NATPMP:-yes}
+pcp_allow_thirdparty=${GW_PCP_THIRDPARTY:-no}
+min_lifetime=30
 secure_mode=$secure
 system_uptime=no
 lease_file=$LAB_DIR/miniupnpd.leases
@@ -142,8 +164,12 @@ CONF
     "mount --bind /dev/null /dev/console && exec miniupnpd -d -f '$LAB_DIR/miniupnpd.conf' -P '$LAB_DIR/miniupnpd.pid'" \
     >>"$LAB_DIR/miniupnpd.log" 2>&1 &
   echo $! >"$LAB_DIR/miniupnpd.runner"
-  wait_for 15 grep -q "HTTP listening on port" "$LAB_DIR/miniupnpd.log" || fail "miniupnpd did not start"
-  wait_for 10 in_ns "$NS_LAN" upnpc -u "$GW_URL" -s || fail "miniupnpd does not answer UPnP"
+  if [ "${GW_UPNP:-yes}" = yes ]; then
+    wait_for 15 grep -q "HTTP listening on port" "$LAB_DIR/miniupnpd.log" || fail "miniupnpd did not start"
+    wait_for 10 in_ns "$NS_LAN" upnpc -u "$GW_URL" -s || fail "miniupnpd does not answer UPnP"
+  else
+    wait_for 15 grep -q "Listening for NAT-PMP/PCP traffic" "$LAB_DIR/miniupnpd.log" || fail "miniupnpd did not start"
+  fi
 }
 
 # lab_gateway_stop [forget]: stops miniupnpd; with forget its lease file goes too (a router that
@@ -244,3 +270,12 @@ gw_ruleset() {
   in_ns "$NS_GW" nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
   in_ns "$NS_GW" iptables-save 2>/dev/null | sed -E '/^#/d; s/\[[0-9]+:[0-9]+\]/[]/'
 }
+
+# The gateway's forwarding rules themselves (whatever protocol made them): "PROTO PORT ADDR" lines.
+gw_dnat() {
+  in_ns "$NS_GW" nft list chain inet filter prerouting_miniupnpd 2>/dev/null |
+    sed -nE 's/.*@nh,72,8 (0x6|0x11) th dport ([0-9]+) dnat (ip )?to ([0-9.]+):([0-9]+).*/\1 \2 \4:\5/p' |
+    sed -e 's/^0x6 /tcp /' -e 's/^0x11 /udp /'
+}
+gw_dnat_count() { gw_dnat | wc -l; }
+np_protocol_is() { np gateway --json | grep "\"protocol\":\"GATEWAY_PROTOCOL_$1\"" >/dev/null; }

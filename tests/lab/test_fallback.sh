@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# miniupnpd in secure mode maps only for the host that asks: natpilotd's own PBX gets leases, an
-# ATA at another address is refused (718), falls back to static rules on its own, and the event,
-# `mapping list` and the rule files say so; the rule file then makes the ATA reachable.
+# miniupnpd in secure mode with all three protocols on: PCP is chosen; natpilotd's own PBX gets PCP
+# leases; an ATA at another address is refused by every protocol that could serve it (PCP
+# THIRD_PARTY not allowed, UPnP 718; NAT-PMP cannot), falls back to static rules on its own, and the
+# event, `mapping list` and the rule files say so; the rule file then makes the ATA reachable.
 source "$(dirname "$0")/lab.sh"
 lab_up secure
 cat >"$LAB_DIR/natpilotd.toml" <<TOML
@@ -11,7 +12,9 @@ lan_interface = "br0"
 forward_chain = "inet filter forward"
 TOML
 np_start --config "$LAB_DIR/natpilotd.toml"
-wait_for 15 np_gateway_ready || fail "natpilotd did not find the lab gateway"
+wait_for 15 np_protocol_is PCP || { np gateway; fail "with all three protocols on, PCP should be chosen"; }
+wait_for 10 sh -c "[ \$(ip netns exec $NS_LAN $NATPILOT --socket $NP_SOCKET gateway --json | grep -o '\"answered\":true' | wc -l) -eq 3 ]" ||
+  { np gateway; fail "all three protocols should have answered"; }
 np device add pbx1 --address "$LAN_ADDR" --kind pbx --sip 5080-5081 --rtp 12000-12009
 np device add ata1 --address "$DEV_ADDR" --kind ata --sip 5060-5061 --rtp 10000-10009
 wait_for 30 np_all_active pbx1 14 || { np mapping list; fail "the PBX at natpilotd's own address is not mapped"; }
@@ -20,7 +23,10 @@ wait_for 30 np_count_is ata1 STATIC_RULE 14 ||
 np mapping list --device ata1 >"$LAB_DIR/list"
 sed -n 1,3p "$LAB_DIR/list"
 grep -q "static-rule .*third-party mapping refused" "$LAB_DIR/list" || fail "mapping list does not say why"
-grep -q "718 ConflictInMappingEntry" "$LAB_DIR/list" || fail "mapping list does not name the gateway's answer"
+grep -q "718 ConflictInMappingEntry" "$LAB_DIR/list" || fail "mapping list does not name UPnP's answer"
+grep -q "PCP MAP .*UNSUPP_OPTION" "$LAB_DIR/list" || fail "mapping list does not name PCP's answer (THIRD_PARTY not allowed)"
+np mapping list --device pbx1 >"$LAB_DIR/pbx"
+grep -q " pcp " "$LAB_DIR/pbx" || fail "the PBX should be mapped with PCP"
 np_events_has "mapping.static-rule  ata1  14 mappings now need static rules" || fail "no static-rule event"
 gw_table >"$LAB_DIR/table"
 if grep -q "$DEV_ADDR" "$LAB_DIR/table"; then fail "the gateway holds entries for the refused ATA"; fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # No gateway at start: natpilotd still starts and serves the API, keeps the intent, says what it
 # found, and maps on its own once the gateway appears.
+export GW_NATPMP=no  # UPnP IGD alone
 source "$(dirname "$0")/lab.sh"
 lab_up
 lab_gateway_stop forget

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kill -9 of natpilotd and a restart: live entries are adopted without being added again, a
 # missing one is re-added, a tagged orphan nothing wants is deleted, someone else's entry stays.
+export GW_NATPMP=no  # UPnP IGD alone
 source "$(dirname "$0")/lab.sh"
 lab_up
 np_start

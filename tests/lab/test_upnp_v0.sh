@@ -2,6 +2,7 @@
 # natpilotd v0 against a real miniupnpd: a device registered with the CLI gets its SIP ports and RTP
 # range forwarded, a PBX on natpilotd's own address too; leases are renewed before they expire;
 # bad input changes nothing; removing a device deletes its entries and traffic stops.
+export GW_NATPMP=no  # UPnP IGD alone
 source "$(dirname "$0")/lab.sh"
 lab_up
 np_start --lease-lifetime 30

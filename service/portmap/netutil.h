@@ -1,0 +1,16 @@
+// Small facts about this host's network: the default gateway and our address towards it.
+#pragma once
+
+#include <string>
+
+#include "core/error.h"
+
+namespace natpilot {
+
+// The IPv4 default route's gateway, from /proc/net/route.
+Result<std::string> DefaultGateway();
+// The local address the kernel would use to reach `address` (a connected UDP socket; no packet
+// is sent).
+Result<std::string> LocalAddressTowards(const std::string& address);
+
+}  // namespace natpilot

@@ -1,0 +1,193 @@
+#include "portmap/pcp_mapper.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "portmap/netutil.h"
+
+namespace natpilot {
+namespace {
+
+double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+Result<pcp::Nonce> NonceFromHex(const std::string& hex) {
+  pcp::Nonce n{};
+  if (hex.size() != 24) return Fail(Errc::kInvalidArgument, "PCP nonce must be 24 hex digits");
+  for (size_t i = 0; i < 12; ++i) {
+    n[i] = static_cast<uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  return n;
+}
+
+}  // namespace
+
+PcpMapper::PcpMapper(PcpOptions options) : options_(std::move(options)) {}
+PcpMapper::~PcpMapper() { Close(); }
+
+void PcpMapper::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+bool PcpMapper::TakeStateLoss() { return std::exchange(state_lost_, false); }
+
+bool PcpMapper::CanMapFor(std::string_view internal_address) const {
+  return internal_address == local_ || (options_.third_party && !third_party_refused_);
+}
+
+GatewayInfo PcpMapper::Probe() {
+  Close();
+  GatewayInfo info;
+  info.protocol = GatewayProtocol::kPcp;
+  info.status = GatewayInfo::Status::kNotFound;
+  auto gw = options_.gateway.empty() ? DefaultGateway() : Result<std::string>(options_.gateway);
+  if (!gw) {
+    info.detail = gw.error().message;
+    return info;
+  }
+  auto local = LocalAddressTowards(*gw);
+  if (!local) {
+    info.detail = local.error().message;
+    return info;
+  }
+  gateway_ = *gw;
+  local_ = *local;
+  info.address = gateway_;
+  info.local_address = local_;
+  info.identity = "pcp:" + gateway_;
+  fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(options_.port);
+  inet_pton(AF_INET, gateway_.c_str(), &to.sin_addr);
+  // Connected: the kernel drops datagrams from any other address or port (a reply from an
+  // unexpected port is not ours to read).
+  if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    info.detail = std::string("cannot open a PCP socket: ") + std::strerror(errno);
+    Close();
+    return info;
+  }
+  auto client = pcp::ParseIpv4(local_);
+  auto resp = Exchange(pcp::EncodeAnnounceRequest(*client),
+                       [](const pcp::Response& r) { return r.opcode == pcp::Opcode::kAnnounce; },
+                       {std::chrono::duration<double>(options_.probe_timeout).count()});
+  if (!resp) {
+    info.detail = "no PCP answer from " + gateway_ + ":" + std::to_string(options_.port) + " (" +
+                  resp.error().message + ")";
+    return info;
+  }
+  if (resp->result != pcp::ResultCode::kSuccess) {
+    info.detail = "PCP server at " + gateway_ + " answered " + pcp::MakePcpError(resp->result).message();
+    return info;
+  }
+  info.status = GatewayInfo::Status::kReady;
+  info.detail = "PCP server at " + gateway_ + " (epoch " + std::to_string(resp->epoch_s) + " s)";
+  return info;
+}
+
+Result<pcp::Response> PcpMapper::Exchange(const std::vector<uint8_t>& bytes,
+                                          const std::function<bool(const pcp::Response&)>& accept,
+                                          std::vector<double> waits_s) {
+  if (fd_ < 0) return Fail(Errc::kUnavailable, "no PCP server has been found yet");
+  for (double wait : waits_s) {
+    if (::send(fd_, bytes.data(), bytes.size(), 0) < 0) {
+      return Fail(Errc::kUnavailable, std::string("PCP send: ") + std::strerror(errno));
+    }
+    const double deadline = SteadySeconds() + wait;
+    for (double left = wait; left > 0; left = deadline - SteadySeconds()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left * 1000) + 1) <= 0) break;
+      uint8_t buf[1100];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0) {
+        if (errno == ECONNREFUSED) {
+          return Fail(Errc::kUnavailable, "the gateway does not listen for PCP (port unreachable)");
+        }
+        continue;
+      }
+      auto resp = pcp::DecodeResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+      if (!resp || !accept(*resp)) continue;  // garbage, or a late answer to another request
+      if (!epoch_.Check(resp->epoch_s, SteadySeconds())) state_lost_ = true;
+      return resp;
+    }
+  }
+  return Fail(Errc::kUnavailable, "the PCP server at " + gateway_ + " did not answer");
+}
+
+Result<pcp::Response> PcpMapper::SendMap(const MapRequest& r, uint32_t lifetime_s) {
+  auto nonce = NonceFromHex(r.nonce);
+  if (!nonce) return tl::unexpected(nonce.error());
+  auto internal = pcp::ParseIpv4(r.internal_address);
+  if (!internal) return tl::unexpected(internal.error());
+  pcp::MapRequest req;
+  req.client = *pcp::ParseIpv4(local_);
+  req.nonce = *nonce;
+  req.transport = r.transport;
+  req.internal_port = r.internal_port;
+  req.suggested_external_port = r.external_port;
+  req.lifetime_s = lifetime_s;
+  req.third_party = r.internal_address != local_;
+  req.internal = *internal;
+  std::mt19937 rng(std::random_device{}());
+  auto rand = [&rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); };
+  return Exchange(pcp::EncodeMapRequest(req),
+                  [&req](const pcp::Response& resp) { return pcp::Answers(resp, req); },
+                  pcp::RetransmitDelays(options_.initial_timeout_s, 1024, options_.attempts, rand));
+}
+
+Result<Lease> PcpMapper::Map(const MapRequest& r) {
+  const std::string what = "PCP MAP " + std::to_string(r.external_port) + "/" +
+                           std::string(ToString(r.transport)) + " to " + r.internal_address + ":" +
+                           std::to_string(r.internal_port);
+  auto resp = SendMap(r, static_cast<uint32_t>(r.lifetime.count()));
+  if (!resp) return tl::unexpected(resp.error());
+  if (resp->result != pcp::ResultCode::kSuccess) {
+    const bool third_party = r.internal_address != local_;
+    // RFC 6887 13.1: a server that does not allow THIRD_PARTY answers NOT_AUTHORIZED or
+    // UNSUPP_OPTION; stop offering this protocol for other hosts.
+    if (third_party && (resp->result == pcp::ResultCode::kNotAuthorized ||
+                        resp->result == pcp::ResultCode::kUnsuppOption)) {
+      third_party_refused_ = true;
+    }
+    return Fail(pcp::MakePcpError(resp->result), what + ": " + pcp::MakePcpError(resp->result).message());
+  }
+  if (resp->external_port != r.external_port) {
+    // Mappings are port-preserving (PBXes rewrite only the address in SDP): give it back.
+    (void)SendMap(r, 0);
+    return Fail(Errc::kConflict, what + ": the gateway offered external port " +
+                                     std::to_string(resp->external_port) +
+                                     " instead; natpilot needs the same port");
+  }
+  Lease lease;
+  lease.protocol = GatewayProtocol::kPcp;
+  lease.transport = r.transport;
+  lease.internal_address = r.internal_address;
+  lease.internal_port = r.internal_port;
+  lease.external_address = pcp::FormatIpv4(resp->external);
+  lease.external_port = resp->external_port;
+  lease.lifetime = Seconds(resp->lifetime_s);
+  return lease;
+}
+
+Result<void> PcpMapper::Unmap(const MapRequest& r) {
+  auto resp = SendMap(r, 0);
+  if (!resp) return tl::unexpected(resp.error());
+  if (resp->result != pcp::ResultCode::kSuccess) {
+    return Fail(pcp::MakePcpError(resp->result),
+                "PCP delete " + std::to_string(r.external_port) + "/" +
+                    std::string(ToString(r.transport)) + ": " +
+                    pcp::MakePcpError(resp->result).message());
+  }
+  return {};
+}
+
+}  // namespace natpilot

@@ -1,0 +1,50 @@
+// PCP (RFC 6887) client over UDP, written here: Debian has no PCP library.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "portmap/pcp_codec.h"
+#include "portmap/port_mapper.h"
+
+namespace natpilot {
+
+struct PcpOptions {
+  std::string gateway;  // the PCP server; empty: the default route's gateway
+  uint16_t port = pcp::kServerPort;
+  std::chrono::milliseconds probe_timeout{500};
+  double initial_timeout_s = 3.0;  // IRT of section 8.1.1
+  size_t attempts = 3;             // transmissions before the server counts as gone
+  bool third_party = true;         // ask THIRD_PARTY mappings for other LAN hosts
+};
+
+class PcpMapper final : public PortMapper {
+ public:
+  explicit PcpMapper(PcpOptions options);
+  ~PcpMapper() override;
+  GatewayProtocol protocol() const override { return GatewayProtocol::kPcp; }
+  GatewayInfo Probe() override;
+  bool CanMapFor(std::string_view internal_address) const override;
+  Result<Lease> Map(const MapRequest& request) override;
+  Result<void> Unmap(const MapRequest& request) override;
+  bool TakeStateLoss() override;
+
+ private:
+  // Sends `bytes` and waits for a response `accept` takes, retransmitting per section 8.1.1.
+  Result<pcp::Response> Exchange(const std::vector<uint8_t>& bytes,
+                                 const std::function<bool(const pcp::Response&)>& accept,
+                                 std::vector<double> waits_s);
+  Result<pcp::Response> SendMap(const MapRequest& request, uint32_t lifetime_s);
+  void Close();
+
+  PcpOptions options_;
+  int fd_ = -1;
+  std::string gateway_;
+  std::string local_;
+  pcp::EpochTracker epoch_;
+  bool state_lost_ = false;
+  bool third_party_refused_ = false;
+};
+
+}  // namespace natpilot
