@@ -3,7 +3,10 @@
 // policy and timing can be checked at an injected clock. The real gateway is tested in tests/lab.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <utility>
+#include <thread>
 #include <optional>
 #include <utility>
 
@@ -21,8 +24,15 @@ class FakeGateway final : public PortMapper {
   int maps = 0, unmaps = 0, probes = 0;
   std::map<std::pair<Transport, uint16_t>, GatewayEntry> table;
 
-  GatewayProtocol protocol() const override { return GatewayProtocol::kUpnpIgd; }
+  GatewayProtocol kind = GatewayProtocol::kUpnpIgd;
+  std::chrono::milliseconds probe_delay{0};  // a slow protocol
+  std::string local = "192.168.1.2";
+  bool third_party = true;                   // false: maps only to `local`, like NAT-PMP
+  bool state_lost = false;                   // the next TakeStateLoss() says the gateway forgot
+
+  GatewayProtocol protocol() const override { return kind; }
   GatewayInfo Probe() override {
+    std::this_thread::sleep_for(probe_delay);
     ++probes;
     GatewayInfo info;
     info.protocol = GatewayProtocol::kUpnpIgd;
@@ -38,11 +48,12 @@ class FakeGateway final : public PortMapper {
     ++maps;
     table[{r.transport, r.external_port}] =
         GatewayEntry{r.transport, r.external_port, r.internal_address, r.internal_port, r.description, r.lifetime};
-    return Lease{GatewayProtocol::kUpnpIgd, r.transport, r.internal_address, r.internal_port,
+    return Lease{kind, r.transport, r.internal_address, r.internal_port,
                  external_address, r.external_port, r.lifetime};
   }
-  bool CanMapFor(std::string_view) const override { return true; }
+  bool CanMapFor(std::string_view address) const override { return third_party || address == local; }
   bool CanList() const override { return true; }
+  bool TakeStateLoss() override { return std::exchange(state_lost, false); }
   Result<void> Unmap(const MapRequest& r) override {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
     ++unmaps;

@@ -238,6 +238,53 @@ TEST_F(ReconcilerTest, TheAfterPassHookRunsEveryPass) {
   EXPECT_EQ(passes, 2);
 }
 
+TEST_F(ReconcilerTest, EachMappingGetsAProtocolThatCanServeItsAddress) {
+  FakeGateway natpmp;  // preferred, but maps only to natpilotd's own host
+  natpmp.kind = GatewayProtocol::kNatPmp;
+  natpmp.third_party = false;
+  natpmp.local = "192.168.1.2";
+  Reconciler r(store_, std::vector<PortMapper*>{&natpmp, &gateway_}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("pbx1", "192.168.1.2", {5080, 5080}, {12000, 12000});
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  r.RunOnce();
+  for (const auto& m : Mappings()) {
+    EXPECT_EQ(m.state, MappingState::kActive);
+    EXPECT_EQ(m.protocol, m.device == "pbx1" ? GatewayProtocol::kNatPmp : GatewayProtocol::kUpnpIgd);
+  }
+  EXPECT_EQ(natpmp.maps, 3);
+  EXPECT_EQ(gateway_.maps, 3);
+}
+
+TEST_F(ReconcilerTest, ARefusalIsTriedOnTheNextProtocolBeforeStaticRules) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  pcp.refuse_with = 718;  // stands in for a third-party refusal of the preferred protocol
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  r.RunOnce();
+  EXPECT_EQ(Count(MappingState::kActive), 3);
+  for (const auto& m : Mappings()) EXPECT_EQ(m.protocol, GatewayProtocol::kUpnpIgd);
+}
+
+TEST_F(ReconcilerTest, AGatewayThatLostItsStateGetsEveryMappingBack) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  r.RunOnce();
+  EXPECT_EQ(pcp.maps, 3);
+  pcp.table.clear();  // the router rebooted
+  pcp.state_lost = true;  // and its epoch said so
+  now_ += Seconds(10);
+  r.RunOnce();
+  EXPECT_EQ(pcp.maps, 6);
+  EXPECT_EQ(pcp.table.size(), 3u);
+  EXPECT_TRUE(HasEvent("gateway.state-lost"));
+}
+
 TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   const std::string tag = "natpilot " + store_.InstanceId() + " ";
