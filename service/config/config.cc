@@ -105,7 +105,9 @@ void LoadConfigFile(const std::string& path, Config& c) {
     const auto& gw = Section(root, "gateway");
     CheckKeys(gw, "gateway.", {"lease_lifetime_s", "discovery_timeout_ms", "interface",
                                "root_desc_url", "probe_interval_s", "protocols", "address",
-                               "pcp_third_party", "preference_window_ms"});
+                               "pcp_third_party", "preference_window_ms", "verify_interval_s"});
+    c.reconciler.verify_interval =
+        Seconds(GetInt(gw, "gateway", "verify_interval_s", c.reconciler.verify_interval.count(), 5, 86400));
     if (const auto* node = gw.get("protocols")) {
       const auto* arr = node->as_array();
       const std::string allowed = "a list from \"pcp\", \"nat-pmp\", \"upnp-igd\", most preferred first";
@@ -254,6 +256,7 @@ discovery_timeout_ms = 1000     # how long SSDP discovery waits for answers
 interface = ""                  # LAN interface (name or address) for SSDP; "" = default route's
 root_desc_url = ""              # skip discovery: the IGD's root description URL
 probe_interval_s = 300          # re-check a working gateway (external address, identity)
+verify_interval_s = 60          # check that the gateway still has our mappings (reboot, purge)
 
 [policy]
 min_port = 1024

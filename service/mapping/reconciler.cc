@@ -87,6 +87,7 @@ TimePoint Reconciler::RunOnce() {
       if (after_pass_) after_pass_();
       return NextWake(now, TimePoint::max());
     }
+    if (now >= next_verify_) Verify(now);
     if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);
     const TimePoint due = ProcessMappings(now);
@@ -406,6 +407,12 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     return true;
   }
   if (!refusals.empty() && refusals.size() == candidates.size() && !renewal) {
+    if (ProbesPending()) {
+      // A protocol still being probed may yet serve it: ask again shortly, not static rules yet.
+      m.next_attempt_at = now + Seconds(1);
+      m.detail = refusals.back().message + "; waiting for the other protocols' probes";
+      return true;
+    }
     Refused(m, refusals, now, tally);
     return true;
   }
@@ -485,6 +492,44 @@ void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) 
   Log(events, before.empty() ? "gateway.external-address" : "gateway.external-address-changed", "",
       before.empty() ? "external address " + address : before + " -> " + address, now);
   (void)store_.AppendEvents(std::move(events));
+}
+
+void Reconciler::Verify(TimePoint now) {
+  next_verify_ = now + options_.verify_interval;
+  for (size_t i = 0; i < mappers_.size(); ++i) {
+    if (!prober_.Usable(i)) continue;
+    auto external = mappers_[i]->Heartbeat();
+    if (external && !external->empty()) NoteExternalAddress(*external, now);
+    if (!external && IsUnreachable(external.error())) probe_requested_ = true;
+  }
+  // UPnP has no epoch: read back a sample of our entries. A router that rebooted, or miniupnpd
+  // purging idle rules (clean_ruleset_interval), shows as a missing entry; a full table read then
+  // re-adds whatever is gone.
+  PortMapper* lister = ByProtocol(GatewayProtocol::kUpnpIgd);
+  if (lister == nullptr || !lister->CanList() || !table_synced_) return;
+  auto mappings = store_.ListMappings();
+  if (!mappings) return;
+  std::vector<const Mapping*> leased;
+  for (const Mapping& m : *mappings) {
+    if (HasLease(m) && m.protocol == GatewayProtocol::kUpnpIgd) leased.push_back(&m);
+  }
+  std::shuffle(leased.begin(), leased.end(), std::mt19937(static_cast<unsigned>(random_() * 1e9)));
+  if (leased.size() > options_.verify_sample) leased.resize(options_.verify_sample);
+  for (const Mapping* m : leased) {
+    auto entry = lister->GetEntry(m->transport, m->external_port);
+    if (!entry) return;  // the next probe will tell
+    if (!entry->has_value() || (*entry)->internal_address != m->internal_address) {
+      std::vector<Event> events;
+      Log(events, "gateway.entries-missing", m->device,
+          std::to_string(m->external_port) + "/" + std::string(ToString(m->transport)) +
+              " is gone from the gateway (rebooted or purged); reading its table to restore",
+          now);
+      (void)store_.AppendEvents(std::move(events));
+      table_synced_ = false;
+      next_sync_ = now;
+      return;
+    }
+  }
 }
 
 void Reconciler::CheckStateLoss(TimePoint now) {
@@ -574,6 +619,7 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
 TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
   TimePoint next = next_probe_;
   if (ready_) {
+    next = std::min(next, next_verify_);
     next = std::min(next, mappings_due);
     if (releases_left_) next = std::min(next, next_release_);
     if (!table_synced_) next = std::min(next, next_sync_);

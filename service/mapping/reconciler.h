@@ -30,6 +30,10 @@ struct ReconcilerOptions {
   Seconds probe_retry_min{5};
   Seconds probe_retry_max{300};
   Seconds probe_interval{300};  // re-probe a working gateway (external address, identity)
+  // How often to check that the gateway still has our mappings: PCP ANNOUNCE / NAT-PMP epoch, and
+  // a sample of UPnP entries read back (a rebooted router, or miniupnpd's idle purge).
+  Seconds verify_interval{60};
+  size_t verify_sample = 8;
   // After the first usable answer, how long to wait for a more preferred protocol.
   std::chrono::milliseconds preference_window{50};
   size_t save_batch = 32;       // mappings saved per transaction during a long pass
@@ -93,6 +97,7 @@ class Reconciler {
   PortMapper* ByProtocol(GatewayProtocol protocol) const;
   bool ProbesPending() const;
   void CheckStateLoss(TimePoint now);
+  void Verify(TimePoint now);
   void NoteExternalAddress(const std::string& address, TimePoint now);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
@@ -123,6 +128,7 @@ class Reconciler {
   uint32_t sync_failures_ = 0;
   TimePoint next_sync_{};
   bool releases_left_ = false;
+  TimePoint next_verify_{};
   uint32_t probe_failures_ = 0;
   TimePoint next_probe_{};
   TimePoint next_release_{};

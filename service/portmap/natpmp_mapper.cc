@@ -114,6 +114,22 @@ GatewayInfo NatPmpMapper::Probe() {
   return info;
 }
 
+Result<std::string> NatPmpMapper::Heartbeat() {
+  if (!session_) return Fail(Errc::kUnavailable, "no NAT-PMP gateway has been found yet");
+  const int r = sendpublicaddressrequest(&session_->n);
+  if (r < 0) return Fail(std::error_code(r, NatPmpCategory()), strnatpmperr(r));
+  for (;;) {
+    auto resp = session_->Wait(options_.probe_timeout);
+    if (!resp) return tl::unexpected(resp.error());
+    if (resp->type != NATPMP_RESPTYPE_PUBLICADDRESS) continue;
+    if (!epoch_.Check(resp->epoch, SteadySeconds())) state_lost_ = true;
+    char ext[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &resp->pnu.publicaddress.addr, ext, sizeof ext);
+    external_ = ext;
+    return external_;
+  }
+}
+
 Result<NatPmpMapper::Answer> NatPmpMapper::Request(const MapRequest& req, uint32_t lifetime_s) {
   if (!session_) return Fail(Errc::kUnavailable, "no NAT-PMP gateway has been found yet");
   if (req.internal_address != local_) {

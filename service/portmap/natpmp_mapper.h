@@ -30,6 +30,7 @@ class NatPmpMapper final : public PortMapper {
   Result<Lease> Map(const MapRequest& request) override;
   Result<void> Unmap(const MapRequest& request) override;
   bool TakeStateLoss() override;
+  Result<std::string> Heartbeat() override;
 
  private:
   struct Session;

@@ -94,6 +94,16 @@ GatewayInfo PcpMapper::Probe() {
   return info;
 }
 
+Result<std::string> PcpMapper::Heartbeat() {
+  auto client = pcp::ParseIpv4(local_);
+  if (!client) return tl::unexpected(client.error());
+  auto resp = Exchange(pcp::EncodeAnnounceRequest(*client),
+                       [](const pcp::Response& r) { return r.opcode == pcp::Opcode::kAnnounce; },
+                       {std::chrono::duration<double>(options_.probe_timeout).count()});
+  if (!resp) return tl::unexpected(resp.error());
+  return std::string();  // ANNOUNCE carries no external address; the epoch was checked
+}
+
 Result<pcp::Response> PcpMapper::Exchange(const std::vector<uint8_t>& bytes,
                                           const std::function<bool(const pcp::Response&)>& accept,
                                           std::vector<double> waits_s) {

@@ -29,6 +29,7 @@ class PcpMapper final : public PortMapper {
   Result<Lease> Map(const MapRequest& request) override;
   Result<void> Unmap(const MapRequest& request) override;
   bool TakeStateLoss() override;
+  Result<std::string> Heartbeat() override;
 
  private:
   // Sends `bytes` and waits for a response `accept` takes, retransmitting per section 8.1.1.

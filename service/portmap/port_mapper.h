@@ -71,6 +71,9 @@ class PortMapper {
   virtual Result<void> Unmap(const MapRequest& request) = 0;
   // True once when the gateway showed it lost its state (PCP/NAT-PMP epoch; RFC 6887 8.5).
   virtual bool TakeStateLoss() { return false; }
+  // A cheap periodic check (PCP ANNOUNCE, NAT-PMP public address): refreshes the epoch check and
+  // returns the external address when the protocol reports one ("" otherwise).
+  virtual Result<std::string> Heartbeat() { return std::string(); }
   // Reading the gateway's table: UPnP only.
   virtual bool CanList() const { return false; }
   virtual Result<std::optional<GatewayEntry>> GetEntry(Transport, uint16_t) {

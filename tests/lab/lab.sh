@@ -179,7 +179,14 @@ lab_gateway_stop() {
   pid=$(cat "$LAB_DIR/miniupnpd.pid" 2>/dev/null || true)
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   wait_for 10 sh -c "! kill -0 $(cat "$LAB_DIR/miniupnpd.runner") 2>/dev/null" || true
-  [ "${1:-}" = forget ] && rm -f "$LAB_DIR/miniupnpd.leases"
+  if [ "${1:-}" = forget ]; then
+    # A reboot: the lease file and the forwarding rules are gone (miniupnpd would read the rules
+    # left in its chains back at start).
+    rm -f "$LAB_DIR/miniupnpd.leases"
+    for chain in miniupnpd prerouting_miniupnpd postrouting_miniupnpd; do
+      in_ns "$NS_GW" nft flush chain inet filter "$chain"
+    done
+  fi
   return 0
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "fake_gateway.h"
 #include "store/sqlite_store.h"
 
@@ -16,6 +18,7 @@ class ReconcilerTest : public ::testing::Test {
     options_.lease_lifetime = Seconds(3600);
     options_.jitter_fraction = 0.0;          // deterministic renewal times
     options_.probe_interval = Seconds(86400);  // keep re-probing out of the timing checks
+    options_.verify_interval = Seconds(86400);  // and the periodic check too, unless a test wants it
     reconciler_ = std::make_unique<Reconciler>(store_, gateway_, options_, [this] { return now_; },
                                                [] { return 0.0; });
   }
@@ -32,6 +35,17 @@ class ReconcilerTest : public ::testing::Test {
     int n = 0;
     for (const auto& m : Mappings()) n += m.state == s;
     return n;
+  }
+  // Passes until every protocol's probe has finished (they run on threads of their own).
+  static void RunUntilProbed(Reconciler& r) {
+    r.RunOnce();
+    for (int i = 0; i < 5000; ++i) {
+      bool pending = false;
+      for (const auto& p : r.Gateway().protocols) pending = pending || !p.done;
+      if (!pending) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    r.RunOnce();
   }
   bool HasEvent(const std::string& kind) {
     for (const auto& e : store_.ListEvents(0, 1000)) {
@@ -247,7 +261,7 @@ TEST_F(ReconcilerTest, EachMappingGetsAProtocolThatCanServeItsAddress) {
                [] { return 0.0; });
   AddDevice("pbx1", "192.168.1.2", {5080, 5080}, {12000, 12000});
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
-  r.RunOnce();
+  RunUntilProbed(r);
   for (const auto& m : Mappings()) {
     EXPECT_EQ(m.state, MappingState::kActive);
     EXPECT_EQ(m.protocol, m.device == "pbx1" ? GatewayProtocol::kNatPmp : GatewayProtocol::kUpnpIgd);
@@ -263,6 +277,8 @@ TEST_F(ReconcilerTest, ARefusalIsTriedOnTheNextProtocolBeforeStaticRules) {
   Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
                [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  RunUntilProbed(r);
+  now_ += Seconds(1);  // a refusal while a probe was still running is asked again a second later
   r.RunOnce();
   EXPECT_EQ(Count(MappingState::kActive), 3);
   for (const auto& m : Mappings()) EXPECT_EQ(m.protocol, GatewayProtocol::kUpnpIgd);
@@ -283,6 +299,23 @@ TEST_F(ReconcilerTest, AGatewayThatLostItsStateGetsEveryMappingBack) {
   EXPECT_EQ(pcp.maps, 6);
   EXPECT_EQ(pcp.table.size(), 3u);
   EXPECT_TRUE(HasEvent("gateway.state-lost"));
+}
+
+TEST_F(ReconcilerTest, ThePeriodicCheckRestoresEntriesTheGatewayForgot) {
+  options_.verify_interval = Seconds(60);
+  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  EXPECT_EQ(r.RunOnce(), now_ + Seconds(60)) << "the next check is the next thing due";
+  EXPECT_EQ(gateway_.maps, 3);
+  gateway_.table.clear();  // a reboot, or miniupnpd's idle purge
+  now_ += Seconds(60);
+  r.RunOnce();
+  EXPECT_EQ(gateway_.table.size(), 3u);
+  EXPECT_EQ(gateway_.maps, 6);
+  EXPECT_TRUE(HasEvent("gateway.entries-missing"));
+  now_ += Seconds(60);
+  r.RunOnce();
+  EXPECT_EQ(gateway_.maps, 6) << "nothing missing: nothing added";
 }
 
 TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {
