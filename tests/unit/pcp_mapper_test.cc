@@ -1,0 +1,235 @@
+// PcpMapper against a scripted PCP server of our own on real UDP sockets (loopback): the quirks
+// miniupnpd never produces, such as late duplicates, replies from the wrong port, silence, a full
+// table, another port offered, and an epoch that goes back.
+#include "portmap/pcp_mapper.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace natpilot {
+namespace {
+
+// Answers each request with what `script` returns (zero or more datagrams, each sent from the
+// server's port, or from `other_fd_` when the script asks for the wrong port).
+class ScriptedPcpServer {
+ public:
+  struct Reply {
+    std::vector<uint8_t> bytes;
+    bool from_other_port = false;
+  };
+  using Script = std::function<std::vector<Reply>(const std::vector<uint8_t>& request)>;
+
+  explicit ScriptedPcpServer(Script script) : script_(std::move(script)) {
+    fd_ = Bind(&port_);
+    other_fd_ = Bind(nullptr);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedPcpServer() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+    close(other_fd_);
+  }
+  uint16_t port() const { return port_; }
+  int requests() const { return requests_; }
+  std::vector<uint8_t> Last() {
+    std::lock_guard lock(mu_);
+    return seen_.back();
+  }
+
+ private:
+  static int Bind(uint16_t* port) {
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    if (port) *port = ntohs(a.sin_port);
+    return fd;
+  }
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      uint8_t buf[1100];
+      sockaddr_in from{};
+      socklen_t len = sizeof from;
+      const ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+      if (n <= 0) continue;
+      std::vector<uint8_t> req(buf, buf + n);
+      {
+        std::lock_guard lock(mu_);
+        seen_.push_back(req);
+      }
+      ++requests_;
+      for (const Reply& r : script_(req)) {
+        sendto(r.from_other_port ? other_fd_ : fd_, r.bytes.data(), r.bytes.size(), 0,
+               reinterpret_cast<sockaddr*>(&from), len);
+      }
+    }
+  }
+  Script script_;
+  std::mutex mu_;
+  std::vector<std::vector<uint8_t>> seen_;
+  int fd_ = -1, other_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+// A response to `req` (a request as sent), with the given result, epoch and external port.
+std::vector<uint8_t> Answer(const std::vector<uint8_t>& req, uint8_t result, uint32_t epoch,
+                            int external_port = -1, uint32_t lifetime = 0) {
+  std::vector<uint8_t> b(req.begin(), req.begin() + std::min<size_t>(req.size(), 60));
+  b[1] |= 0x80;
+  b[3] = result;
+  if (lifetime == 0) lifetime = (uint32_t(req[4]) << 24) | (req[5] << 16) | (req[6] << 8) | req[7];
+  for (int i = 0; i < 4; ++i) b[4 + i] = uint8_t(lifetime >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i) b[8 + i] = uint8_t(epoch >> (24 - 8 * i));
+  for (int i = 12; i < 24; ++i) b[i] = 0;
+  if (b.size() >= 60) {
+    if (external_port >= 0) b[42] = uint8_t(external_port >> 8), b[43] = uint8_t(external_port);
+    const uint8_t ext[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7};
+    std::copy(std::begin(ext), std::end(ext), b.begin() + 44);
+  }
+  return b;
+}
+
+PcpOptions Options(uint16_t port) {
+  PcpOptions o;
+  o.gateway = "127.0.0.1";
+  o.port = port;
+  o.probe_timeout = std::chrono::milliseconds(300);
+  o.initial_timeout_s = 0.1;
+  o.attempts = 3;
+  return o;
+}
+
+MapRequest Req(uint16_t port, std::string nonce = "0102030405060708090a0b0c") {
+  return MapRequest{Transport::kUdp, "127.0.0.1", port, port, Seconds(3600), "", std::move(nonce)};
+}
+
+TEST(PcpMapper, MapsAndMatchesTheAnswerToItsRequest) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, 0, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->external_port, 5060);
+  EXPECT_EQ(lease->external_address, "198.51.100.7");
+  EXPECT_EQ(lease->lifetime, Seconds(3600));
+  EXPECT_EQ(lease->protocol, GatewayProtocol::kPcp);
+}
+
+TEST(PcpMapper, ALateDuplicateForAnotherRequestIsNotTakenAsTheAnswer) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    if (req.size() < 60) return std::vector<ScriptedPcpServer::Reply>{{Answer(req, 0, 100)}};
+    auto stale = Answer(req, 0, 100, 7777);
+    stale[24] ^= 0xff;  // another nonce: a late answer to some earlier request
+    return std::vector<ScriptedPcpServer::Reply>{{stale}, {Answer(req, 0, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->external_port, 5060);
+}
+
+TEST(PcpMapper, AReplyFromAnUnexpectedPortIsNeverRead) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, 0, 100), true}};
+  });
+  PcpOptions o = Options(server.port());
+  PcpMapper mapper(o);
+  EXPECT_EQ(mapper.Probe().status, GatewayInfo::Status::kNotFound);
+}
+
+TEST(PcpMapper, ASilentServerIsUnavailableAfterTheRetransmissions) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    std::vector<ScriptedPcpServer::Reply> out;
+    if (req[1] == 0) out.push_back({Answer(req, 0, 100)});  // answers ANNOUNCE only
+    return out;
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  const int before = server.requests();
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_FALSE(lease);
+  EXPECT_EQ(lease.error().code, make_error_code(Errc::kUnavailable));
+  EXPECT_EQ(server.requests() - before, 3) << "three transmissions, then it gives up";
+}
+
+TEST(PcpMapper, AFullTableIsAReadableError) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, req[1] == 0 ? 0 : 8, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_FALSE(lease);
+  EXPECT_EQ(lease.error().code, pcp::MakePcpError(pcp::ResultCode::kNoResources));
+  EXPECT_NE(lease.error().message.find("NO_RESOURCES"), std::string::npos);
+}
+
+TEST(PcpMapper, AnotherExternalPortIsRefusedAndGivenBack) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, 0, 100, 40000)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_FALSE(lease);
+  EXPECT_NE(lease.error().message.find("offered external port 40000"), std::string::npos);
+  const auto del = server.Last();  // the give-back: same nonce, lifetime 0
+  EXPECT_EQ(del[4] | del[5] | del[6] | del[7], 0);
+  EXPECT_EQ(del[24], 0x01);
+}
+
+TEST(PcpMapper, AnEpochThatGoesBackMeansTheServerLostItsState) {
+  std::atomic<uint32_t> epoch{1000};
+  ScriptedPcpServer server([&epoch](const std::vector<uint8_t>& req) {
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, 0, epoch)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  ASSERT_TRUE(mapper.Map(Req(5060)));
+  EXPECT_FALSE(mapper.TakeStateLoss());
+  epoch = 3;  // rebooted
+  ASSERT_TRUE(mapper.Heartbeat());
+  EXPECT_TRUE(mapper.TakeStateLoss());
+  EXPECT_FALSE(mapper.TakeStateLoss()) << "reported once";
+}
+
+TEST(PcpMapper, ThirdPartyIsAskedOnlyUntilTheServerRefusesIt) {
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    const bool third_party = req.size() > 60;
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, third_party ? 5 : 0, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  EXPECT_TRUE(mapper.CanMapFor("192.168.1.20"));
+  auto r = Req(5060);
+  r.internal_address = "192.168.1.20";
+  auto lease = mapper.Map(r);
+  ASSERT_FALSE(lease);
+  EXPECT_NE(lease.error().message.find("UNSUPP_OPTION"), std::string::npos);
+  EXPECT_FALSE(mapper.CanMapFor("192.168.1.20"));
+  EXPECT_TRUE(mapper.CanMapFor("127.0.0.1"));
+}
+
+}  // namespace
+}  // namespace natpilot
