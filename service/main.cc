@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
     if (app.count("--interface")) config.upnp.multicast_interface = interface;
     if (app.count("--log-level")) config.log_level = log_level;
     if (app.count("--rules-folder")) config.static_rules.folder = rules_folder;
+    config.reconciler.follow_default_route =
+        config.pcp.gateway.empty() && config.upnp.root_desc_url.empty();
     natpilot::ValidateConfig(config);
     return Run(config);
   } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
 #include "mapping/reconciler.h"
 
+#include "portmap/netutil.h"
 #include "portmap/pcp_codec.h"
 
 #include <spdlog/spdlog.h>
@@ -121,9 +122,16 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   if (ok) {
     probe_failures_ = 0;
     next_probe_ = now + options_.probe_interval;
-    if (!ready_ || before.info.identity != info.identity) {
-      Log(events, "gateway.found", "", info.detail + ", external address " + info.external_address,
-          now);
+    const bool new_router = !before.info.address.empty() && !info.address.empty() &&
+                            before.info.address != info.address;
+    if (new_router) {
+      // Another router answers: the leases were on the old one. Map everything on the new one.
+      ForgetLeases(now, "a new gateway (" + before.info.address + " -> " + info.address +
+                            "); mapping everything there");
+    }
+    if (!ready_ || new_router || before.info.identity != info.identity) {
+      Log(events, new_router ? "gateway.changed" : "gateway.found", "",
+          info.detail + ", external address " + info.external_address, now);
       // A gateway seen for the first time (or a new one): read its table before mapping.
       table_synced_ = false;
     } else if (before.info.external_address != info.external_address) {
@@ -494,8 +502,34 @@ void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) 
   (void)store_.AppendEvents(std::move(events));
 }
 
+void Reconciler::ForgetLeases(TimePoint now, const std::string& why) {
+  auto mappings = store_.ListMappings();
+  if (!mappings) return;
+  std::vector<Mapping> changed;
+  for (Mapping& m : *mappings) {
+    if (!HasLease(m)) continue;
+    m.state = MappingState::kPending;
+    m.protocol = GatewayProtocol::kNone;
+    m.next_attempt_at = now;
+    m.detail = why;
+    changed.push_back(m);
+  }
+  (void)store_.SaveMappings(changed, {});
+}
+
 void Reconciler::Verify(TimePoint now) {
   next_verify_ = now + options_.verify_interval;
+  // The default route moved (another network, another router): probe again.
+  const std::string current = Gateway().info.address;
+  if (auto gw = DefaultGateway(); gw && !current.empty() && options_.follow_default_route &&
+                                    *gw != current) {
+    std::vector<Event> events;
+    Log(events, "gateway.route-changed", "", "default route now via " + *gw + ", was " + current,
+        now);
+    (void)store_.AppendEvents(std::move(events));
+    probe_requested_ = true;
+    return;
+  }
   for (size_t i = 0; i < mappers_.size(); ++i) {
     if (!prober_.Usable(i)) continue;
     auto external = mappers_[i]->Heartbeat();

@@ -34,6 +34,9 @@ struct ReconcilerOptions {
   // a sample of UPnP entries read back (a rebooted router, or miniupnpd's idle purge).
   Seconds verify_interval{60};
   size_t verify_sample = 8;
+  // Re-probe when the default route's gateway is not the gateway in use (off in unit tests and
+  // when gateway.address or root_desc_url point elsewhere on purpose).
+  bool follow_default_route = false;
   // After the first usable answer, how long to wait for a more preferred protocol.
   std::chrono::milliseconds preference_window{50};
   size_t save_batch = 32;       // mappings saved per transaction during a long pass
@@ -98,6 +101,7 @@ class Reconciler {
   bool ProbesPending() const;
   void CheckStateLoss(TimePoint now);
   void Verify(TimePoint now);
+  void ForgetLeases(TimePoint now, const std::string& why);
   void NoteExternalAddress(const std::string& address, TimePoint now);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.

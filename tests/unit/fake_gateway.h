@@ -21,6 +21,7 @@ class FakeGateway final : public PortMapper {
   int lists = 0;
   std::optional<int> refuse_with;  // a UPnP error code for every Map
   std::string external_address = "198.51.100.7";
+  std::string address;  // the gateway's LAN address, as a probe reports it
   int maps = 0, unmaps = 0, probes = 0;
   std::map<std::pair<Transport, uint16_t>, GatewayEntry> table;
 
@@ -39,6 +40,7 @@ class FakeGateway final : public PortMapper {
     info.status = reachable ? GatewayInfo::Status::kReady : GatewayInfo::Status::kNotFound;
     info.external_address = reachable ? external_address : "";
     info.identity = "fake-igd";
+    info.address = address;
     info.detail = reachable ? "fake IGD" : "no answer";
     return info;
   }

@@ -318,6 +318,21 @@ TEST_F(ReconcilerTest, ThePeriodicCheckRestoresEntriesTheGatewayForgot) {
   EXPECT_EQ(gateway_.maps, 6) << "nothing missing: nothing added";
 }
 
+TEST_F(ReconcilerTest, ANewRouterGetsEveryMappingAndTheOldLeasesAreForgotten) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  gateway_.address = "192.168.1.1";
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 3);
+  FakeGateway& new_router = gateway_;  // the same object answers for another router now
+  new_router.table.clear();
+  new_router.address = "192.168.1.254";
+  reconciler_->RequestProbe();
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.maps, 6);
+  EXPECT_EQ(Count(MappingState::kActive), 3);
+  EXPECT_TRUE(HasEvent("gateway.changed"));
+}
+
 TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrphans) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   const std::string tag = "natpilot " + store_.InstanceId() + " ";
