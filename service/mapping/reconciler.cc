@@ -82,6 +82,7 @@ TimePoint Reconciler::Backoff(TimePoint now, uint32_t failures, Seconds min, Sec
 
 TimePoint Reconciler::RunOnce() {
   const TimePoint now = now_();
+  rerun_ = false;
   try {
     if (!ProbeIfDue(now)) {
       MarkUnreachable(now);
@@ -390,8 +391,7 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
                renewal ? "the protocol that granted this lease is no longer usable"
                        : "no usable protocol can map to " + m.internal_address +
                              " (NAT-PMP maps only to natpilotd's own host)"};
-    Refused(m, {none}, now, tally);
-    return true;
+    return Refused(m, {none}, now, tally);
   }
   std::vector<Error> refusals;
   auto lease = TryCandidates(m, candidates, refusals);
@@ -421,8 +421,7 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
       m.detail = refusals.back().message + "; waiting for the other protocols' probes";
       return true;
     }
-    Refused(m, refusals, now, tally);
-    return true;
+    return Refused(m, refusals, now, tally);
   }
   const Error& error = refusals.size() == candidates.size() ? refusals.back() : lease.error();
   ++m.failures;
@@ -452,7 +451,41 @@ bool Reconciler::ForcedStatic(const Mapping& m) const {
   return options_.force_static_all || options_.force_static_devices.count(m.device) > 0;
 }
 
-void Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally) {
+// Finds a block of the same size above the current one that no device wants and that is free on
+// the gateway, and moves the device's RTP range there (same-port mappings, so the PBX only has to
+// learn the new range). Returns false when no such block exists.
+bool Reconciler::MoveRtpBlock(const Mapping& m, const std::string& holder, TimePoint now) {
+  auto device = store_.GetDevice(m.device);
+  PortMapper* lister = ByProtocol(GatewayProtocol::kUpnpIgd);
+  if (!device || lister == nullptr) return false;
+  const PortRange old = device->plan.rtp;
+  const uint32_t size = old.size();
+  for (uint32_t first = uint32_t(old.last) + 1; first + size - 1 <= 65535; first += size) {
+    const PortRange block{static_cast<uint16_t>(first), static_cast<uint16_t>(first + size - 1)};
+    if (device->plan.sip_udp && block.overlaps(device->plan.sip)) continue;
+    bool free = true;
+    for (uint32_t p = block.first; p <= block.last && free; ++p) {
+      auto entry = lister->GetEntry(Transport::kUdp, static_cast<uint16_t>(p));
+      free = entry && !entry->has_value();
+    }
+    if (!free) continue;
+    Device moved = *device;
+    moved.plan.rtp = block;
+    moved.updated_at = now;
+    auto updated = store_.UpdateDevice(
+        moved, Event{0, now, "device.rtp-moved", m.device, kCaller,
+                     "RTP " + ToString(old) + " -> " + ToString(block) + ": port " +
+                         std::to_string(m.external_port) + "/udp is held on the gateway by " +
+                         holder + "; the PBX or ATA must use the new range"});
+    if (!updated) continue;  // another device wants that block; try the next
+    spdlog::info("device.rtp-moved {}: RTP {} -> {}", m.device, ToString(old), ToString(block));
+    rerun_ = true;
+    return true;
+  }
+  return false;
+}
+
+bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally) {
   // UPnP 718 means either that another host holds the external port, or (miniupnpd secure mode,
   // upnpredirect.c) that the gateway maps only to the host that asks. Reading the entry tells the
   // two apart: a real holder is a conflict that static rules cannot solve either.
@@ -461,6 +494,12 @@ void Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
     if (lister == nullptr || e.code != MakeUpnpError(upnp::kConflictInMappingEntry)) continue;
     auto entry = lister->GetEntry(m.transport, m.external_port);
     if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
+      const std::string holder =
+          (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port);
+      // RTP is mapped same-port, so a taken RTP port moves the device's whole RTP block to a free
+      // one; the PBX configuration follows the new range.
+      const bool move = m.purpose == Purpose::kRtp;
+      if (move) pending_move_ = std::make_pair(m, holder);
       ++m.failures;
       m.state = MappingState::kFailed;
       m.next_attempt_at = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
@@ -470,7 +509,7 @@ void Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
       auto& [count, reason] = tally.failed[m.device];
       ++count;
       reason = m.detail;
-      return;
+      return !move;  // a move changes the device's plan: stop this pass, save, then move
     }
   }
   m.state = MappingState::kStaticRule;
@@ -485,6 +524,7 @@ void Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
   auto& [count, reason] = tally.static_rule[m.device];
   ++count;
   reason = m.detail;
+  return true;
 }
 
 void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) {
@@ -643,6 +683,10 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
     if (batch.size() >= options_.save_batch) flush(false);
   }
   flush(true);
+  if (pending_move_) {
+    auto [mapping, holder] = *std::exchange(pending_move_, std::nullopt);
+    if (MoveRtpBlock(mapping, holder, now)) return now;
+  }
   TimePoint due = TimePoint::max();
   for (const Mapping& m : *mappings) {
     if (!m.released) due = std::min(due, HasLease(m) ? m.renew_at : m.next_attempt_at);
@@ -659,7 +703,7 @@ TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
     if (!table_synced_) next = std::min(next, next_sync_);
   }
   if (ProbesPending()) next = std::min(next, now + std::chrono::milliseconds(250));
-  if (probe_requested_) next = now;
+  if (probe_requested_ || rerun_) next = now;
   return std::max(next, now);
 }
 

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <mutex>
 #include <string>
@@ -105,7 +106,9 @@ class Reconciler {
   void NoteExternalAddress(const std::string& address, TimePoint now);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
-  void Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally);
+  // Returns false when the pass must stop (the device's plan changed under it).
+  bool Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally);
+  bool MoveRtpBlock(const Mapping& m, const std::string& holder, TimePoint now);
   bool ForcedStatic(const Mapping& m) const;
   void MarkUnreachable(TimePoint now);
   TimePoint NextWake(TimePoint now, TimePoint mappings_due) const;
@@ -133,6 +136,8 @@ class Reconciler {
   TimePoint next_sync_{};
   bool releases_left_ = false;
   TimePoint next_verify_{};
+  bool rerun_ = false;  // the pass stopped early on purpose; run again at once
+  std::optional<std::pair<Mapping, std::string>> pending_move_;  // RTP port taken by (holder)
   uint32_t probe_failures_ = 0;
   TimePoint next_probe_{};
   TimePoint next_release_{};

@@ -30,6 +30,7 @@ class FakeGateway final : public PortMapper {
   std::string local = "192.168.1.2";
   bool third_party = true;                   // false: maps only to `local`, like NAT-PMP
   bool state_lost = false;                   // the next TakeStateLoss() says the gateway forgot
+  bool conflict_on_taken = false;            // 718 for a port another host holds
 
   GatewayProtocol protocol() const override { return kind; }
   GatewayInfo Probe() override {
@@ -47,6 +48,10 @@ class FakeGateway final : public PortMapper {
   Result<Lease> Map(const MapRequest& r) override {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
     if (refuse_with) return Fail(MakeUpnpError(*refuse_with), "refused");
+    if (auto it = table.find({r.transport, r.external_port});
+        conflict_on_taken && it != table.end() && it->second.internal_address != r.internal_address) {
+      return Fail(MakeUpnpError(718), "ConflictInMappingEntry");
+    }
     ++maps;
     table[{r.transport, r.external_port}] =
         GatewayEntry{r.transport, r.external_port, r.internal_address, r.internal_port, r.description, r.lifetime};

@@ -224,6 +224,27 @@ TEST_F(ReconcilerTest, AConflictWithAnotherHostIsFailedNotStatic) {
   }
 }
 
+TEST_F(ReconcilerTest, ATakenRtpPortMovesTheWholeRtpBlockToAFreeOne) {
+  // Another phone holds 10002/udp on the gateway; the gateway answers 718 for it.
+  gateway_.table[{Transport::kUdp, 10002}] =
+      GatewayEntry{Transport::kUdp, 10002, "192.168.1.99", 10002, "someone's phone", Seconds(0)};
+  gateway_.conflict_on_taken = true;
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10003});
+  TimePoint next = reconciler_->RunOnce();
+  EXPECT_EQ(next, now_) << "the plan changed: run again at once";
+  auto device = *store_.GetDevice("ata1");
+  EXPECT_EQ(device.plan.rtp, (PortRange{10004, 10007}));
+  EXPECT_TRUE(HasEvent("device.rtp-moved"));
+  reconciler_->RunOnce();
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kActive), 6);
+  for (uint16_t p = 10000; p <= 10001; ++p) {
+    EXPECT_FALSE(gateway_.table.count({Transport::kUdp, p})) << p << " of the old block was released";
+  }
+  EXPECT_EQ(gateway_.table.at({Transport::kUdp, 10002}).internal_address, "192.168.1.99");
+  for (uint16_t p = 10004; p <= 10007; ++p) EXPECT_TRUE(gateway_.table.count({Transport::kUdp, p}));
+}
+
 TEST_F(ReconcilerTest, ForcedStaticDevicesNeverAskTheGateway) {
   options_.force_static_devices = {"pbx1"};
   Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
