@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 
@@ -11,6 +12,7 @@
 #include "config/config.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
+#include "portmap/announce_listener.h"
 #include "portmap/upnp_mapper.h"
 #include "store/sqlite_store.h"
 
@@ -48,6 +50,14 @@ int Run(const Config& config) {
   spdlog::info("API listening on unix:{}{}", config.unix_socket,
                config.listen.empty() ? "" : " and " + config.listen);
   reconciler.Start();
+  natpilot::AnnounceListener announces;
+  if (std::find(config.protocols.begin(), config.protocols.end(), natpilot::GatewayProtocol::kPcp) !=
+      config.protocols.end()) {
+    auto listening = announces.Start(
+        [&reconciler](const std::string& sender, uint32_t) { reconciler.AnnounceFrom(sender); });
+    if (!listening) spdlog::warn("{}; gateway restarts are noticed by the periodic check only",
+                                 listening.error().message);
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -57,6 +67,7 @@ int Run(const Config& config) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
   server.Shutdown();
+  announces.Stop();
   reconciler.Stop();
   if (config.release_on_shutdown) {
     reconciler.ReleaseLeasesForShutdown(std::chrono::steady_clock::now() + std::chrono::seconds(20));

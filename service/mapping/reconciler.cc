@@ -64,6 +64,13 @@ GatewaySnapshot Reconciler::Gateway() const {
   return snapshot;
 }
 
+void Reconciler::AnnounceFrom(const std::string& sender) {
+  if (sender != Gateway().info.address) return;  // not our gateway: ignore
+  spdlog::info("PCP ANNOUNCE from {}: checking the gateway now", sender);
+  verify_requested_ = true;
+  Wake();
+}
+
 void Reconciler::RequestProbe() {
   probe_requested_ = true;
   Wake();
@@ -89,7 +96,7 @@ TimePoint Reconciler::RunOnce() {
       if (after_pass_) after_pass_();
       return NextWake(now, TimePoint::max());
     }
-    if (now >= next_verify_) Verify(now);
+    if (verify_requested_.exchange(false) || now >= next_verify_) Verify(now);
     if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);
     const TimePoint due = ProcessMappings(now);
@@ -703,7 +710,7 @@ TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
     if (!table_synced_) next = std::min(next, next_sync_);
   }
   if (ProbesPending()) next = std::min(next, now + std::chrono::milliseconds(250));
-  if (probe_requested_ || rerun_) next = now;
+  if (probe_requested_ || rerun_ || verify_requested_) next = now;
   return std::max(next, now);
 }
 

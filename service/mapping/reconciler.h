@@ -71,6 +71,8 @@ class Reconciler {
   GatewaySnapshot Gateway() const;
   // Probe the gateway again at the next pass.
   void RequestProbe();
+  // An unsolicited PCP ANNOUNCE arrived: if it is from the gateway in use, check it at once.
+  void AnnounceFrom(const std::string& sender);
 
   // At shutdown when configured: deletes every held lease from the gateway (the intent stays, so
   // the next start maps again). Gives up at the deadline; what is left expires on the gateway.
@@ -131,6 +133,7 @@ class Reconciler {
   GatewaySnapshot gateway_;
   bool ready_ = false;
   std::atomic<bool> probe_requested_{true};
+  std::atomic<bool> verify_requested_{false};
   bool table_synced_ = false;
   uint32_t sync_failures_ = 0;
   TimePoint next_sync_{};

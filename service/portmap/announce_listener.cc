@@ -1,0 +1,70 @@
+#include "portmap/announce_listener.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "portmap/pcp_codec.h"
+
+namespace natpilot {
+
+Result<void> AnnounceListener::Start(Callback callback, uint16_t port) {
+  callback_ = std::move(callback);
+  fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const std::string err = std::strerror(errno);
+    Stop();
+    return Fail(Errc::kUnavailable, "cannot listen for PCP ANNOUNCE on UDP " + std::to_string(port) +
+                                        ": " + err);
+  }
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  thread_ = std::thread([this] { Run(); });
+  return {};
+}
+
+void AnnounceListener::Stop() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!::write(stop_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (fd_ >= 0) ::close(fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+  fd_ = stop_fd_ = -1;
+}
+
+void AnnounceListener::Run() {
+  for (;;) {
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) return;
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    uint8_t buf[1100];
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    const ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n <= 0) continue;
+    auto resp = pcp::DecodeResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+    if (!resp || resp->opcode != pcp::Opcode::kAnnounce) continue;
+    char sender[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from.sin_addr, sender, sizeof sender);
+    try {
+      callback_(sender, resp->epoch_s);
+    } catch (...) {
+      // A callback must not take the listener down; the periodic check still runs.
+    }
+  }
+}
+
+}  // namespace natpilot
