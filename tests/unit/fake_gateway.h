@@ -58,7 +58,7 @@ class FakeGateway final : public PortMapper {
     return Lease{kind, r.transport, r.internal_address, r.internal_port,
                  external_address, r.external_port, r.lifetime};
   }
-  bool CanMapFor(std::string_view address) const override { return third_party || address == local; }
+  bool CanMapFor(std::string_view internal) const override { return third_party || internal == local; }
   bool CanList() const override { return true; }
   bool TakeStateLoss() override { return std::exchange(state_lost, false); }
   Result<void> Unmap(const MapRequest& r) override {

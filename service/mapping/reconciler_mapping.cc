@@ -1,0 +1,296 @@
+// The reconciler and each mapping: which protocol, map or renew, refusals, static rules.
+#include "mapping/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "mapping/reconciler_internal.h"
+#include "portmap/netutil.h"
+#include "portmap/pcp_codec.h"
+
+namespace natpilot {
+
+PortMapper* Reconciler::ByProtocol(GatewayProtocol protocol) const {
+  for (size_t i = 0; i < mappers_.size(); ++i) {
+    if (mappers_[i]->protocol() == protocol && prober_.Usable(i)) return mappers_[i];
+  }
+  return nullptr;
+}
+
+bool Reconciler::ProbesPending() const {
+  for (const auto& r : prober_.Reports()) {
+    if (!r.done) return true;
+  }
+  return false;
+}
+
+std::vector<PortMapper*> Reconciler::Candidates(const Mapping& m) const {
+  std::vector<PortMapper*> out;
+  if (HasLease(m)) {
+    if (PortMapper* own = ByProtocol(m.protocol)) out.push_back(own);
+    return out;
+  }
+  for (size_t i = 0; i < mappers_.size(); ++i) {
+    if (prober_.Usable(i) && mappers_[i]->CanMapFor(m.internal_address)) out.push_back(mappers_[i]);
+  }
+  return out;
+}
+
+namespace {
+// A gateway's "no" to this mapping, as opposed to a failure: UPnP 718/606 (miniupnpd secure mode
+// answers 718 for another host's address), PCP NOT_AUTHORIZED/UNSUPP_OPTION (THIRD_PARTY not
+// allowed, RFC 6887 13.1).
+bool IsRefusal(const Error& e) {
+  if (e.code.category() == UpnpCategory()) {
+    return e.code.value() == upnp::kConflictInMappingEntry || e.code.value() == upnp::kActionNotAuthorized;
+  }
+  if (e.code.category() == pcp::PcpCategory()) {
+    const auto r = static_cast<pcp::ResultCode>(e.code.value());
+    return r == pcp::ResultCode::kNotAuthorized || r == pcp::ResultCode::kUnsuppOption;
+  }
+  return false;
+}
+
+std::string NewNonce() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 24; ++i) out += kHex[rng() % 16];
+  return out;
+}
+}  // namespace
+
+// Asks each candidate in turn while they refuse; returns the first lease or the first failure
+// that is not a refusal. Refusals are collected for the caller.
+Result<Lease> Reconciler::TryCandidates(Mapping& m, const std::vector<PortMapper*>& candidates,
+                                        std::vector<Error>& refusals) {
+  for (PortMapper* mapper : candidates) {
+    if (mapper->protocol() == GatewayProtocol::kPcp && m.nonce.empty()) {
+      // The nonce is in the store before the request leaves: after a crash the mapping can still
+      // be deleted (a delete with another nonce is refused).
+      m.nonce = NewNonce();
+      (void)store_.SaveMappings({m}, {});
+    }
+    MapRequest req{m.transport, m.internal_address, m.internal_port, m.external_port,
+                   options_.lease_lifetime, Tag(m.device), m.nonce};
+    auto lease = mapper->Map(req);
+    if (lease || !IsRefusal(lease.error())) return lease;
+    refusals.push_back(lease.error());
+  }
+  return Fail(Errc::kPermissionDenied, "refused");
+}
+
+bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
+  const bool renewal = HasLease(m);
+  const auto candidates = Candidates(m);
+  if (candidates.empty()) {
+    if (ProbesPending()) return true;  // a slower protocol may still turn out to serve it
+    Error none{make_error_code(Errc::kFailedPrecondition),
+               renewal ? "the protocol that granted this lease is no longer usable"
+                       : "no usable protocol can map to " + m.internal_address +
+                             " (NAT-PMP maps only to natpilotd's own host)"};
+    return Refused(m, {none}, now, tally);
+  }
+  std::vector<Error> refusals;
+  auto lease = TryCandidates(m, candidates, refusals);
+  if (lease) {
+    const Seconds lifetime = lease->lifetime.count() > 0 ? lease->lifetime : options_.lease_lifetime;
+    const double fraction =
+        options_.renew_fraction + options_.jitter_fraction * std::clamp(random_(), 0.0, 1.0);
+    if (!renewal || m.state != MappingState::kActive) ++tally.activated[m.device];
+    tally.via[m.device] = lease->protocol;
+    m.state = MappingState::kActive;
+    m.protocol = lease->protocol;
+    m.external_address = lease->external_address;
+    m.external_port = lease->external_port;
+    m.granted_at = now;
+    m.expires_at = lease->lifetime.count() > 0 ? now + lease->lifetime : TimePoint{};
+    m.renew_at = now + std::chrono::duration_cast<Seconds>(lifetime * (1.0 - fraction));
+    m.failures = 0;
+    m.next_attempt_at = TimePoint{};
+    m.detail = lease->lifetime.count() > 0 ? "" : "the gateway grants only permanent leases";
+    NoteExternalAddress(lease->external_address, now);
+    return true;
+  }
+  if (!refusals.empty() && refusals.size() == candidates.size() && !renewal) {
+    if (ProbesPending()) {
+      // A protocol still being probed may yet serve it: ask again shortly, not static rules yet.
+      m.next_attempt_at = now + Seconds(1);
+      m.detail = refusals.back().message + "; waiting for the other protocols' probes";
+      return true;
+    }
+    return Refused(m, refusals, now, tally);
+  }
+  const Error& error = refusals.size() == candidates.size() ? refusals.back() : lease.error();
+  ++m.failures;
+  const TimePoint retry = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
+  const bool still_valid = renewal && (m.expires_at == TimePoint{} || now < m.expires_at);
+  if (still_valid) {
+    m.state = MappingState::kRenewing;
+    m.renew_at = retry;
+  } else {
+    m.state = MappingState::kFailed;
+    m.protocol = GatewayProtocol::kNone;
+    m.external_address.clear();
+    m.next_attempt_at = retry;
+  }
+  m.detail = error.message;
+  auto& [count, reason] = tally.failed[m.device];
+  ++count;
+  reason = error.message;
+  if (IsUnreachable(error)) {
+    probe_requested_ = true;
+    return false;  // stop this pass; the next one probes first
+  }
+  return true;
+}
+
+bool Reconciler::ForcedStatic(const Mapping& m) const {
+  return options_.force_static_all || options_.force_static_devices.count(m.device) > 0;
+}
+
+// Finds a block of the same size above the current one that no device wants and that is free on
+// the gateway, and moves the device's RTP range there (same-port mappings, so the PBX only has to
+// learn the new range). Returns false when no such block exists.
+bool Reconciler::MoveRtpBlock(const Mapping& m, const std::string& holder, TimePoint now) {
+  auto device = store_.GetDevice(m.device);
+  PortMapper* lister = ByProtocol(GatewayProtocol::kUpnpIgd);
+  if (!device || lister == nullptr) return false;
+  const PortRange old = device->plan.rtp;
+  const uint32_t size = old.size();
+  for (uint32_t first = uint32_t(old.last) + 1; first + size - 1 <= 65535; first += size) {
+    const PortRange block{static_cast<uint16_t>(first), static_cast<uint16_t>(first + size - 1)};
+    if (device->plan.sip_udp && block.overlaps(device->plan.sip)) continue;
+    bool free = true;
+    for (uint32_t p = block.first; p <= block.last && free; ++p) {
+      auto entry = lister->GetEntry(Transport::kUdp, static_cast<uint16_t>(p));
+      free = entry && !entry->has_value();
+    }
+    if (!free) continue;
+    Device moved = *device;
+    moved.plan.rtp = block;
+    moved.updated_at = now;
+    auto updated = store_.UpdateDevice(
+        moved, Event{0, now, "device.rtp-moved", m.device, kReconcilerCaller,
+                     "RTP " + ToString(old) + " -> " + ToString(block) + ": port " +
+                         std::to_string(m.external_port) + "/udp is held on the gateway by " +
+                         holder + "; the PBX or ATA must use the new range"});
+    if (!updated) continue;  // another device wants that block; try the next
+    spdlog::info("device.rtp-moved {}: RTP {} -> {}", m.device, ToString(old), ToString(block));
+    rerun_ = true;
+    return true;
+  }
+  return false;
+}
+
+bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally) {
+  // UPnP 718 means either that another host holds the external port, or (miniupnpd secure mode,
+  // upnpredirect.c) that the gateway maps only to the host that asks. Reading the entry tells the
+  // two apart: a real holder is a conflict that static rules cannot solve either.
+  PortMapper* lister = ByProtocol(GatewayProtocol::kUpnpIgd);
+  for (const Error& e : refusals) {
+    if (lister == nullptr || e.code != MakeUpnpError(upnp::kConflictInMappingEntry)) continue;
+    auto entry = lister->GetEntry(m.transport, m.external_port);
+    if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
+      const std::string holder =
+          (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port);
+      // RTP is mapped same-port, so a taken RTP port moves the device's whole RTP block to a free
+      // one; the PBX configuration follows the new range.
+      const bool move = m.purpose == Purpose::kRtp;
+      if (move) pending_move_ = std::make_pair(m, holder);
+      ++m.failures;
+      m.state = MappingState::kFailed;
+      m.next_attempt_at = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
+      m.detail = "external port " + std::to_string(m.external_port) + " is held on the gateway by " +
+                 (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port) +
+                 " (" + (*entry)->description + ")";
+      auto& [count, reason] = tally.failed[m.device];
+      ++count;
+      reason = m.detail;
+      return !move;  // a move changes the device's plan: stop this pass, save, then move
+    }
+  }
+  m.state = MappingState::kStaticRule;
+  m.protocol = GatewayProtocol::kNone;
+  m.external_address.clear();
+  m.failures = 0;
+  // Refusals are policy and rarely change; ask again only now and then.
+  m.next_attempt_at = now + options_.retry_max;
+  std::string why;
+  for (const Error& e : refusals) why += (why.empty() ? "" : "; ") + e.message;
+  m.detail = "the gateway refused (" + why + "): third-party mapping refused; provided by static rules";
+  auto& [count, reason] = tally.static_rule[m.device];
+  ++count;
+  reason = m.detail;
+  return true;
+}
+
+TimePoint Reconciler::ProcessMappings(TimePoint now) {
+  CheckStateLoss(now);
+  auto mappings = store_.ListMappings();
+  if (!mappings) return now + options_.retry_min;
+  Tally tally;
+  std::vector<Mapping> batch;
+  auto flush = [&](bool last) {
+    std::vector<Event> events;
+    if (last) {
+      for (const auto& [device, n] : tally.activated) {
+        Log(events, "mapping.active", device,
+            std::to_string(n) + " mappings active via " +
+                std::string(ToString(tally.via[device])) + " (external address " +
+                Gateway().info.external_address + ")",
+            now);
+      }
+      for (const auto& [device, f] : tally.static_rule) {
+        Log(events, "mapping.static-rule", device,
+            std::to_string(f.first) + " mappings now need static rules: " + f.second, now);
+      }
+      for (const auto& [device, f] : tally.failed) {
+        Log(events, "mapping.failed", device,
+            std::to_string(f.first) + " mappings failed or not renewed; last reason: " + f.second,
+            now);
+      }
+    }
+    if (!batch.empty() || !events.empty()) (void)store_.SaveMappings(batch, std::move(events));
+    batch.clear();
+  };
+  for (Mapping& m : *mappings) {
+    if (m.released) continue;
+    if (ForcedStatic(m)) {
+      if (m.state == MappingState::kStaticRule && m.protocol == GatewayProtocol::kNone) continue;
+      if (PortMapper* own = HasLease(m) ? ByProtocol(m.protocol) : nullptr) {
+        (void)own->Unmap(MapRequest{m.transport, m.internal_address, m.internal_port,
+                                    m.external_port, Seconds(0), "", m.nonce});
+      }
+      m.state = MappingState::kStaticRule;
+      m.protocol = GatewayProtocol::kNone;
+      m.next_attempt_at = TimePoint::max();
+      m.detail = "static rules forced by config";
+      ++tally.static_rule[m.device].first;
+      tally.static_rule[m.device].second = m.detail;
+      batch.push_back(m);
+      continue;
+    }
+    const bool due = HasLease(m) ? now >= m.renew_at : now >= m.next_attempt_at;
+    if (!due) continue;
+    const bool go_on = MapOne(m, now, tally);
+    batch.push_back(m);
+    if (!go_on) break;
+    if (batch.size() >= options_.save_batch) flush(false);
+  }
+  flush(true);
+  if (pending_move_) {
+    auto [mapping, holder] = *std::exchange(pending_move_, std::nullopt);
+    if (MoveRtpBlock(mapping, holder, now)) return now;
+  }
+  TimePoint due = TimePoint::max();
+  for (const Mapping& m : *mappings) {
+    if (!m.released) due = std::min(due, HasLease(m) ? m.renew_at : m.next_attempt_at);
+  }
+  return due;
+}
+
+}  // namespace natpilot
