@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libcli11-dev libspdlog-dev nlohmann-json3-dev libtomlplusplus-dev libexpected-dev
 )
 TEST_PKGS=(
-  libgtest-dev libgmock-dev sqlite3
+  libgtest-dev libgmock-dev libcpp-httplib-dev sqlite3
   iproute2 nftables iptables miniupnpd-nftables miniupnpc natpmpc util-linux procps
 )
 

@@ -45,11 +45,14 @@ namespace {
 // allowed, RFC 6887 13.1).
 bool IsRefusal(const Error& e) {
   if (e.code.category() == UpnpCategory()) {
-    return e.code.value() == upnp::kConflictInMappingEntry || e.code.value() == upnp::kActionNotAuthorized;
+    // 728 NoPortMapsAvailable: the table is full; static rules do not need the gateway's table.
+    return e.code.value() == upnp::kConflictInMappingEntry ||
+           e.code.value() == upnp::kActionNotAuthorized || e.code.value() == upnp::kNoPortMapsAvailable;
   }
   if (e.code.category() == pcp::PcpCategory()) {
     const auto r = static_cast<pcp::ResultCode>(e.code.value());
-    return r == pcp::ResultCode::kNotAuthorized || r == pcp::ResultCode::kUnsuppOption;
+    return r == pcp::ResultCode::kNotAuthorized || r == pcp::ResultCode::kUnsuppOption ||
+           r == pcp::ResultCode::kNoResources;
   }
   return false;
 }
@@ -220,8 +223,15 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
   // Refusals are policy and rarely change; ask again only now and then.
   m.next_attempt_at = now + options_.retry_max;
   std::string why;
-  for (const Error& e : refusals) why += (why.empty() ? "" : "; ") + e.message;
-  m.detail = "the gateway refused (" + why + "): third-party mapping refused; provided by static rules";
+  bool full = false;
+  for (const Error& e : refusals) {
+    why += (why.empty() ? "" : "; ") + e.message;
+    full = full || e.code == MakeUpnpError(upnp::kNoPortMapsAvailable) ||
+           e.code == pcp::MakePcpError(pcp::ResultCode::kNoResources);
+  }
+  m.detail = "the gateway refused (" + why + "): " +
+             (full ? "its mapping table is full" : "third-party mapping refused") +
+             "; provided by static rules";
   auto& [count, reason] = tally.static_rule[m.device];
   ++count;
   reason = m.detail;

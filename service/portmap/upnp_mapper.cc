@@ -147,6 +147,12 @@ Result<Lease> UpnpMapper::Map(const MapRequest& req) {
     lifetime = Seconds(0);
     r = add(lifetime);
   }
+  // 402 InvalidArgs to a lease duration: some IGDv1 routers accept only 0 (libtorrent and
+  // miniupnpc's upnpc retry the same way); map permanently, renewals re-add it.
+  if (r == upnp::kInvalidArgs && lifetime.count() > 0) {
+    lifetime = Seconds(0);
+    r = add(lifetime);
+  }
   if (r != UPNPCOMMAND_SUCCESS) {
     return tl::unexpected(UpnpError(r, "AddPortMapping " + ext + "/" + Proto(req.transport) +
                                            " to " + req.internal_address + ":" + in));

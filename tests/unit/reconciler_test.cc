@@ -208,6 +208,14 @@ TEST_F(ReconcilerTest, AThirdPartyRefusalFallsBackToStaticRules) {
   EXPECT_EQ(Count(MappingState::kStaticRule), 3);
 }
 
+TEST_F(ReconcilerTest, AFullGatewayTableFallsBackToStaticRules) {
+  gateway_.refuse_with = 728;  // NoPortMapsAvailable
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  reconciler_->RunOnce();
+  EXPECT_EQ(Count(MappingState::kStaticRule), 3);
+  for (const auto& m : Mappings()) EXPECT_NE(m.detail.find("table is full"), std::string::npos);
+}
+
 TEST_F(ReconcilerTest, AConflictWithAnotherHostIsFailedNotStatic) {
   gateway_.table[{Transport::kUdp, 5060}] =
       GatewayEntry{Transport::kUdp, 5060, "192.168.1.99", 5060, "someone's phone", Seconds(0)};

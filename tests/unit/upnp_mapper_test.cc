@@ -1,0 +1,100 @@
+// UpnpMapper against a scripted IGD on loopback: the quirks of routers that miniupnpd never shows.
+#include "portmap/upnp_mapper.h"
+
+#include <gtest/gtest.h>
+
+#include "fake_igd.h"
+
+namespace natpilot {
+namespace {
+
+using testing::FakeIgd;
+
+MapRequest Req(uint16_t port) {
+  return MapRequest{Transport::kUdp, "192.168.1.20", port, port, Seconds(3600), "natpilot t ata1", ""};
+}
+
+TEST(UpnpMapper, MapsThroughARealHttpExchange) {
+  FakeIgd igd;
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  const GatewayInfo info = mapper.Probe();
+  ASSERT_EQ(info.status, GatewayInfo::Status::kReady) << info.detail;
+  EXPECT_EQ(info.external_address, "198.51.100.7");
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->lifetime, Seconds(3600));
+  const auto call = igd.calls().back();
+  EXPECT_EQ(call.action, "AddPortMapping");
+  EXPECT_EQ(call.args.at("NewInternalClient"), "192.168.1.20");
+  EXPECT_EQ(call.args.at("NewExternalPort"), "5060");
+  EXPECT_EQ(call.args.at("NewInternalPort"), "5060");
+  EXPECT_EQ(call.args.at("NewLeaseDuration"), "3600");
+}
+
+TEST(UpnpMapper, OnlyPermanentLeases725IsRetriedWithLeaseZero) {
+  FakeIgd igd;
+  igd.errors["AddPortMapping"] = {725};
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->lifetime, Seconds(0)) << "permanent, renewed by re-adding";
+  EXPECT_EQ(igd.calls().back().args.at("NewLeaseDuration"), "0");
+}
+
+TEST(UpnpMapper, InvalidArgs402OnALeaseIsRetriedWithLeaseZero) {
+  FakeIgd igd;
+  igd.errors["AddPortMapping"] = {402};
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->lifetime, Seconds(0));
+}
+
+TEST(UpnpMapper, ATableFull728IsAnErrorNamedAsSuch) {
+  FakeIgd igd;
+  igd.errors["AddPortMapping"] = {728};
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_FALSE(lease);
+  EXPECT_EQ(lease.error().code, MakeUpnpError(728));
+  EXPECT_NE(lease.error().message.find("table is full"), std::string::npos);
+  EXPECT_EQ(igd.calls().size(), 2u) << "the probe's GetExternalIPAddress and one add: no retry";
+}
+
+TEST(UpnpMapper, DeletingWhatIsAlreadyGoneSucceeds) {
+  FakeIgd igd;
+  igd.errors["DeletePortMapping"] = {714};
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  EXPECT_TRUE(mapper.Unmap(Req(5060)));
+}
+
+TEST(UpnpMapper, AGatewayThatStopsAnsweringIsUnreachable) {
+  UpnpOptions o;
+  std::string url;
+  {
+    FakeIgd igd;
+    o.root_desc_url = igd.url();
+    UpnpMapper mapper(o);
+    ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  }
+  UpnpMapper mapper(o);  // the same URL, nobody listening any more
+  EXPECT_EQ(mapper.Probe().status, GatewayInfo::Status::kNotFound);
+  EXPECT_FALSE(mapper.Map(Req(5060)));
+}
+
+}  // namespace
+}  // namespace natpilot
