@@ -134,8 +134,22 @@ Result<Lease> UpnpMapper::Map(const MapRequest& req) {
   const std::string ext = std::to_string(req.external_port);
   const std::string in = std::to_string(req.internal_port);
   Seconds lifetime = req.lifetime;
+  // IGDv2 offers AddAnyPortMapping: the gateway answers with the port it reserved instead of a
+  // bare 718 when the asked one is taken. Port-preserving or nothing, so another port is given
+  // back and reported as the conflict it is.
+  const bool v2 = std::strstr(igd_->service(), "WANIPConnection:2") != nullptr;
+  uint16_t reserved = req.external_port;
   auto add = [&](Seconds lease) {
     const std::string l = std::to_string(lease.count());
+    if (v2) {
+      char port[8] = {0};
+      const int r = UPNP_AddAnyPortMapping(igd_->control(), igd_->service(), ext.c_str(),
+                                           in.c_str(), req.internal_address.c_str(),
+                                           req.description.c_str(), Proto(req.transport), nullptr,
+                                           l.c_str(), port);
+      if (r == UPNPCOMMAND_SUCCESS) reserved = ToPort(port);
+      return r;
+    }
     return UPNP_AddPortMapping(igd_->control(), igd_->service(), ext.c_str(), in.c_str(),
                                req.internal_address.c_str(), req.description.c_str(),
                                Proto(req.transport), nullptr, l.c_str());
@@ -154,8 +168,18 @@ Result<Lease> UpnpMapper::Map(const MapRequest& req) {
     r = add(lifetime);
   }
   if (r != UPNPCOMMAND_SUCCESS) {
-    return tl::unexpected(UpnpError(r, "AddPortMapping " + ext + "/" + Proto(req.transport) +
-                                           " to " + req.internal_address + ":" + in));
+    return tl::unexpected(UpnpError(r, std::string(v2 ? "AddAnyPortMapping " : "AddPortMapping ") +
+                                           ext + "/" + Proto(req.transport) + " to " +
+                                           req.internal_address + ":" + in));
+  }
+  if (reserved != req.external_port) {
+    const std::string other = std::to_string(reserved);
+    UPNP_DeletePortMapping(igd_->control(), igd_->service(), other.c_str(), Proto(req.transport),
+                           nullptr);
+    return tl::unexpected(Error{MakeUpnpError(upnp::kConflictInMappingEntry),
+                                "AddAnyPortMapping " + ext + "/" + Proto(req.transport) +
+                                    ": the gateway reserved port " + other +
+                                    " instead (the asked one is taken); given back"});
   }
   Lease lease;
   lease.protocol = GatewayProtocol::kUpnpIgd;

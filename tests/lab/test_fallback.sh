@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # miniupnpd in secure mode with all three protocols on: PCP is chosen; natpilotd's own PBX gets PCP
 # leases; an ATA at another address is refused by every protocol that could serve it (PCP
-# THIRD_PARTY not allowed, UPnP 718; NAT-PMP cannot), falls back to static rules on its own, and the
+# THIRD_PARTY not allowed, UPnP 606/718; NAT-PMP cannot), falls back to static rules on its own, and the
 # event, `mapping list` and the rule files say so; the rule file then makes the ATA reachable.
 source "$(dirname "$0")/lab.sh"
 lab_up secure
@@ -23,7 +23,9 @@ wait_for 30 np_count_is ata1 STATIC_RULE 14 ||
 np mapping list --device ata1 >"$LAB_DIR/list"
 sed -n 1,3p "$LAB_DIR/list"
 grep -q "static-rule .*third-party mapping refused" "$LAB_DIR/list" || fail "mapping list does not say why"
-grep -q "718 ConflictInMappingEntry" "$LAB_DIR/list" || fail "mapping list does not name UPnP's answer"
+# miniupnpd answers 718 to AddPortMapping and 606 to IGDv2's AddAnyPortMapping for another host.
+grep -qE "(718 ConflictInMappingEntry|606 ActionNotAuthorized)" "$LAB_DIR/list" ||
+  fail "mapping list does not name UPnP's answer"
 grep -q "PCP MAP .*UNSUPP_OPTION" "$LAB_DIR/list" || fail "mapping list does not name PCP's answer (THIRD_PARTY not allowed)"
 np mapping list --device pbx1 >"$LAB_DIR/pbx"
 grep -q " pcp " "$LAB_DIR/pbx" || fail "the PBX should be mapped with PCP"

@@ -25,8 +25,9 @@ class FakeIgd {
   // Answer for an action: an error code, or success. Set before the calls.
   std::map<std::string, std::vector<int>> errors;  // action -> error codes, consumed in order
   std::string external_address = "198.51.100.7";
+  int version = 1;  // 2: WANIPConnection:2 with AddAnyPortMapping
 
-  FakeIgd() {
+  explicit FakeIgd(int igd_version = 1) : version(igd_version) {
     server_.Get("/rootDesc.xml", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(RootDesc(), "text/xml");
     });
@@ -54,7 +55,7 @@ class FakeIgd {
     const std::string base = "http://127.0.0.1:" + std::to_string(port_);
     return R"(<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>0</minor></specVersion>)"
            "<URLBase>" + base + "</URLBase>" +
-           R"(<device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType><friendlyName>fake</friendlyName><UDN>uuid:fake-igd</UDN><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:1</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType><serviceId>urn:upnp-org:serviceId:WANCommonIFC1</serviceId><controlURL>/ctl/CmnIfCfg</controlURL><eventSubURL>/evt/CmnIfCfg</eventSubURL><SCPDURL>/WANCfg.xml</SCPDURL></service></serviceList><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:1</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType><serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL><SCPDURL>/WANIPCn.xml</SCPDURL></service></serviceList></device></deviceList></device></deviceList></device></root>)";
+           R"(<device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType><friendlyName>fake</friendlyName><UDN>uuid:fake-igd</UDN><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:1</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType><serviceId>urn:upnp-org:serviceId:WANCommonIFC1</serviceId><controlURL>/ctl/CmnIfCfg</controlURL><eventSubURL>/evt/CmnIfCfg</eventSubURL><SCPDURL>/WANCfg.xml</SCPDURL></service></serviceList><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:1</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:)" + std::to_string(version) + R"(</serviceType><serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL><SCPDURL>/WANIPCn.xml</SCPDURL></service></serviceList></device></deviceList></device></deviceList></device></root>)";
   }
   static std::string Envelope(const std::string& body) {
     return R"(<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>)" +
@@ -87,7 +88,8 @@ class FakeIgd {
                       "text/xml");
       return;
     }
-    const std::string u = "<u:" + action + "Response xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:1\">";
+    const std::string u = "<u:" + action + "Response xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:" +
+                          std::to_string(version) + "\">";
     const std::string end = "</u:" + action + "Response>";
     std::string out;
     const std::string key = call.args["NewProtocol"] + " " + call.args["NewExternalPort"];
@@ -98,6 +100,17 @@ class FakeIgd {
     } else if (action == "AddPortMapping") {
       std::lock_guard lock(mu_);
       table[key] = call.args["NewInternalClient"];
+    } else if (action == "AddAnyPortMapping") {
+      // Like miniupnpd: the asked port if free or ours, else the next free one.
+      std::lock_guard lock(mu_);
+      int port = std::stoi(call.args["NewExternalPort"]);
+      auto taken = [&](int p) {
+        auto it = table.find(call.args["NewProtocol"] + " " + std::to_string(p));
+        return it != table.end() && it->second != call.args["NewInternalClient"];
+      };
+      while (taken(port)) ++port;
+      table[call.args["NewProtocol"] + " " + std::to_string(port)] = call.args["NewInternalClient"];
+      out = "<NewReservedPort>" + std::to_string(port) + "</NewReservedPort>";
     } else if (action == "DeletePortMapping") {
       std::lock_guard lock(mu_);
       table.erase(key);

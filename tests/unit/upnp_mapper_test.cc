@@ -72,6 +72,36 @@ TEST(UpnpMapper, ATableFull728IsAnErrorNamedAsSuch) {
   EXPECT_EQ(igd.calls().size(), 2u) << "the probe's GetExternalIPAddress and one add: no retry";
 }
 
+TEST(UpnpMapper, Igd2UsesAddAnyPortMappingAndKeepsThePort) {
+  FakeIgd igd(2);
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->external_port, 5060);
+  EXPECT_EQ(igd.calls().back().action, "AddAnyPortMapping");
+}
+
+TEST(UpnpMapper, Igd2OfferingAnotherPortIsGivenBackAsAConflict) {
+  FakeIgd igd(2);
+  igd.table["UDP 5060"] = "192.168.1.99";  // another host holds it
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  UpnpMapper mapper(o);
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto lease = mapper.Map(Req(5060));
+  ASSERT_FALSE(lease);
+  EXPECT_EQ(lease.error().code, MakeUpnpError(upnp::kConflictInMappingEntry));
+  EXPECT_NE(lease.error().message.find("reserved port 5061"), std::string::npos);
+  const auto calls = igd.calls();
+  EXPECT_EQ(calls.back().action, "DeletePortMapping");
+  EXPECT_EQ(calls.back().args.at("NewExternalPort"), "5061");
+  EXPECT_EQ(igd.table.count("UDP 5061"), 0u);
+  EXPECT_EQ(igd.table.at("UDP 5060"), "192.168.1.99");
+}
+
 TEST(UpnpMapper, DeletingWhatIsAlreadyGoneSucceeds) {
   FakeIgd igd;
   igd.errors["DeletePortMapping"] = {714};
