@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "portmap/netutil.h"
+
 namespace natpilot {
 
 std::string_view ToString(GatewayInfo::Status s) {
@@ -61,7 +63,15 @@ GatewayInfo UpnpMapper::Probe() {
     }
   } else {
     int error = 0;
-    const char* mif = options_.multicast_interface.empty() ? nullptr : options_.multicast_interface.c_str();
+    // On a host with several interfaces, SSDP must leave through the LAN one: the configured
+    // interface, else the address that faces the default route's gateway.
+    std::string lan_if = options_.multicast_interface;
+    if (lan_if.empty()) {
+      if (auto gw = DefaultGateway()) {
+        if (auto local = LocalAddressTowards(*gw)) lan_if = *local;
+      }
+    }
+    const char* mif = lan_if.empty() ? nullptr : lan_if.c_str();
     UPNPDev* devices = upnpDiscover(static_cast<int>(options_.discovery_timeout.count()), mif, nullptr,
                                     UPNP_LOCAL_PORT_ANY, 0, 2, &error);
     if (devices == nullptr) {
