@@ -71,17 +71,13 @@ GatewayInfo NatPmpMapper::Probe() {
   GatewayInfo info;
   info.protocol = GatewayProtocol::kNatPmp;
   info.status = GatewayInfo::Status::kNotFound;
-  auto gw = options_.gateway.empty() ? DefaultGateway() : Result<std::string>(options_.gateway);
-  if (!gw) {
-    info.detail = gw.error().message;
+  auto route = FindGatewayRoute(options_.gateway);
+  if (!route) {
+    info.detail = route.error().message;
     return info;
   }
-  auto local = LocalAddressTowards(*gw);
-  if (!local) {
-    info.detail = local.error().message;
-    return info;
-  }
-  local_ = *local;
+  const std::string* gw = &route->gateway;
+  local_ = route->local;
   info.address = *gw;
   info.local_address = local_;
   info.identity = "nat-pmp:" + *gw;

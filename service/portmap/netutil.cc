@@ -54,4 +54,12 @@ Result<std::string> LocalAddressTowards(const std::string& address) {
   return std::string(buf);
 }
 
+Result<GatewayRoute> FindGatewayRoute(const std::string& configured_gateway) {
+  auto gw = configured_gateway.empty() ? DefaultGateway() : Result<std::string>(configured_gateway);
+  if (!gw) return tl::unexpected(gw.error());
+  auto local = LocalAddressTowards(*gw);
+  if (!local) return tl::unexpected(local.error());
+  return GatewayRoute{*gw, *local};
+}
+
 }  // namespace natpilot

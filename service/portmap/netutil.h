@@ -13,4 +13,11 @@ Result<std::string> DefaultGateway();
 // is sent).
 Result<std::string> LocalAddressTowards(const std::string& address);
 
+struct GatewayRoute {
+  std::string gateway;  // the configured one, or the default route's
+  std::string local;    // our address towards it
+};
+// Both at once, for protocols that talk to the gateway directly (PCP, NAT-PMP).
+Result<GatewayRoute> FindGatewayRoute(const std::string& configured_gateway);
+
 }  // namespace natpilot

@@ -49,18 +49,13 @@ GatewayInfo PcpMapper::Probe() {
   GatewayInfo info;
   info.protocol = GatewayProtocol::kPcp;
   info.status = GatewayInfo::Status::kNotFound;
-  auto gw = options_.gateway.empty() ? DefaultGateway() : Result<std::string>(options_.gateway);
-  if (!gw) {
-    info.detail = gw.error().message;
+  auto route = FindGatewayRoute(options_.gateway);
+  if (!route) {
+    info.detail = route.error().message;
     return info;
   }
-  auto local = LocalAddressTowards(*gw);
-  if (!local) {
-    info.detail = local.error().message;
-    return info;
-  }
-  gateway_ = *gw;
-  local_ = *local;
+  gateway_ = route->gateway;
+  local_ = route->local;
   info.address = gateway_;
   info.local_address = local_;
   info.identity = "pcp:" + gateway_;

@@ -3,12 +3,24 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "fake_igd.h"
 
 namespace natpilot {
 namespace {
 
 using testing::FakeIgd;
+
+// A mapper that has probed `igd` (by its root description URL, as gateway.root_desc_url does).
+std::unique_ptr<UpnpMapper> ReadyMapper(FakeIgd& igd) {
+  UpnpOptions o;
+  o.root_desc_url = igd.url();
+  auto mapper = std::make_unique<UpnpMapper>(o);
+  const GatewayInfo info = mapper->Probe();
+  EXPECT_EQ(info.status, GatewayInfo::Status::kReady) << info.detail;
+  return mapper;
+}
 
 MapRequest Req(uint16_t port) {
   return MapRequest{Transport::kUdp, "192.168.1.20", port, port, Seconds(3600), "natpilot t ata1", ""};
@@ -36,11 +48,8 @@ TEST(UpnpMapper, MapsThroughARealHttpExchange) {
 TEST(UpnpMapper, OnlyPermanentLeases725IsRetriedWithLeaseZero) {
   FakeIgd igd;
   igd.errors["AddPortMapping"] = {725};
-  UpnpOptions o;
-  o.root_desc_url = igd.url();
-  UpnpMapper mapper(o);
-  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
-  auto lease = mapper.Map(Req(5060));
+  auto mapper = ReadyMapper(igd);
+  auto lease = mapper->Map(Req(5060));
   ASSERT_TRUE(lease) << lease.error().message;
   EXPECT_EQ(lease->lifetime, Seconds(0)) << "permanent, renewed by re-adding";
   EXPECT_EQ(igd.calls().back().args.at("NewLeaseDuration"), "0");
@@ -49,11 +58,8 @@ TEST(UpnpMapper, OnlyPermanentLeases725IsRetriedWithLeaseZero) {
 TEST(UpnpMapper, InvalidArgs402OnALeaseIsRetriedWithLeaseZero) {
   FakeIgd igd;
   igd.errors["AddPortMapping"] = {402};
-  UpnpOptions o;
-  o.root_desc_url = igd.url();
-  UpnpMapper mapper(o);
-  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
-  auto lease = mapper.Map(Req(5060));
+  auto mapper = ReadyMapper(igd);
+  auto lease = mapper->Map(Req(5060));
   ASSERT_TRUE(lease) << lease.error().message;
   EXPECT_EQ(lease->lifetime, Seconds(0));
 }
@@ -61,11 +67,8 @@ TEST(UpnpMapper, InvalidArgs402OnALeaseIsRetriedWithLeaseZero) {
 TEST(UpnpMapper, ATableFull728IsAnErrorNamedAsSuch) {
   FakeIgd igd;
   igd.errors["AddPortMapping"] = {728};
-  UpnpOptions o;
-  o.root_desc_url = igd.url();
-  UpnpMapper mapper(o);
-  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
-  auto lease = mapper.Map(Req(5060));
+  auto mapper = ReadyMapper(igd);
+  auto lease = mapper->Map(Req(5060));
   ASSERT_FALSE(lease);
   EXPECT_EQ(lease.error().code, MakeUpnpError(728));
   EXPECT_NE(lease.error().message.find("table is full"), std::string::npos);
@@ -74,11 +77,8 @@ TEST(UpnpMapper, ATableFull728IsAnErrorNamedAsSuch) {
 
 TEST(UpnpMapper, Igd2UsesAddAnyPortMappingAndKeepsThePort) {
   FakeIgd igd(2);
-  UpnpOptions o;
-  o.root_desc_url = igd.url();
-  UpnpMapper mapper(o);
-  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
-  auto lease = mapper.Map(Req(5060));
+  auto mapper = ReadyMapper(igd);
+  auto lease = mapper->Map(Req(5060));
   ASSERT_TRUE(lease) << lease.error().message;
   EXPECT_EQ(lease->external_port, 5060);
   EXPECT_EQ(igd.calls().back().action, "AddAnyPortMapping");
@@ -87,11 +87,8 @@ TEST(UpnpMapper, Igd2UsesAddAnyPortMappingAndKeepsThePort) {
 TEST(UpnpMapper, Igd2OfferingAnotherPortIsGivenBackAsAConflict) {
   FakeIgd igd(2);
   igd.table["UDP 5060"] = "192.168.1.99";  // another host holds it
-  UpnpOptions o;
-  o.root_desc_url = igd.url();
-  UpnpMapper mapper(o);
-  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
-  auto lease = mapper.Map(Req(5060));
+  auto mapper = ReadyMapper(igd);
+  auto lease = mapper->Map(Req(5060));
   ASSERT_FALSE(lease);
   EXPECT_EQ(lease.error().code, MakeUpnpError(upnp::kConflictInMappingEntry));
   EXPECT_NE(lease.error().message.find("reserved port 5061"), std::string::npos);
@@ -105,11 +102,8 @@ TEST(UpnpMapper, Igd2OfferingAnotherPortIsGivenBackAsAConflict) {
 TEST(UpnpMapper, DeletingWhatIsAlreadyGoneSucceeds) {
   FakeIgd igd;
   igd.errors["DeletePortMapping"] = {714};
-  UpnpOptions o;
-  o.root_desc_url = igd.url();
-  UpnpMapper mapper(o);
-  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
-  EXPECT_TRUE(mapper.Unmap(Req(5060)));
+  auto mapper = ReadyMapper(igd);
+  EXPECT_TRUE(mapper->Unmap(Req(5060)));
 }
 
 TEST(UpnpMapper, AGatewayThatStopsAnsweringIsUnreachable) {
