@@ -1,17 +1,14 @@
+// The SQLite store: schema and migrations, mappings, releases and events.
 #include "store/sqlite_store.h"
 
 #include <random>
 #include <stdexcept>
 
 #include "core/validate.h"
+#include "store/sqlite_store_internal.h"
 
 namespace natpilot {
 namespace {
-
-int64_t ToUnix(TimePoint t) {
-  return std::chrono::duration_cast<Seconds>(t.time_since_epoch()).count();
-}
-TimePoint FromUnix(int64_t s) { return TimePoint(Seconds(s)); }
 
 // Numbered migrations; index + 1 is the schema version they lead to. Never edit a shipped one.
 constexpr const char* kMigrations[] = {
@@ -72,20 +69,12 @@ ALTER TABLE releases ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
-constexpr const char* kDeviceColumns =
-    "SELECT d.id, d.name, d.kind, d.address, d.sip_first, d.sip_last, d.sip_udp, d.sip_tcp, "
-    "d.rtp_first, d.rtp_last, d.created_at, d.updated_at, "
-    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id), "
-    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id AND m.state = 'active') "
-    "FROM devices d";
 
-constexpr const char* kMappingColumns =
-    "SELECT m.id, m.device_id, d.name, d.address, m.purpose, m.transport, m.internal_port, "
-    "m.external_port, m.state, m.released, m.protocol, m.external_address, m.granted_at, "
-    "m.expires_at, m.renew_at, m.failures, m.next_attempt_at, m.detail, m.nonce "
-    "FROM mappings m JOIN devices d ON d.id = m.device_id";
+}  // namespace
 
-Mapping ReadMapping(const sqlite::Stmt& s) {
+using namespace sqlite_store;
+
+Mapping sqlite_store::ReadMapping(const sqlite::Stmt& s) {
   Mapping m;
   m.id = s.Int(0);
   m.device_id = s.Int(1);
@@ -109,16 +98,7 @@ Mapping ReadMapping(const sqlite::Stmt& s) {
   return m;
 }
 
-template <typename F>
-auto Guarded(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const sqlite::SqliteError& e) {
-    return Fail(Errc::kInternal, "database error: " + e.message);
-  }
-}
 
-}  // namespace
 
 SqliteStore::SqliteStore(StoreOptions options) : options_(std::move(options)) {
   try {
@@ -186,47 +166,6 @@ void SqliteStore::BumpRegistryVersion() {
   db_->Exec("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_version'");
 }
 
-Result<void> SqliteStore::CheckPortConflicts(const Device& device) const {
-  struct Want {
-    Transport transport;
-    PortRange range;
-  };
-  std::vector<Want> wants;
-  if (device.plan.sip_udp) wants.push_back({Transport::kUdp, device.plan.sip});
-  if (device.plan.sip_tcp) wants.push_back({Transport::kTcp, device.plan.sip});
-  wants.push_back({Transport::kUdp, device.plan.rtp});
-  sqlite::Stmt s(*db_,
-                 "SELECT d.name, MIN(m.external_port), MAX(m.external_port) FROM mappings m "
-                 "JOIN devices d ON d.id = m.device_id WHERE m.transport = ? AND "
-                 "m.external_port BETWEEN ? AND ? AND d.name != ? GROUP BY d.name LIMIT 1");
-  for (const Want& w : wants) {
-    s.Reset();
-    s.Bind(1, ToString(w.transport)).Bind(2, w.range.first).Bind(3, w.range.last).Bind(4, device.name);
-    if (s.Step()) {
-      const PortRange held{static_cast<uint16_t>(s.Int(1)), static_cast<uint16_t>(s.Int(2))};
-      return Fail(Errc::kConflict,
-                  "external ports " + ToString(w.range) + "/" + std::string(ToString(w.transport)) +
-                      " overlap device '" + s.Text(0) + "', which holds " + ToString(held) +
-                      " of them; mappings are port-preserving, so each device needs its own "
-                      "SIP and RTP ports");
-    }
-  }
-  return {};
-}
-
-void SqliteStore::InsertMappings(const Device& device) {
-  sqlite::Stmt ins(*db_,
-                   "INSERT INTO mappings(device_id, purpose, transport, internal_port, "
-                   "external_port, state) VALUES (?, ?, ?, ?, ?, 'pending') "
-                   "ON CONFLICT(device_id, transport, internal_port) DO NOTHING");
-  for (const Mapping& m : ExpandPlan(device)) {
-    ins.Reset();
-    ins.Bind(1, device.id).Bind(2, ToString(m.purpose)).Bind(3, ToString(m.transport));
-    ins.Bind(4, m.internal_port).Bind(5, m.external_port);
-    ins.Step();
-  }
-}
-
 void SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
   sqlite::Stmt s(*db_,
                  "INSERT INTO releases(protocol, transport, external_port, internal_address, "
@@ -254,148 +193,6 @@ void SqliteStore::InsertEvents(std::vector<Event>& events) {
 
 void SqliteStore::Publish(const std::vector<Event>& events) {
   if (listener_ && !events.empty()) listener_(events);
-}
-
-std::vector<Device> SqliteStore::QueryDevices(std::string_view name) const {
-  std::string sql = kDeviceColumns;
-  sql += name.empty() ? " ORDER BY d.name" : " WHERE d.name = ?";
-  sqlite::Stmt s(*db_, sql);
-  if (!name.empty()) s.Bind(1, name);
-  std::vector<Device> out;
-  while (s.Step()) {
-    Device d;
-    d.id = s.Int(0);
-    d.name = s.Text(1);
-    d.kind = DeviceKindFromString(s.Text(2)).value_or(DeviceKind::kOther);
-    d.address = s.Text(3);
-    d.plan.sip = {static_cast<uint16_t>(s.Int(4)), static_cast<uint16_t>(s.Int(5))};
-    d.plan.sip_udp = s.Int(6) != 0;
-    d.plan.sip_tcp = s.Int(7) != 0;
-    d.plan.rtp = {static_cast<uint16_t>(s.Int(8)), static_cast<uint16_t>(s.Int(9))};
-    d.created_at = FromUnix(s.Int(10));
-    d.updated_at = FromUnix(s.Int(11));
-    d.mappings_total = static_cast<uint32_t>(s.Int(12));
-    d.mappings_active = static_cast<uint32_t>(s.Int(13));
-    out.push_back(std::move(d));
-  }
-  return out;
-}
-
-Result<Device> SqliteStore::AddDevice(Device device, Event event) {
-  std::vector<Event> events{std::move(event)};
-  auto result = Guarded([&]() -> Result<Device> {
-    std::lock_guard lock(mu_);
-    sqlite::Transaction tx(*db_);
-    if (!QueryDevices(device.name).empty()) {
-      return Fail(Errc::kAlreadyExists, "device '" + device.name +
-                                            "' already exists; choose another name or update it");
-    }
-    if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
-    sqlite::Stmt ins(*db_,
-                     "INSERT INTO devices(name, kind, address, sip_first, sip_last, sip_udp, "
-                     "sip_tcp, rtp_first, rtp_last, created_at, updated_at) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-    const auto& p = device.plan;
-    ins.Bind(1, device.name).Bind(2, ToString(device.kind)).Bind(3, device.address);
-    ins.Bind(4, p.sip.first).Bind(5, p.sip.last).Bind(6, p.sip_udp).Bind(7, p.sip_tcp);
-    ins.Bind(8, p.rtp.first).Bind(9, p.rtp.last);
-    ins.Bind(10, ToUnix(device.created_at)).Bind(11, ToUnix(device.updated_at));
-    ins.Step();
-    device.id = db_->LastInsertId();
-    InsertMappings(device);
-    BumpRegistryVersion();
-    InsertEvents(events);
-    tx.Commit();
-    return QueryDevices(device.name).front();
-  });
-  if (result) Publish(events);
-  return result;
-}
-
-Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
-  std::vector<Event> events{std::move(event)};
-  auto result = Guarded([&]() -> Result<Device> {
-    std::lock_guard lock(mu_);
-    sqlite::Transaction tx(*db_);
-    auto found = QueryDevices(device.name);
-    if (found.empty()) {
-      return Fail(Errc::kNotFound, "no device named '" + device.name + "'");
-    }
-    const Device old = found.front();
-    device.id = old.id;
-    if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
-    // Mappings the new plan drops, or all of them when the address moves, are released.
-    sqlite::Stmt cur(*db_, std::string(kMappingColumns) + " WHERE m.device_id = ?");
-    cur.Bind(1, old.id);
-    std::vector<Mapping> drop;
-    while (cur.Step()) {
-      Mapping m = ReadMapping(cur);
-      const bool keep = device.address == old.address &&
-                        PlanPurpose(device.plan, m.transport, m.internal_port) == m.purpose;
-      if (!keep) drop.push_back(std::move(m));
-    }
-    sqlite::Stmt del(*db_, "DELETE FROM mappings WHERE id = ?");
-    for (const Mapping& m : drop) {
-      if (m.protocol != GatewayProtocol::kNone && !m.released) QueueRelease(m, device.name);
-      del.Reset();
-      del.Bind(1, m.id).Step();
-    }
-    sqlite::Stmt upd(*db_,
-                     "UPDATE devices SET kind=?, address=?, sip_first=?, sip_last=?, sip_udp=?, "
-                     "sip_tcp=?, rtp_first=?, rtp_last=?, updated_at=? WHERE id=?");
-    const auto& p = device.plan;
-    upd.Bind(1, ToString(device.kind)).Bind(2, device.address).Bind(3, p.sip.first);
-    upd.Bind(4, p.sip.last).Bind(5, p.sip_udp).Bind(6, p.sip_tcp).Bind(7, p.rtp.first);
-    upd.Bind(8, p.rtp.last).Bind(9, ToUnix(device.updated_at)).Bind(10, old.id);
-    upd.Step();
-    sqlite::Stmt unrelease(*db_,
-                           "UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0 "
-                           "WHERE device_id = ? AND released = 1");
-    unrelease.Bind(1, old.id).Step();
-    InsertMappings(device);
-    BumpRegistryVersion();
-    InsertEvents(events);
-    tx.Commit();
-    return QueryDevices(device.name).front();
-  });
-  if (result) Publish(events);
-  return result;
-}
-
-Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
-  std::vector<Event> events{std::move(event)};
-  auto result = Guarded([&]() -> Result<void> {
-    std::lock_guard lock(mu_);
-    sqlite::Transaction tx(*db_);
-    auto found = QueryDevices(name);
-    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
-    sqlite::Stmt cur(*db_, std::string(kMappingColumns) +
-                               " WHERE m.device_id = ? AND m.protocol != 'none' AND m.released = 0");
-    cur.Bind(1, found.front().id);
-    while (cur.Step()) QueueRelease(ReadMapping(cur), name);
-    sqlite::Stmt del(*db_, "DELETE FROM devices WHERE id = ?");
-    del.Bind(1, found.front().id).Step();
-    BumpRegistryVersion();
-    InsertEvents(events);
-    tx.Commit();
-    return {};
-  });
-  if (result) Publish(events);
-  return result;
-}
-
-Result<Device> SqliteStore::GetDevice(std::string_view name) const {
-  return Guarded([&]() -> Result<Device> {
-    std::lock_guard lock(mu_);
-    auto found = QueryDevices(name);
-    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
-    return found.front();
-  });
-}
-
-std::vector<Device> SqliteStore::ListDevices() const {
-  std::lock_guard lock(mu_);
-  return QueryDevices({});
 }
 
 Result<std::vector<Mapping>> SqliteStore::ListMappings(std::string_view device) const {

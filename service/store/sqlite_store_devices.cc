@@ -1,0 +1,193 @@
+// The SQLite store: the device registry (one transaction per change, port conflicts checked).
+#include "core/validate.h"
+#include "store/sqlite_store.h"
+#include "store/sqlite_store_internal.h"
+
+namespace natpilot {
+
+using namespace sqlite_store;
+
+Result<void> SqliteStore::CheckPortConflicts(const Device& device) const {
+  struct Want {
+    Transport transport;
+    PortRange range;
+  };
+  std::vector<Want> wants;
+  if (device.plan.sip_udp) wants.push_back({Transport::kUdp, device.plan.sip});
+  if (device.plan.sip_tcp) wants.push_back({Transport::kTcp, device.plan.sip});
+  wants.push_back({Transport::kUdp, device.plan.rtp});
+  sqlite::Stmt s(*db_,
+                 "SELECT d.name, MIN(m.external_port), MAX(m.external_port) FROM mappings m "
+                 "JOIN devices d ON d.id = m.device_id WHERE m.transport = ? AND "
+                 "m.external_port BETWEEN ? AND ? AND d.name != ? GROUP BY d.name LIMIT 1");
+  for (const Want& w : wants) {
+    s.Reset();
+    s.Bind(1, ToString(w.transport)).Bind(2, w.range.first).Bind(3, w.range.last).Bind(4, device.name);
+    if (s.Step()) {
+      const PortRange held{static_cast<uint16_t>(s.Int(1)), static_cast<uint16_t>(s.Int(2))};
+      return Fail(Errc::kConflict,
+                  "external ports " + ToString(w.range) + "/" + std::string(ToString(w.transport)) +
+                      " overlap device '" + s.Text(0) + "', which holds " + ToString(held) +
+                      " of them; mappings are port-preserving, so each device needs its own "
+                      "SIP and RTP ports");
+    }
+  }
+  return {};
+}
+
+void SqliteStore::InsertMappings(const Device& device) {
+  sqlite::Stmt ins(*db_,
+                   "INSERT INTO mappings(device_id, purpose, transport, internal_port, "
+                   "external_port, state) VALUES (?, ?, ?, ?, ?, 'pending') "
+                   "ON CONFLICT(device_id, transport, internal_port) DO NOTHING");
+  for (const Mapping& m : ExpandPlan(device)) {
+    ins.Reset();
+    ins.Bind(1, device.id).Bind(2, ToString(m.purpose)).Bind(3, ToString(m.transport));
+    ins.Bind(4, m.internal_port).Bind(5, m.external_port);
+    ins.Step();
+  }
+}
+
+std::vector<Device> SqliteStore::QueryDevices(std::string_view name) const {
+  std::string sql = kDeviceColumns;
+  sql += name.empty() ? " ORDER BY d.name" : " WHERE d.name = ?";
+  sqlite::Stmt s(*db_, sql);
+  if (!name.empty()) s.Bind(1, name);
+  std::vector<Device> out;
+  while (s.Step()) {
+    Device d;
+    d.id = s.Int(0);
+    d.name = s.Text(1);
+    d.kind = DeviceKindFromString(s.Text(2)).value_or(DeviceKind::kOther);
+    d.address = s.Text(3);
+    d.plan.sip = {static_cast<uint16_t>(s.Int(4)), static_cast<uint16_t>(s.Int(5))};
+    d.plan.sip_udp = s.Int(6) != 0;
+    d.plan.sip_tcp = s.Int(7) != 0;
+    d.plan.rtp = {static_cast<uint16_t>(s.Int(8)), static_cast<uint16_t>(s.Int(9))};
+    d.created_at = FromUnix(s.Int(10));
+    d.updated_at = FromUnix(s.Int(11));
+    d.mappings_total = static_cast<uint32_t>(s.Int(12));
+    d.mappings_active = static_cast<uint32_t>(s.Int(13));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<Device> SqliteStore::AddDevice(Device device, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    if (!QueryDevices(device.name).empty()) {
+      return Fail(Errc::kAlreadyExists, "device '" + device.name +
+                                            "' already exists; choose another name or update it");
+    }
+    if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
+    sqlite::Stmt ins(*db_,
+                     "INSERT INTO devices(name, kind, address, sip_first, sip_last, sip_udp, "
+                     "sip_tcp, rtp_first, rtp_last, created_at, updated_at) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    const auto& p = device.plan;
+    ins.Bind(1, device.name).Bind(2, ToString(device.kind)).Bind(3, device.address);
+    ins.Bind(4, p.sip.first).Bind(5, p.sip.last).Bind(6, p.sip_udp).Bind(7, p.sip_tcp);
+    ins.Bind(8, p.rtp.first).Bind(9, p.rtp.last);
+    ins.Bind(10, ToUnix(device.created_at)).Bind(11, ToUnix(device.updated_at));
+    ins.Step();
+    device.id = db_->LastInsertId();
+    InsertMappings(device);
+    BumpRegistryVersion();
+    InsertEvents(events);
+    tx.Commit();
+    return QueryDevices(device.name).front();
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    auto found = QueryDevices(device.name);
+    if (found.empty()) {
+      return Fail(Errc::kNotFound, "no device named '" + device.name + "'");
+    }
+    const Device old = found.front();
+    device.id = old.id;
+    if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
+    // Mappings the new plan drops, or all of them when the address moves, are released.
+    sqlite::Stmt cur(*db_, std::string(kMappingColumns) + " WHERE m.device_id = ?");
+    cur.Bind(1, old.id);
+    std::vector<Mapping> drop;
+    while (cur.Step()) {
+      Mapping m = ReadMapping(cur);
+      const bool keep = device.address == old.address &&
+                        PlanPurpose(device.plan, m.transport, m.internal_port) == m.purpose;
+      if (!keep) drop.push_back(std::move(m));
+    }
+    sqlite::Stmt del(*db_, "DELETE FROM mappings WHERE id = ?");
+    for (const Mapping& m : drop) {
+      if (m.protocol != GatewayProtocol::kNone && !m.released) QueueRelease(m, device.name);
+      del.Reset();
+      del.Bind(1, m.id).Step();
+    }
+    sqlite::Stmt upd(*db_,
+                     "UPDATE devices SET kind=?, address=?, sip_first=?, sip_last=?, sip_udp=?, "
+                     "sip_tcp=?, rtp_first=?, rtp_last=?, updated_at=? WHERE id=?");
+    const auto& p = device.plan;
+    upd.Bind(1, ToString(device.kind)).Bind(2, device.address).Bind(3, p.sip.first);
+    upd.Bind(4, p.sip.last).Bind(5, p.sip_udp).Bind(6, p.sip_tcp).Bind(7, p.rtp.first);
+    upd.Bind(8, p.rtp.last).Bind(9, ToUnix(device.updated_at)).Bind(10, old.id);
+    upd.Step();
+    sqlite::Stmt unrelease(*db_,
+                           "UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0 "
+                           "WHERE device_id = ? AND released = 1");
+    unrelease.Bind(1, old.id).Step();
+    InsertMappings(device);
+    BumpRegistryVersion();
+    InsertEvents(events);
+    tx.Commit();
+    return QueryDevices(device.name).front();
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    auto found = QueryDevices(name);
+    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    sqlite::Stmt cur(*db_, std::string(kMappingColumns) +
+                               " WHERE m.device_id = ? AND m.protocol != 'none' AND m.released = 0");
+    cur.Bind(1, found.front().id);
+    while (cur.Step()) QueueRelease(ReadMapping(cur), name);
+    sqlite::Stmt del(*db_, "DELETE FROM devices WHERE id = ?");
+    del.Bind(1, found.front().id).Step();
+    BumpRegistryVersion();
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<Device> SqliteStore::GetDevice(std::string_view name) const {
+  return Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    auto found = QueryDevices(name);
+    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    return found.front();
+  });
+}
+
+std::vector<Device> SqliteStore::ListDevices() const {
+  std::lock_guard lock(mu_);
+  return QueryDevices({});
+}
+
+}  // namespace natpilot
