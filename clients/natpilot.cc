@@ -4,9 +4,11 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <optional>
 
 #include "natpilot/v1/natpilot.grpc.pb.h"
@@ -18,16 +20,50 @@ using natpilot::cli::Table;
 
 namespace {
 
-struct Options {
-  std::string socket = "natpilot.sock";
-  std::string server;
-  bool json = false;
-};
-
 struct CliError {
   std::string message;
   int exit_code = 1;
 };
+
+struct Options {
+  std::string socket = "natpilot.sock";
+  std::string server;
+  bool json = false;
+  std::string token;       // bearer token for TCP
+  std::string token_file;
+  std::string tls_ca;      // PEM: the CA that signed natpilotd's certificate; set = TLS
+  std::string tls_cert;    // PEM: our client certificate and key, when natpilotd asks for one
+  std::string tls_key;
+  std::string tls_server_name;
+};
+
+std::string g_token;  // sent with every call when set
+
+std::string ReadFile(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in) throw CliError{std::string(flag) + " '" + path + "' cannot be read", 2};
+  return ss.str();
+}
+
+std::shared_ptr<grpc::Channel> Connect(const Options& o) {
+  if (o.server.empty()) return grpc::CreateChannel("unix:" + o.socket, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  if (!o.tls_ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadFile(o.tls_ca, "--tls-ca");
+    if (!o.tls_cert.empty()) {
+      ssl.pem_cert_chain = ReadFile(o.tls_cert, "--tls-cert");
+      ssl.pem_private_key = ReadFile(o.tls_key, "--tls-key");
+    }
+    creds = grpc::SslCredentials(ssl);
+    if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
+  }
+  return grpc::CreateCustomChannel(o.server, creds, args);
+}
+
 
 void Check(const grpc::Status& status, const Options& o) {
   if (status.ok()) return;
@@ -48,6 +84,7 @@ void Check(const grpc::Status& status, const Options& o) {
 std::unique_ptr<grpc::ClientContext> Ctx(int timeout_s = 30) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (timeout_s > 0) ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  if (!g_token.empty()) ctx->AddMetadata("authorization", "Bearer " + g_token);
   return ctx;
 }
 
@@ -103,6 +140,9 @@ void PrintDevice(const v1::Device& d) {
          natpilot::cli::Range(d.plan().rtp()),
          std::to_string(d.mappings_active()) + "/" + std::to_string(d.mappings_total())});
   t.Print(std::cout);
+  if (!d.description().empty()) std::cout << "description: " << d.description() << "\n";
+  std::cout << "mac: " << (d.mac().empty() ? "(not seen yet)" : d.mac()) << "\n";
+  if (!d.suspended().empty()) std::cout << "SUSPENDED: " << d.suspended() << "\n";
 }
 
 void ShowDevice(const v1::Device& d, bool json) {
@@ -155,6 +195,12 @@ int main(int argc, char** argv) {
   app.add_option("--socket", o.socket, "natpilotd's unix socket")->capture_default_str();
   app.add_option("--server", o.server, "natpilotd's TCP address HOST:PORT instead of the socket");
   app.add_flag("--json", o.json, "machine-readable JSON output");
+  app.add_option("--token", o.token, "API token for --server (admin or device); or NATPILOT_TOKEN");
+  app.add_option("--token-file", o.token_file, "read the API token from this file");
+  app.add_option("--tls-ca", o.tls_ca, "CA certificate (PEM) of natpilotd's TLS listener; turns TLS on");
+  app.add_option("--tls-cert", o.tls_cert, "client certificate (PEM), when natpilotd asks for one");
+  app.add_option("--tls-key", o.tls_key, "client key (PEM) for --tls-cert");
+  app.add_option("--tls-server-name", o.tls_server_name, "name to check in natpilotd's certificate");
 
   // device add/list/show/rm/update
   auto* device = app.add_subcommand("device", "register, list, show, update and remove devices");
@@ -169,6 +215,8 @@ int main(int argc, char** argv) {
   add->add_option("--sip", plan.sip, "SIP ports, FIRST-LAST (default 5060-5070)");
   add->add_option("--sip-transports", plan.transports, "udp, tcp or udp,tcp (default both)");
   add->add_option("--rtp", plan.rtp, "RTP ports on UDP, FIRST-LAST (default 10000-10099)");
+  std::string description;
+  add->add_option("--description", description, "free text for people (at most 200 bytes)");
   auto* update = device->add_subcommand("update", "change a device's kind, address or port plan");
   update->add_option("NAME", name, "device name")->required();
   update->add_option("--address", address, "new IPv4 LAN address");
@@ -176,6 +224,12 @@ int main(int argc, char** argv) {
   update->add_option("--sip", plan.sip, "SIP ports, FIRST-LAST");
   update->add_option("--sip-transports", plan.transports, "udp, tcp or udp,tcp");
   update->add_option("--rtp", plan.rtp, "RTP ports on UDP, FIRST-LAST");
+  update->add_option("--description", description, "free text for people (at most 200 bytes)");
+  bool forget_identity = false;
+  update->add_flag("--forget-identity", forget_identity,
+                   "forget the recorded MAC and lift a suspension (admin)");
+  auto* token_cmd = device->add_subcommand("token", "issue a new API token for a device (admin)");
+  token_cmd->add_option("NAME", name, "device name")->required();
   auto* list = device->add_subcommand("list", "list devices");
   auto* show = device->add_subcommand("show", "show a device and its mappings");
   show->add_option("NAME", name, "device name")->required();
@@ -221,8 +275,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    auto channel = grpc::CreateChannel(o.server.empty() ? "unix:" + o.socket : o.server,
-                                       grpc::InsecureChannelCredentials());
+    if (!o.token_file.empty()) {
+      std::istringstream in(ReadFile(o.token_file, "--token-file"));
+      std::getline(in, g_token);
+    } else if (!o.token.empty()) {
+      g_token = o.token;
+    } else if (const char* env = std::getenv("NATPILOT_TOKEN")) {
+      g_token = env;
+    }
+    if (o.server.empty()) g_token.clear();  // the unix socket needs none
+    auto channel = Connect(o);
     std::unique_ptr<v1::DeviceService::StubInterface> devices = v1::DeviceService::NewStub(channel);
     std::unique_ptr<v1::MappingService::StubInterface> mappings = v1::MappingService::NewStub(channel);
     std::unique_ptr<v1::GatewayService::StubInterface> gw = v1::GatewayService::NewStub(channel);
@@ -235,15 +297,32 @@ int main(int argc, char** argv) {
       req.set_address(address);
       if (!kind.empty()) req.set_kind(ParseKind(kind));
       if (plan.Any()) plan.Fill(req.mutable_plan());
+      req.set_description(description);
       v1::RegisterDeviceResponse resp;
       Check(devices->RegisterDevice(Ctx().get(), req, &resp), o);
-      ShowDevice(resp.device(), o.json);
+      if (o.json) {
+        std::cout << natpilot::cli::ToJson(resp) << "\n";
+      } else {
+        PrintDevice(resp.device());
+        std::cout << "token: " << resp.token()
+                  << "\n  (shown once: the device's own API token; natpilot device token "
+                  << name << " issues a new one)\n";
+      }
+    } else if (*token_cmd) {
+      v1::ResetDeviceTokenRequest req;
+      req.set_name(name);
+      v1::ResetDeviceTokenResponse resp;
+      Check(devices->ResetDeviceToken(Ctx().get(), req, &resp), o);
+      if (o.json) std::cout << natpilot::cli::ToJson(resp) << "\n";
+      else std::cout << "token: " << resp.token() << "\n  (shown once; the old token no longer works)\n";
     } else if (*update) {
       v1::UpdateDeviceRequest req;
       req.set_name(name);
       if (!address.empty()) req.set_address(address);
       if (!kind.empty()) req.set_kind(ParseKind(kind));
       if (plan.Any()) plan.Fill(req.mutable_plan());
+      if (update->count("--description")) req.set_description(description);
+      req.set_forget_identity(forget_identity);
       v1::UpdateDeviceResponse resp;
       Check(devices->UpdateDevice(Ctx().get(), req, &resp), o);
       ShowDevice(resp.device(), o.json);

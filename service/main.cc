@@ -9,7 +9,10 @@
 #include "api/event_bus.h"
 #include "api/registry.h"
 #include "api/server.h"
+#include "api/auth.h"
 #include "config/config.h"
+#include "identity/identity_watch.h"
+#include "portmap/netutil.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
 #include "portmap/announce_listener.h"
@@ -39,17 +42,50 @@ int Run(const Config& config) {
     if (p == natpilot::GatewayProtocol::kUpnpIgd) mappers.push_back(&upnp);
   }
   natpilot::Reconciler reconciler(store, mappers, config.reconciler, now);
-  natpilot::Registry registry(store, config.policy, config.default_plan, now,
-                              [&reconciler] { reconciler.Wake(); });
+  natpilot::IdentityWatch identity(store, config.identity, natpilot::ProbeNeighbors, now,
+                                   [&reconciler] { reconciler.Wake(); });
+  natpilot::Registry registry(
+      store, config.policy, config.default_plan, now,
+      [&reconciler, &identity] {
+        reconciler.Wake();
+        identity.Wake();
+      },
+      natpilot::HostLanSubnets);
+  std::string admin_token = config.admin_token;
+  if (admin_token.empty() && !config.listen.empty()) {
+    admin_token = natpilot::LoadOrCreateAdminToken(config.admin_token_file);
+  }
+  if (!config.listen.empty() && config.admin_token.empty()) {
+    spdlog::info("admin token for TCP callers in {}", config.admin_token_file);
+  }
+  natpilot::Authenticator auth(store, natpilot::AuthOptions{
+                                          admin_token.empty() ? "" : natpilot::HashToken(admin_token),
+                                          config.device_calls_from_own_address});
+  natpilot::RateLimiter write_limit(config.write_rate_per_s, config.write_burst);
+  if (!config.listen.empty() && !natpilot::IsLoopbackListen(config.listen) && config.tls_cert_file.empty()) {
+    spdlog::warn("api.listen {} is not loopback and has no TLS (api.allow_insecure_tcp): tokens cross "
+                 "the network in clear",
+                 config.listen);
+  }
   natpilot::RulesWriter rules_writer(store, config.static_rules, now);
   reconciler.SetAfterPass([&rules_writer] { rules_writer.Refresh(); });
-  natpilot::ApiServer server(natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules},
-                             natpilot::ServerOptions{config.unix_socket, config.unix_socket_mode,
-                                                     config.listen});
+  natpilot::ServerOptions server_options;
+  server_options.unix_socket = config.unix_socket;
+  server_options.unix_socket_mode = config.unix_socket_mode;
+  server_options.unix_socket_group = config.unix_socket_group;
+  server_options.listen = config.listen;
+  server_options.tls_cert_file = config.tls_cert_file;
+  server_options.tls_key_file = config.tls_key_file;
+  server_options.tls_client_ca_file = config.tls_client_ca_file;
+  natpilot::ApiServer server(
+      natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules, auth, write_limit},
+      server_options);
   server.Start();
-  spdlog::info("API listening on unix:{}{}", config.unix_socket,
-               config.listen.empty() ? "" : " and " + config.listen);
+  spdlog::info("API listening on unix:{}{}{}", config.unix_socket,
+               config.listen.empty() ? "" : " and " + config.listen,
+               config.tls_cert_file.empty() ? "" : " (TLS)");
   reconciler.Start();
+  identity.Start();
   natpilot::AnnounceListener announces;
   if (std::find(config.protocols.begin(), config.protocols.end(), natpilot::GatewayProtocol::kPcp) !=
       config.protocols.end()) {
@@ -67,6 +103,7 @@ int Run(const Config& config) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
   server.Shutdown();
+  identity.Stop();
   announces.Stop();
   reconciler.Stop();
   if (config.release_on_shutdown) {

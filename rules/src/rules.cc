@@ -128,8 +128,9 @@ Result<void> CheckDevice(const Device& d, const Policy& any_port) {
 Result<std::string> Generate(Format format, const RulesInput& input, const RouterParams& params) {
   if (auto r = ValidateRouterParams(params); !r) return tl::unexpected(r.error());
   Policy any_port;
-  any_port.min_port = 1;
+  any_port.internal_ports = any_port.external_ports = PortRange{1, 65535};
   any_port.max_rtp_ports = any_port.max_sip_ports = 65535;
+  any_port.max_ports_per_device = 3 * 65535;
   for (const Device& d : input.devices) {
     if (auto r = CheckDevice(d, any_port); !r) return tl::unexpected(r.error());
   }

@@ -30,6 +30,7 @@ grpc::Status ToStatus(const Error& e) {
       case Errc::kInternal: code = grpc::StatusCode::INTERNAL; break;
       case Errc::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
       case Errc::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+      case Errc::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
     }
   } else if (e.code.category() == UpnpCategory()) {
     code = grpc::StatusCode::UNAVAILABLE;
@@ -52,6 +53,9 @@ void ToProto(const Device& d, pb::Device* out) {
   SetTime(d.updated_at, out->mutable_updated_at());
   out->set_mappings_total(d.mappings_total);
   out->set_mappings_active(d.mappings_active);
+  out->set_description(d.description);
+  out->set_mac(d.mac);
+  out->set_suspended(d.suspended);
 }
 
 void ToProto(const Mapping& m, pb::Mapping* out) {
@@ -161,14 +165,6 @@ Result<DeviceInput> FromProto(const std::string& name, const pb::DeviceKind* kin
     }
   }
   return in;
-}
-
-std::string CallerOf(const grpc::ServerContextBase& ctx) {
-  const std::string peer = ctx.peer();
-  if (peer.rfind("unix:", 0) == 0) return "admin via unix socket";
-  if (peer.rfind("ipv4:", 0) == 0) return "tcp " + peer.substr(5);
-  if (peer.rfind("ipv6:", 0) == 0) return "tcp " + peer.substr(5);
-  return peer;
 }
 
 }  // namespace natpilot

@@ -20,7 +20,5 @@ void ToProto(const GatewaySnapshot& g, pb::Gateway* out);
 // Request fields to a DeviceInput; rejects enum values that are out of range.
 Result<DeviceInput> FromProto(const std::string& name, const pb::DeviceKind* kind,
                               const std::string* address, const pb::PortPlan* plan);
-// Who made a call, for events: "admin via unix socket" or "tcp 127.0.0.1:PORT".
-std::string CallerOf(const grpc::ServerContextBase& ctx);
 
 }  // namespace natpilot

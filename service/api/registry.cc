@@ -1,16 +1,18 @@
 #include "api/registry.h"
 
+#include "api/tokens.h"
 #include "core/validate.h"
 
 namespace natpilot {
 
 Registry::Registry(Store& store, Policy policy, PortPlan defaults, NowFn now,
-                   std::function<void()> on_change)
+                   std::function<void()> on_change, NetworksFn host_networks)
     : store_(store),
-      policy_(policy),
+      policy_(std::move(policy)),
       defaults_(defaults),
       now_(std::move(now)),
-      on_change_(std::move(on_change)) {}
+      on_change_(std::move(on_change)),
+      host_networks_(std::move(host_networks)) {}
 
 Result<Device> Registry::Build(const DeviceInput& in, Device d) const {
   if (auto r = ValidateDeviceName(in.name); !r) return tl::unexpected(r.error());
@@ -19,7 +21,16 @@ Result<Device> Registry::Build(const DeviceInput& in, Device d) const {
   if (in.address) {
     auto addr = ParseIpv4Unicast(*in.address, "device address");
     if (!addr) return tl::unexpected(addr.error());
+    if (!policy_.device_networks.empty()) {
+      if (auto r = CheckDeviceNetwork(*addr, policy_.device_networks, false); !r) return tl::unexpected(r.error());
+    } else if (host_networks_) {
+      if (auto r = CheckDeviceNetwork(*addr, host_networks_(), true); !r) return tl::unexpected(r.error());
+    }
     d.address = *addr;
+  }
+  if (in.description) {
+    if (auto r = ValidateDescription(*in.description); !r) return tl::unexpected(r.error());
+    d.description = *in.description;
   }
   if (d.address.empty()) {
     return Fail(Errc::kInvalidArgument, "device address is required (the device's IPv4 LAN address)");
@@ -34,12 +45,21 @@ Result<Device> Registry::Build(const DeviceInput& in, Device d) const {
   return d;
 }
 
-Result<Device> Registry::Register(const DeviceInput& input, const std::string& caller) {
+Result<Registered> Registry::Register(const DeviceInput& input, const std::string& caller) {
   Device base;
   base.kind = DeviceKind::kOther;
   base.plan = defaults_;
   auto device = Build(input, base);
-  if (!device) return device;
+  if (!device) return tl::unexpected(device.error());
+  std::lock_guard lock(register_mu_);
+  if (const size_t n = store_.ListDevices().size(); n >= policy_.max_devices) {
+    return Fail(Errc::kPermissionDenied, "device '" + device->name + "' is refused by policy.max_devices: " +
+                                             std::to_string(n) + " devices are registered, at most " +
+                                             std::to_string(policy_.max_devices) + " are allowed");
+  }
+  Registered out;
+  out.token = NewToken("npd_");
+  device->token_hash = HashToken(out.token);
   device->created_at = device->updated_at = now_();
   const std::string msg = std::string(ToString(device->kind)) + " at " + device->address + ", SIP " +
                           ToString(device->plan.sip) + (device->plan.sip_udp ? " udp" : "") +
@@ -47,8 +67,20 @@ Result<Device> Registry::Register(const DeviceInput& input, const std::string& c
                           ToString(device->plan.rtp) + " udp";
   auto added = store_.AddDevice(*device, Event{0, device->created_at, "device.registered",
                                                device->name, caller, msg});
-  if (added && on_change_) on_change_();
-  return added;
+  if (!added) return tl::unexpected(added.error());
+  if (on_change_) on_change_();
+  out.device = std::move(*added);
+  return out;
+}
+
+Result<std::string> Registry::ResetToken(const std::string& name, const std::string& caller) {
+  if (auto r = ValidateDeviceName(name); !r) return tl::unexpected(r.error());
+  std::string token = NewToken("npd_");
+  auto done = store_.SetDeviceToken(name, HashToken(token),
+                                    Event{0, now_(), "device.token-reset", name, caller,
+                                          "a new API token was issued; the old one no longer works"});
+  if (!done) return tl::unexpected(done.error());
+  return token;
 }
 
 Result<Device> Registry::Update(const DeviceInput& input, const std::string& caller) {
@@ -62,6 +94,14 @@ Result<Device> Registry::Update(const DeviceInput& input, const std::string& cal
                           ", SIP " + ToString(device->plan.sip) + ", RTP " + ToString(device->plan.rtp);
   auto updated = store_.UpdateDevice(*device, Event{0, device->updated_at, "device.updated",
                                                     device->name, caller, msg});
+  if (updated && input.forget_identity && (!updated->mac.empty() || !updated->suspended.empty())) {
+    updated = store_.SetDeviceIdentity(
+        device->name, "", "",
+        {Event{0, device->updated_at, "device.identity-forgotten", device->name, caller,
+               "MAC " + (updated->mac.empty() ? std::string("(none)") : updated->mac) +
+                   " forgotten" + (updated->suspended.empty() ? "" : " and the suspension lifted") +
+                   "; the host answering at " + device->address + " is learnt as this device"}});
+  }
   if (updated && on_change_) on_change_();
   return updated;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,18 +22,31 @@ struct DeviceInput {
   std::optional<PortRange> sip;
   std::optional<std::vector<Transport>> sip_transports;
   std::optional<PortRange> rtp;
+  std::optional<std::string> description;
+  bool forget_identity = false;  // update: forget the MAC, lift a suspension
+};
+
+// A registered device and its API token, which is shown this once.
+struct Registered {
+  Device device;
+  std::string token;
 };
 
 class Registry {
  public:
   using NowFn = std::function<TimePoint()>;
-  Registry(Store& store, Policy policy, PortPlan defaults, NowFn now, std::function<void()> on_change);
+  // The host's LAN subnets, asked when policy.device_networks is empty; unset = no address check.
+  using NetworksFn = std::function<std::vector<Subnet>()>;
+  Registry(Store& store, Policy policy, PortPlan defaults, NowFn now, std::function<void()> on_change,
+           NetworksFn host_networks = {});
 
-  Result<Device> Register(const DeviceInput& input, const std::string& caller);
+  Result<Registered> Register(const DeviceInput& input, const std::string& caller);
   Result<Device> Update(const DeviceInput& input, const std::string& caller);
   Result<void> Remove(const std::string& name, const std::string& caller);
   // device empty: every device.
   Result<uint32_t> Release(const std::string& device, const std::string& caller);
+  // A new token for the device; the old one stops working.
+  Result<std::string> ResetToken(const std::string& name, const std::string& caller);
 
  private:
   Result<Device> Build(const DeviceInput& input, Device base) const;
@@ -41,6 +55,8 @@ class Registry {
   PortPlan defaults_;
   NowFn now_;
   std::function<void()> on_change_;
+  NetworksFn host_networks_;
+  std::mutex register_mu_;  // max_devices: count and insert as one step
 };
 
 }  // namespace natpilot

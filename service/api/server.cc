@@ -2,12 +2,41 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace natpilot {
+namespace {
+
+std::string ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in || ss.str().find("-----BEGIN") == std::string::npos) {
+    throw std::runtime_error(std::string(what) + " '" + path + "' cannot be read or is not PEM");
+  }
+  return ss.str();
+}
+
+std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({ReadPem(o.tls_key_file, "api.tls_key_file"),
+                                    ReadPem(o.tls_cert_file, "api.tls_cert_file")});
+  if (!o.tls_client_ca_file.empty()) {
+    ssl.pem_root_certs = ReadPem(o.tls_client_ca_file, "api.tls_client_ca_file");
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 ApiServer::ApiServer(ApiContext ctx, ServerOptions options)
     : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx), rules_(ctx) {}
@@ -26,8 +55,9 @@ void ApiServer::Start() {
     builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());
   }
   if (!options_.listen.empty()) {
-    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &tcp_port_);
+    builder.AddListeningPort(options_.listen, TcpCredentials(options_), &tcp_port_);
   }
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.RegisterService(&devices_);
   builder.RegisterService(&mappings_);
   builder.RegisterService(&gateway_);
@@ -46,7 +76,17 @@ void ApiServer::Start() {
   if (!options_.listen.empty() && tcp_port_ == 0) {
     throw std::runtime_error("cannot listen on " + options_.listen);
   }
-  if (!socket_path.empty()) ::chmod(socket_path.c_str(), options_.unix_socket_mode);
+  if (!socket_path.empty()) {
+    ::chmod(socket_path.c_str(), options_.unix_socket_mode);
+    if (!options_.unix_socket_group.empty()) {
+      const struct group* g = ::getgrnam(options_.unix_socket_group.c_str());
+      if (g == nullptr || ::chown(socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+        Shutdown();
+        throw std::runtime_error("api.unix_socket_group '" + options_.unix_socket_group +
+                                 "': no such group, or the socket cannot be given to it");
+      }
+    }
+  }
   server_->GetHealthCheckService()->SetServingStatus(true);
 }
 

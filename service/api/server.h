@@ -14,7 +14,14 @@ namespace natpilot {
 struct ServerOptions {
   std::string unix_socket;   // path; empty = none
   unsigned unix_socket_mode = 0660;
+  std::string unix_socket_group;  // group that owns the socket; empty = the daemon's
   std::string listen;        // host:port; empty = none
+  // TLS on the TCP listener: certificate chain and key (PEM); with a client CA, clients must
+  // present a certificate it signed.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  int max_message_bytes = 64 * 1024;  // largest request accepted
 };
 
 class ApiServer {

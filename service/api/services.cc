@@ -13,23 +13,43 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, grpc::Status stat
   return reactor;
 }
 
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, const Error& error) {
+  return Done(c, ToStatus(error));
+}
+
+// Who is calling; a write also spends one from the caller's rate limit.
+Result<Caller> Begin(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write) {
+  auto caller = ctx.auth.Authenticate(c);
+  if (!caller || !write) return caller;
+  if (auto r = ctx.write_limit.Allow(caller->label); !r) return tl::unexpected(r.error());
+  return caller;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* DeviceServiceImpl::RegisterDevice(grpc::CallbackServerContext* c,
                                                             const v1::RegisterDeviceRequest* req,
                                                             v1::RegisterDeviceResponse* resp) {
+  auto caller = Begin(ctx_, *c, true);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = AdminOnly(*caller, "registering a device"); !r) return Done(c, r.error());
   auto kind = req->kind();
   auto input = FromProto(req->name(), &kind, &req->address(), req->has_plan() ? &req->plan() : nullptr);
-  if (!input) return Done(c, ToStatus(input.error()));
-  auto device = ctx_.registry.Register(*input, CallerOf(*c));
-  if (!device) return Done(c, ToStatus(device.error()));
-  ToProto(*device, resp->mutable_device());
+  if (!input) return Done(c, input.error());
+  input->description = req->description();
+  auto registered = ctx_.registry.Register(*input, caller->label);
+  if (!registered) return Done(c, registered.error());
+  ToProto(registered->device, resp->mutable_device());
+  resp->set_token(registered->token);
   return Done(c, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* DeviceServiceImpl::GetDevice(grpc::CallbackServerContext* c,
                                                        const v1::GetDeviceRequest* req,
                                                        v1::GetDeviceResponse* resp) {
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = MayActOn(*caller, req->name(), "reading a device"); !r) return Done(c, r.error());
   auto device = ctx_.store.GetDevice(req->name());
   if (!device) return Done(c, ToStatus(device.error()));
   ToProto(*device, resp->mutable_device());
@@ -42,19 +62,40 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::GetDevice(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* DeviceServiceImpl::ListDevices(grpc::CallbackServerContext* c,
                                                          const v1::ListDevicesRequest*,
                                                          v1::ListDevicesResponse* resp) {
-  for (const Device& d : ctx_.store.ListDevices()) ToProto(d, resp->add_devices());
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return Done(c, caller.error());
+  for (const Device& d : ctx_.store.ListDevices()) {
+    if (caller->admin() || d.name == caller->device) ToProto(d, resp->add_devices());
+  }
   return Done(c, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* DeviceServiceImpl::UpdateDevice(grpc::CallbackServerContext* c,
                                                           const v1::UpdateDeviceRequest* req,
                                                           v1::UpdateDeviceResponse* resp) {
+  auto caller = Begin(ctx_, *c, true);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = MayActOn(*caller, req->name(), "updating a device"); !r) return Done(c, r.error());
+  if (!caller->admin() && req->has_address()) {
+    auto current = ctx_.store.GetDevice(req->name());
+    if (!current) return Done(c, current.error());
+    if (current->address != req->address()) {
+      return Done(c, grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                  "a device token cannot move the device's ports to another address "
+                                  "(" + current->address + "); ask an admin"));
+    }
+  }
   auto kind = req->kind();
   auto input = FromProto(req->name(), req->has_kind() ? &kind : nullptr,
                          req->has_address() ? &req->address() : nullptr,
                          req->has_plan() ? &req->plan() : nullptr);
-  if (!input) return Done(c, ToStatus(input.error()));
-  auto device = ctx_.registry.Update(*input, CallerOf(*c));
+  if (!input) return Done(c, input.error());
+  if (req->has_description()) input->description = req->description();
+  if (req->forget_identity()) {
+    if (auto r = AdminOnly(*caller, "forgetting a device's identity"); !r) return Done(c, r.error());
+    input->forget_identity = true;
+  }
+  auto device = ctx_.registry.Update(*input, caller->label);
   if (!device) return Done(c, ToStatus(device.error()));
   ToProto(*device, resp->mutable_device());
   return Done(c, grpc::Status::OK);
@@ -63,14 +104,33 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::UpdateDevice(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* DeviceServiceImpl::RemoveDevice(grpc::CallbackServerContext* c,
                                                           const v1::RemoveDeviceRequest* req,
                                                           v1::RemoveDeviceResponse*) {
-  auto removed = ctx_.registry.Remove(req->name(), CallerOf(*c));
+  auto caller = Begin(ctx_, *c, true);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = MayActOn(*caller, req->name(), "removing a device"); !r) return Done(c, r.error());
+  auto removed = ctx_.registry.Remove(req->name(), caller->label);
   return Done(c, removed ? grpc::Status::OK : ToStatus(removed.error()));
+}
+
+grpc::ServerUnaryReactor* DeviceServiceImpl::ResetDeviceToken(grpc::CallbackServerContext* c,
+                                                              const v1::ResetDeviceTokenRequest* req,
+                                                              v1::ResetDeviceTokenResponse* resp) {
+  auto caller = Begin(ctx_, *c, true);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = AdminOnly(*caller, "resetting a device token"); !r) return Done(c, r.error());
+  auto token = ctx_.registry.ResetToken(req->name(), caller->label);
+  if (!token) return Done(c, token.error());
+  resp->set_token(*token);
+  return Done(c, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* MappingServiceImpl::ListMappings(grpc::CallbackServerContext* c,
                                                            const v1::ListMappingsRequest* req,
                                                            v1::ListMappingsResponse* resp) {
-  auto mappings = ctx_.store.ListMappings(req->device());
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return Done(c, caller.error());
+  const std::string device = caller->admin() || !req->device().empty() ? req->device() : caller->device;
+  if (auto r = MayActOn(*caller, device, "listing mappings"); !r) return Done(c, r.error());
+  auto mappings = ctx_.store.ListMappings(device);
   if (!mappings) return Done(c, ToStatus(mappings.error()));
   for (const Mapping& m : *mappings) ToProto(m, resp->add_mappings());
   return Done(c, grpc::Status::OK);
@@ -79,6 +139,8 @@ grpc::ServerUnaryReactor* MappingServiceImpl::ListMappings(grpc::CallbackServerC
 grpc::ServerUnaryReactor* MappingServiceImpl::ReleaseMappings(grpc::CallbackServerContext* c,
                                                               const v1::ReleaseMappingsRequest* req,
                                                               v1::ReleaseMappingsResponse* resp) {
+  auto caller = Begin(ctx_, *c, true);
+  if (!caller) return Done(c, caller.error());
   std::string device;
   switch (req->target_case()) {
     case v1::ReleaseMappingsRequest::kAll:
@@ -97,7 +159,12 @@ grpc::ServerUnaryReactor* MappingServiceImpl::ReleaseMappings(grpc::CallbackServ
       return Done(c, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                   "say what to release: all = true, or a device name"));
   }
-  auto n = ctx_.registry.Release(device, CallerOf(*c));
+  if (auto r = device.empty() ? AdminOnly(*caller, "releasing every device's mappings")
+                              : MayActOn(*caller, device, "releasing mappings");
+      !r) {
+    return Done(c, r.error());
+  }
+  auto n = ctx_.registry.Release(device, caller->label);
   if (!n) return Done(c, ToStatus(n.error()));
   resp->set_released(*n);
   return Done(c, grpc::Status::OK);
@@ -106,6 +173,8 @@ grpc::ServerUnaryReactor* MappingServiceImpl::ReleaseMappings(grpc::CallbackServ
 grpc::ServerUnaryReactor* GatewayServiceImpl::GetGateway(grpc::CallbackServerContext* c,
                                                          const v1::GetGatewayRequest*,
                                                          v1::GetGatewayResponse* resp) {
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return Done(c, caller.error());
   ToProto(ctx_.reconciler.Gateway(), resp->mutable_gateway());
   return Done(c, grpc::Status::OK);
 }
@@ -113,6 +182,9 @@ grpc::ServerUnaryReactor* GatewayServiceImpl::GetGateway(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* GatewayServiceImpl::RediscoverGateway(grpc::CallbackServerContext* c,
                                                                 const v1::RediscoverGatewayRequest*,
                                                                 v1::RediscoverGatewayResponse*) {
+  auto caller = Begin(ctx_, *c, true);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = AdminOnly(*caller, "rediscovering the gateway"); !r) return Done(c, r.error());
   ctx_.reconciler.RequestProbe();
   return Done(c, grpc::Status::OK);
 }
@@ -120,9 +192,11 @@ grpc::ServerUnaryReactor* GatewayServiceImpl::RediscoverGateway(grpc::CallbackSe
 grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerContext* c,
                                                        const v1::ListEventsRequest* req,
                                                        v1::ListEventsResponse* resp) {
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return Done(c, caller.error());
   const uint32_t limit = req->limit() == 0 ? 100 : std::min<uint32_t>(req->limit(), 10000);
   for (const Event& e : ctx_.store.ListEvents(static_cast<int64_t>(req->after_id()), limit)) {
-    ToProto(e, resp->add_events());
+    if (caller->admin() || e.device == caller->device) ToProto(e, resp->add_events());
   }
   return Done(c, grpc::Status::OK);
 }
@@ -132,20 +206,22 @@ namespace {
 // Streams the backlog, then every event as it is committed, until the caller goes away.
 class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
  public:
-  EventWriter(ApiContext ctx, uint32_t backlog) : bus_(ctx.bus) {
+  // only_device: a device caller sees its own events only.
+  EventWriter(ApiContext ctx, uint32_t backlog, std::string only_device)
+      : bus_(ctx.bus), only_device_(std::move(only_device)) {
     std::lock_guard lock(mu_);
     // Subscribe before reading the backlog so nothing falls between; ids drop the overlap.
     subscription_ = bus_.Subscribe([this](const std::vector<Event>& events) {
       std::lock_guard inner(mu_);
       for (const Event& e : events) {
         if (e.id <= last_id_) continue;  // already sent with the backlog
-        queue_.push_back(e);
         last_id_ = e.id;
+        if (Visible(e)) queue_.push_back(e);
       }
       WriteNextLocked();
     });
     for (const Event& e : ctx.store.ListEvents(0, std::min<uint32_t>(backlog, 10000))) {
-      queue_.push_back(e);
+      if (Visible(e)) queue_.push_back(e);
       last_id_ = std::max(last_id_, e.id);
     }
     if (backlog == 0) {
@@ -171,6 +247,7 @@ class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
   }
 
  private:
+  bool Visible(const Event& e) const { return only_device_.empty() || e.device == only_device_; }
   void WriteNextLocked() {
     if (writing_ || finished_ || queue_.empty()) return;
     current_.Clear();
@@ -186,6 +263,7 @@ class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
   }
 
   EventBus& bus_;
+  const std::string only_device_;
   std::mutex mu_;
   uint64_t subscription_ = 0;
   std::deque<Event> queue_;
@@ -195,16 +273,28 @@ class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
   bool finished_ = false;
 };
 
+// A stream refused before it starts.
+class RefusedWriter final : public grpc::ServerWriteReactor<v1::Event> {
+ public:
+  explicit RefusedWriter(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
-grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::CallbackServerContext* c,
                                                                    const v1::WatchEventsRequest* req) {
-  return new EventWriter(ctx_, req->backlog());
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return new RefusedWriter(ToStatus(caller.error()));
+  return new EventWriter(ctx_, req->backlog(), caller->admin() ? "" : caller->device);
 }
 
 grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerContext* c,
                                                           const v1::GenerateRulesRequest* req,
                                                           v1::GenerateRulesResponse* resp) {
+  auto caller = Begin(ctx_, *c, false);
+  if (!caller) return Done(c, caller.error());
+  if (auto r = AdminOnly(*caller, "generating router rules"); !r) return Done(c, r.error());
   rules::Format format = rules::Format::kNftables;
   switch (req->format()) {
     case v1::RULES_FORMAT_NFTABLES: format = rules::Format::kNftables; break;

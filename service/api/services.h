@@ -1,6 +1,7 @@
 // The gRPC services of natpilot.v1. Thin: convert, call the registry/store/reconciler, convert back.
 #pragma once
 
+#include "api/auth.h"
 #include "api/event_bus.h"
 #include "api/registry.h"
 #include "mapping/reconciler.h"
@@ -16,6 +17,8 @@ struct ApiContext {
   Reconciler& reconciler;
   EventBus& bus;
   const StaticRulesOptions& static_rules;  // router parameters from the config
+  const Authenticator& auth;
+  RateLimiter& write_limit;
 };
 
 class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
@@ -31,6 +34,9 @@ class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
                                          v1::UpdateDeviceResponse* resp) override;
   grpc::ServerUnaryReactor* RemoveDevice(grpc::CallbackServerContext* c, const v1::RemoveDeviceRequest* req,
                                          v1::RemoveDeviceResponse* resp) override;
+  grpc::ServerUnaryReactor* ResetDeviceToken(grpc::CallbackServerContext* c,
+                                             const v1::ResetDeviceTokenRequest* req,
+                                             v1::ResetDeviceTokenResponse* resp) override;
 
  private:
   ApiContext ctx_;

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -62,11 +63,11 @@ const toml::table& Section(const toml::table& root, const char* name) {
   return *node->as_table();
 }
 
-PortRange Range(const toml::table& t, const char* key, PortRange value) {
+PortRange Range(const toml::table& t, const std::string& section, const char* key, PortRange value) {
   std::string text;
-  Get(t, "defaults", key, text);
+  Get(t, section, key, text);
   if (text.empty()) return value;
-  auto r = ParsePortRange(text, std::string("defaults.") + key);
+  auto r = ParsePortRange(text, section + "." + key);
   if (!r) throw std::runtime_error(r.error().message);
   return *r;
 }
@@ -74,9 +75,18 @@ PortRange Range(const toml::table& t, const char* key, PortRange value) {
 }  // namespace
 
 void LoadConfigFile(const std::string& path, Config& c) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("config file '" + path + "' cannot be read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() > 1024 * 1024) throw std::runtime_error("config file '" + path + "' is over 1 MiB");
+  LoadConfigText(ss.str(), path, c);
+}
+
+void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
     os << "config file '" << path << "' line " << e.source().begin.line << ": " << e.description();
@@ -84,14 +94,31 @@ void LoadConfigFile(const std::string& path, Config& c) {
   }
   try {
     CheckKeys(root, "", {"database", "api", "gateway", "policy", "defaults", "events", "log",
-                         "release_on_shutdown", "rules"});
+                         "release_on_shutdown", "rules", "identity"});
     Get(root, "", "database", c.store.path);
     Get(root, "", "release_on_shutdown", c.release_on_shutdown);
 
     const auto& api = Section(root, "api");
-    CheckKeys(api, "api.", {"unix_socket", "unix_socket_mode", "listen"});
+    CheckKeys(api, "api.", {"unix_socket", "unix_socket_mode", "unix_socket_group", "listen",
+                            "admin_token", "admin_token_file", "device_calls_from_own_address",
+                            "tls_cert_file", "tls_key_file", "tls_client_ca_file",
+                            "allow_insecure_tcp", "write_rate_per_s", "write_burst"});
     Get(api, "api", "unix_socket", c.unix_socket);
+    Get(api, "api", "unix_socket_group", c.unix_socket_group);
     Get(api, "api", "listen", c.listen);
+    Get(api, "api", "admin_token", c.admin_token);
+    if (!c.admin_token.empty() && c.admin_token.size() < 16) {
+      Bad("api.admin_token", "is too short; use at least 16 characters, or leave it out and let "
+                             "natpilotd make one in api.admin_token_file");
+    }
+    Get(api, "api", "admin_token_file", c.admin_token_file);
+    Get(api, "api", "device_calls_from_own_address", c.device_calls_from_own_address);
+    Get(api, "api", "tls_cert_file", c.tls_cert_file);
+    Get(api, "api", "tls_key_file", c.tls_key_file);
+    Get(api, "api", "tls_client_ca_file", c.tls_client_ca_file);
+    Get(api, "api", "allow_insecure_tcp", c.allow_insecure_tcp);
+    c.write_rate_per_s = static_cast<uint32_t>(GetInt(api, "api", "write_rate_per_s", c.write_rate_per_s, 0, 100000));
+    c.write_burst = static_cast<uint32_t>(GetInt(api, "api", "write_burst", c.write_burst, 1, 100000));
     std::string mode;
     Get(api, "api", "unix_socket_mode", mode);
     if (!mode.empty()) {
@@ -144,16 +171,34 @@ void LoadConfigFile(const std::string& path, Config& c) {
     Get(gw, "gateway", "root_desc_url", c.upnp.root_desc_url);
 
     const auto& pol = Section(root, "policy");
-    CheckKeys(pol, "policy.", {"min_port", "max_port", "max_rtp_ports", "max_sip_ports"});
-    c.policy.min_port = static_cast<uint16_t>(GetInt(pol, "policy", "min_port", c.policy.min_port, 1, 65535));
-    c.policy.max_port = static_cast<uint16_t>(GetInt(pol, "policy", "max_port", c.policy.max_port, 1, 65535));
+    CheckKeys(pol, "policy.", {"internal_ports", "external_ports", "max_rtp_ports", "max_sip_ports",
+                               "max_ports_per_device", "max_devices", "device_networks"});
+    c.policy.internal_ports = Range(pol, "policy", "internal_ports", c.policy.internal_ports);
+    c.policy.external_ports = Range(pol, "policy", "external_ports", c.policy.external_ports);
+    c.policy.max_ports_per_device = static_cast<uint32_t>(
+        GetInt(pol, "policy", "max_ports_per_device", c.policy.max_ports_per_device, 1, 131070));
+    c.policy.max_devices = static_cast<uint32_t>(GetInt(pol, "policy", "max_devices", c.policy.max_devices, 1, 100000));
+    if (const auto* node = pol.get("device_networks")) {
+      const auto* arr = node->as_array();
+      const std::string allowed = "must be a list of IPv4 networks such as [\"192.168.1.0/24\"]; [] = "
+                                  "the LAN subnets of this host's interfaces";
+      if (!arr) Bad("policy.device_networks", allowed);
+      c.policy.device_networks.clear();
+      for (const auto& v : *arr) {
+        const auto net_text = v.value<std::string>();
+        if (!net_text) Bad("policy.device_networks", allowed);
+        auto net = ParseSubnet(*net_text, "network");
+        if (!net) Bad("policy.device_networks", net.error().message);
+        c.policy.device_networks.push_back(*net);
+      }
+    }
     c.policy.max_rtp_ports = static_cast<uint32_t>(GetInt(pol, "policy", "max_rtp_ports", c.policy.max_rtp_ports, 1, 65535));
     c.policy.max_sip_ports = static_cast<uint32_t>(GetInt(pol, "policy", "max_sip_ports", c.policy.max_sip_ports, 1, 65535));
 
     const auto& def = Section(root, "defaults");
     CheckKeys(def, "defaults.", {"sip", "rtp", "sip_transports"});
-    c.default_plan.sip = Range(def, "sip", c.default_plan.sip);
-    c.default_plan.rtp = Range(def, "rtp", c.default_plan.rtp);
+    c.default_plan.sip = Range(def, "defaults", "sip", c.default_plan.sip);
+    c.default_plan.rtp = Range(def, "defaults", "rtp", c.default_plan.rtp);
     if (const auto* arr = def.get_as<toml::array>("sip_transports")) {
       c.default_plan.sip_udp = c.default_plan.sip_tcp = false;
       for (const auto& v : *arr) {
@@ -197,6 +242,14 @@ void LoadConfigFile(const std::string& path, Config& c) {
       }
     }
 
+    const auto& id = Section(root, "identity");
+    CheckKeys(id, "identity.", {"enabled", "check_interval_s", "absent_after_s"});
+    Get(id, "identity", "enabled", c.identity.enabled);
+    c.identity.check_interval =
+        Seconds(GetInt(id, "identity", "check_interval_s", c.identity.check_interval.count(), 1, 86400));
+    c.identity.absent_after =
+        Seconds(GetInt(id, "identity", "absent_after_s", c.identity.absent_after.count(), 0, 30 * 86400));
+
     const auto& log = Section(root, "log");
     CheckKeys(log, "log.", {"level"});
     Get(log, "log", "level", c.log_level);
@@ -205,25 +258,33 @@ void LoadConfigFile(const std::string& path, Config& c) {
   }
 }
 
+bool IsLoopbackListen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  const std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
 void ValidateConfig(const Config& c) {
-  if (c.policy.min_port > c.policy.max_port) {
-    throw std::runtime_error("policy.min_port " + std::to_string(c.policy.min_port) +
-                             " is above policy.max_port " + std::to_string(c.policy.max_port));
-  }
   if (auto r = ValidatePlan(c.default_plan, c.policy); !r) {
     throw std::runtime_error("defaults: " + r.error().message);
   }
   if (!c.listen.empty()) {
     const auto colon = c.listen.rfind(':');
-    const std::string host = colon == std::string::npos ? "" : c.listen.substr(0, colon);
-    const bool loopback = host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
-    if (!loopback || colon + 1 >= c.listen.size()) {
+    if (colon == std::string::npos || colon == 0 || colon + 1 >= c.listen.size()) {
+      throw std::runtime_error("api.listen '" + c.listen + "' is not HOST:PORT, e.g. 127.0.0.1:50551");
+    }
+    if (!IsLoopbackListen(c.listen) && c.tls_cert_file.empty() && !c.allow_insecure_tcp) {
       throw std::runtime_error(
           "api.listen '" + c.listen +
-          "' is not allowed: until token authentication exists, the TCP API listens only on "
-          "loopback (127.0.0.1:PORT, localhost:PORT or [::1]:PORT); use the unix socket or an "
-          "empty value to turn TCP off");
+          "' is not loopback: tokens would cross the network in clear; set api.tls_cert_file and "
+          "api.tls_key_file, or api.allow_insecure_tcp = true if the network is trusted");
     }
+  }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    throw std::runtime_error("api.tls_cert_file and api.tls_key_file go together; set both or neither");
+  }
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
+    throw std::runtime_error("api.tls_client_ca_file needs TLS: set api.tls_cert_file and api.tls_key_file");
   }
   static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (!kLevels.count(c.log_level)) {
@@ -244,7 +305,17 @@ release_on_shutdown = false     # leave leases on the gateway at exit; they are 
 [api]
 unix_socket = "natpilot.sock"   # admin door; its owner and group may change everything
 unix_socket_mode = "0660"
-listen = "127.0.0.1:50551"      # TCP, loopback only until token authentication exists; "" = off
+unix_socket_group = ""          # group given the socket; "" = the daemon's
+listen = "127.0.0.1:50551"      # TCP; every call needs a token; "" = off
+admin_token_file = "natpilot-admin.token"  # made (0600) at first start unless admin_token is set
+admin_token = ""                # the admin token itself, instead of the file (16+ characters)
+device_calls_from_own_address = false  # a device token works only from the device's address
+tls_cert_file = ""              # PEM; TLS on the TCP listener when set (with tls_key_file)
+tls_key_file = ""
+tls_client_ca_file = ""         # PEM; when set, clients need a certificate signed by it
+allow_insecure_tcp = false      # listen on a non-loopback address without TLS (trusted networks)
+write_rate_per_s = 20           # changes per caller per second; 0 = no limit
+write_burst = 40
 
 [gateway]
 protocols = ["pcp", "nat-pmp", "upnp-igd"]  # probed at once; most preferred first
@@ -258,11 +329,19 @@ root_desc_url = ""              # skip discovery: the IGD's root description URL
 probe_interval_s = 300          # re-check a working gateway (external address, identity)
 verify_interval_s = 60          # check that the gateway still has our mappings (reboot, purge)
 
-[policy]
-min_port = 1024
-max_port = 65535
-max_rtp_ports = 1000
+[policy]                        # requests outside it are refused, naming the rule
+internal_ports = "1024-65535"   # device ports that may be forwarded
+external_ports = "1024-65535"   # gateway ports that may be opened (mappings are same-port)
 max_sip_ports = 100
+max_rtp_ports = 1000
+max_ports_per_device = 1200     # SIP on each transport plus RTP
+max_devices = 100
+device_networks = []            # e.g. ["192.168.1.0/24"]; [] = this host's LAN subnets
+
+[identity]                      # addresses get reused: know devices by MAC too
+enabled = true
+check_interval_s = 30           # probe each device and read the neighbour table
+absent_after_s = 900            # silent this long: suspend its mappings; 0 = never
 
 [defaults]                      # a device's port plan when it states none
 sip = "5060-5070"

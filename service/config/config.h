@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/types.h"
+#include "identity/identity_watch.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
 #include "portmap/natpmp_mapper.h"
@@ -18,7 +19,19 @@ struct Config {
   StoreOptions store;                       // database path, event retention
   std::string unix_socket = "natpilot.sock";
   unsigned unix_socket_mode = 0660;
+  std::string unix_socket_group;            // empty: the daemon's group
   std::string listen = "127.0.0.1:50551";   // TCP; empty disables it
+  // Admin token for TCP callers: set here, or read from (made at first start in) the file.
+  std::string admin_token;
+  std::string admin_token_file = "natpilot-admin.token";
+  bool device_calls_from_own_address = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  bool allow_insecure_tcp = false;  // non-loopback TCP without TLS: only when said explicitly
+  uint32_t write_rate_per_s = 20;   // writes per caller per second; 0 = no limit
+  uint32_t write_burst = 40;
+  IdentityOptions identity;
   std::string log_level = "info";
   UpnpOptions upnp;
   PcpOptions pcp;
@@ -36,6 +49,10 @@ struct Config {
 // Reads a TOML file over the defaults. Throws std::runtime_error naming the file, the key and what
 // is allowed; unknown keys are errors too (a typo must not be silently ignored).
 void LoadConfigFile(const std::string& path, Config& config);
+// The same from text; `source` names it in errors.
+void LoadConfigText(std::string_view text, const std::string& source, Config& config);
+// True when the TCP listen address is loopback.
+bool IsLoopbackListen(const std::string& listen);
 // Checks the whole config once flags are applied. Throws std::runtime_error.
 void ValidateConfig(const Config& config);
 // The default config as TOML, for `natpilotd --print-config`.

@@ -19,6 +19,7 @@ class NatpilotCategoryImpl final : public std::error_category {
       case Errc::kInternal: return "internal error";
       case Errc::kPermissionDenied: return "permission denied";
       case Errc::kResourceExhausted: return "resource exhausted";
+      case Errc::kUnauthenticated: return "unauthenticated";
     }
     return "unknown natpilot error " + std::to_string(ev);
   }

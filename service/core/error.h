@@ -20,6 +20,7 @@ enum class Errc {
   kInternal,
   kPermissionDenied,
   kResourceExhausted,
+  kUnauthenticated,
 };
 const std::error_category& NatpilotCategory();
 inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), NatpilotCategory()}; }

@@ -58,6 +58,13 @@ std::optional<GatewayProtocol> GatewayProtocolFromString(std::string_view s) {
   return Lookup(kProtocols, s);
 }
 
+std::string ToString(const Subnet& s) {
+  const uint32_t a = s.network;
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff) + "/" +
+         std::to_string(s.prefix);
+}
+
 std::string ToString(const PortRange& r) {
   if (r.first == r.last) return std::to_string(r.first);
   return std::to_string(r.first) + "-" + std::to_string(r.last);

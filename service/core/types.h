@@ -63,6 +63,13 @@ struct Device {
   DeviceKind kind = DeviceKind::kOther;
   std::string address;  // IPv4 text today; the type stays neutral for IPv6
   PortPlan plan;
+  std::string description;  // free text for people, at most 200 bytes, no control characters
+  // Identity: the link-layer address the device answered from ("aa:bb:..."; empty = not seen yet),
+  // and why its mappings are suspended (empty = not suspended).
+  std::string mac;
+  std::string suspended;
+  // SHA-256 (hex) of the device's API token; never leaves the daemon.
+  std::string token_hash;
   TimePoint created_at{};
   TimePoint updated_at{};
   uint32_t mappings_total = 0;
@@ -116,12 +123,28 @@ struct Event {
   std::string message;
 };
 
-// Limits a request must stay within (configurable).
+// An IPv4 network, host byte order.
+struct Subnet {
+  uint32_t network = 0;
+  uint8_t prefix = 0;
+  bool contains(uint32_t address) const {
+    const uint32_t mask = prefix == 0 ? 0 : ~uint32_t(0) << (32 - prefix);
+    return (address & mask) == (network & mask);
+  }
+  bool operator==(const Subnet&) const = default;
+};
+std::string ToString(const Subnet& s);  // "192.168.1.0/24"
+
+// Limits a request must stay within (configurable). Each is named in the error that it causes.
 struct Policy {
-  uint16_t min_port = 1024;
-  uint16_t max_port = 65535;
-  uint32_t max_rtp_ports = 1000;
-  uint32_t max_sip_ports = 100;
+  PortRange internal_ports{1024, 65535};  // policy.internal_ports
+  PortRange external_ports{1024, 65535};  // policy.external_ports (mappings are same-port)
+  uint32_t max_rtp_ports = 1000;          // policy.max_rtp_ports
+  uint32_t max_sip_ports = 100;           // policy.max_sip_ports
+  uint32_t max_ports_per_device = 1200;   // policy.max_ports_per_device (mappings, all transports)
+  uint32_t max_devices = 100;             // policy.max_devices
+  // policy.device_networks: where devices may be; empty = the LAN subnets of the host's interfaces.
+  std::vector<Subnet> device_networks;
 };
 
 }  // namespace natpilot

@@ -73,45 +73,128 @@ Result<void> ValidateDeviceName(std::string_view name) {
   return {};
 }
 
-Result<void> ValidatePortRange(const PortRange& r, const Policy& policy, std::string_view what) {
-  const std::string allowed =
-      "allowed ports are " + std::to_string(policy.min_port) + "-" + std::to_string(policy.max_port);
-  if (r.first > r.last) {
-    return Fail(Errc::kInvalidArgument, std::string(what) + " " + std::to_string(r.first) + "-" +
-                                            std::to_string(r.last) +
-                                            " is reversed; the first port must not exceed the last");
+Result<Subnet> ParseSubnet(std::string_view text, std::string_view what) {
+  const auto slash = text.find('/');
+  const std::string allowed = "; expected ADDRESS/PREFIX such as 192.168.1.0/24";
+  if (slash == std::string_view::npos) {
+    return Fail(Errc::kInvalidArgument, std::string(what) + " '" + std::string(text) +
+                                            "' has no prefix length" + allowed);
   }
-  if (r.first < policy.min_port || r.last > policy.max_port) {
+  const std::string addr(text.substr(0, slash));
+  in_addr a{};
+  uint32_t prefix = 0;
+  const auto p = text.substr(slash + 1);
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+  if (inet_pton(AF_INET, addr.c_str(), &a) != 1 || p.empty() || ec != std::errc() ||
+      ptr != p.data() + p.size() || prefix > 32) {
     return Fail(Errc::kInvalidArgument,
-                std::string(what) + " " + ToString(r) + " is outside the allowed range; " + allowed);
+                std::string(what) + " '" + std::string(text) + "' is not an IPv4 network" + allowed);
+  }
+  Subnet s{ntohl(a.s_addr), static_cast<uint8_t>(prefix)};
+  s.network &= prefix == 0 ? 0 : ~uint32_t(0) << (32 - prefix);
+  return s;
+}
+
+Result<void> ValidateDescription(std::string_view text) {
+  const auto bad = [&](const std::string& why) {
+    return Fail(Errc::kInvalidArgument, "description " + why +
+                                            "; allowed: at most 200 bytes of UTF-8 text without "
+                                            "control characters");
+  };
+  if (text.size() > 200) return bad("is " + std::to_string(text.size()) + " bytes long");
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) return bad("contains control character " + std::to_string(c));
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > text.size()) return bad("is not valid UTF-8");
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return bad("is not valid UTF-8");
+    }
+    if (len == 2 && c < 0xc2) return bad("is not valid UTF-8");  // overlong
+    if (len == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
+      return bad("contains a C1 control character");
+    }
+    i += len;
   }
   return {};
 }
 
+namespace {
+
+Result<void> CheckRange(const PortRange& r, std::string_view what) {
+  if (r.first == 0 || r.first > r.last) {
+    return Fail(Errc::kInvalidArgument, std::string(what) + " " + std::to_string(r.first) + "-" +
+                                            std::to_string(r.last) +
+                                            " is not a port range; ports are 1-65535 and the first "
+                                            "must not exceed the last");
+  }
+  return {};
+}
+
+Result<void> CheckPolicyRange(const PortRange& r, const PortRange& allowed, const char* rule,
+                              std::string_view what) {
+  if (r.first < allowed.first || r.last > allowed.last) {
+    return Fail(Errc::kPermissionDenied, std::string(what) + " " + ToString(r) +
+                                             " is refused by " + rule + ": allowed ports are " +
+                                             ToString(allowed));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy) {
-  if (auto r = ValidatePortRange(plan.sip, policy, "SIP range"); !r) return r;
-  if (auto r = ValidatePortRange(plan.rtp, policy, "RTP range"); !r) return r;
+  if (auto r = CheckRange(plan.sip, "SIP range"); !r) return r;
+  if (auto r = CheckRange(plan.rtp, "RTP range"); !r) return r;
   if (!plan.sip_udp && !plan.sip_tcp) {
     return Fail(Errc::kInvalidArgument, "SIP transports are empty; choose udp, tcp or both");
-  }
-  if (plan.sip.size() > policy.max_sip_ports) {
-    return Fail(Errc::kInvalidArgument, "SIP range " + ToString(plan.sip) + " has " +
-                                            std::to_string(plan.sip.size()) +
-                                            " ports; at most " +
-                                            std::to_string(policy.max_sip_ports) + " are allowed");
-  }
-  if (plan.rtp.size() > policy.max_rtp_ports) {
-    return Fail(Errc::kInvalidArgument, "RTP range " + ToString(plan.rtp) + " has " +
-                                            std::to_string(plan.rtp.size()) +
-                                            " ports; at most " +
-                                            std::to_string(policy.max_rtp_ports) + " are allowed");
   }
   if (plan.sip_udp && plan.sip.overlaps(plan.rtp)) {
     return Fail(Errc::kInvalidArgument, "SIP range " + ToString(plan.sip) +
                                             " overlaps RTP range " + ToString(plan.rtp) +
                                             " on UDP; they must be disjoint");
   }
+  // External ports are asked equal to internal ones, so both ranges apply to the plan.
+  for (const auto& [range, what] : {std::pair{plan.sip, "SIP range"}, std::pair{plan.rtp, "RTP range"}}) {
+    if (auto r = CheckPolicyRange(range, policy.internal_ports, "policy.internal_ports", what); !r) return r;
+    if (auto r = CheckPolicyRange(range, policy.external_ports, "policy.external_ports", what); !r) return r;
+  }
+  const auto too_many = [](const std::string& what, uint32_t n, const char* rule, uint32_t max) {
+    return Fail(Errc::kPermissionDenied, what + " has " + std::to_string(n) + " ports; " + rule +
+                                             " allows at most " + std::to_string(max));
+  };
+  if (plan.sip.size() > policy.max_sip_ports) {
+    return too_many("SIP range " + ToString(plan.sip), plan.sip.size(), "policy.max_sip_ports",
+                    policy.max_sip_ports);
+  }
+  if (plan.rtp.size() > policy.max_rtp_ports) {
+    return too_many("RTP range " + ToString(plan.rtp), plan.rtp.size(), "policy.max_rtp_ports",
+                    policy.max_rtp_ports);
+  }
+  const uint32_t total = plan.sip.size() * ((plan.sip_udp ? 1 : 0) + (plan.sip_tcp ? 1 : 0)) +
+                         plan.rtp.size();
+  if (total > policy.max_ports_per_device) {
+    return too_many("the plan (SIP on each transport plus RTP)", total,
+                    "policy.max_ports_per_device", policy.max_ports_per_device);
+  }
   return {};
+}
+
+Result<void> CheckDeviceNetwork(const std::string& address, const std::vector<Subnet>& networks,
+                                bool from_host_interfaces) {
+  in_addr a{};
+  if (inet_pton(AF_INET, address.c_str(), &a) != 1) {
+    return Fail(Errc::kInvalidArgument, "device address '" + address + "' is not an IPv4 address");
+  }
+  std::string list;
+  for (const Subnet& n : networks) {
+    if (n.contains(ntohl(a.s_addr))) return {};
+    list += (list.empty() ? "" : ", ") + ToString(n);
+  }
+  if (list.empty()) list = "none found";
+  return Fail(Errc::kPermissionDenied,
+              "device address " + address + " is refused by policy.device_networks: allowed are " +
+                  list + (from_host_interfaces ? " (the LAN subnets of this host's interfaces)" : ""));
 }
 
 std::vector<Mapping> ExpandPlan(const Device& device) {

@@ -16,9 +16,16 @@ namespace natpilot {
 Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view what);
 // "5060", "5060-5070".
 Result<PortRange> ParsePortRange(std::string_view text, std::string_view what);
+// "192.168.1.0/24"; the host bits are cleared.
+Result<Subnet> ParseSubnet(std::string_view text, std::string_view what);
 Result<void> ValidateDeviceName(std::string_view name);
-Result<void> ValidatePortRange(const PortRange& r, const Policy& policy, std::string_view what);
+// Free text: at most 200 bytes of valid UTF-8 without control characters.
+Result<void> ValidateDescription(std::string_view text);
+// Structure (INVALID_ARGUMENT), then the policy's port rules (PERMISSION_DENIED, naming the rule).
 Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy);
+// The address lies in one of the networks (PERMISSION_DENIED naming policy.device_networks).
+Result<void> CheckDeviceNetwork(const std::string& address, const std::vector<Subnet>& networks,
+                                bool from_host_interfaces);
 
 // The mappings a device wants: SIP ports on each chosen transport, RTP ports on UDP; all
 // port-preserving (external port = internal port).

@@ -1,6 +1,8 @@
 #include "portmap/netutil.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -60,6 +62,24 @@ Result<GatewayRoute> FindGatewayRoute(const std::string& configured_gateway) {
   auto local = LocalAddressTowards(*gw);
   if (!local) return tl::unexpected(local.error());
   return GatewayRoute{*gw, *local};
+}
+
+std::vector<Subnet> HostLanSubnets() {
+  std::vector<Subnet> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if ((i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    const uint32_t addr = ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+    const uint32_t mask = ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr);
+    Subnet s{addr & mask, static_cast<uint8_t>(__builtin_popcount(mask))};
+    bool dup = false;
+    for (const Subnet& o : out) dup = dup || o == s;
+    if (!dup) out.push_back(s);
+  }
+  ::freeifaddrs(list);
+  return out;
 }
 
 }  // namespace natpilot

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "core/types.h"
 
 namespace natpilot {
 
@@ -19,5 +21,8 @@ struct GatewayRoute {
 };
 // Both at once, for protocols that talk to the gateway directly (PCP, NAT-PMP).
 Result<GatewayRoute> FindGatewayRoute(const std::string& configured_gateway);
+
+// The IPv4 subnets of this host's interfaces that are up, loopback left out.
+std::vector<Subnet> HostLanSubnets();
 
 }  // namespace natpilot

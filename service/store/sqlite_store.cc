@@ -1,6 +1,11 @@
 // The SQLite store: schema and migrations, mappings, releases and events.
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 
@@ -67,6 +72,14 @@ CREATE INDEX events_at ON events(at);
 ALTER TABLE mappings ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
 ALTER TABLE releases ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3: device description, identity (MAC, suspension) and API token hash.
+    R"sql(
+ALTER TABLE devices ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN suspended TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN token_hash TEXT NOT NULL DEFAULT '';
+CREATE INDEX devices_token ON devices(token_hash) WHERE token_hash != '';
+)sql",
 };
 
 
@@ -101,8 +114,20 @@ Mapping sqlite_store::ReadMapping(const sqlite::Stmt& s) {
 
 
 SqliteStore::SqliteStore(StoreOptions options) : options_(std::move(options)) {
+  const bool file = options_.path != ":memory:" && !options_.path.empty();
+  if (file) {
+    // Created private: the file holds device token hashes and the LAN's layout. SQLite gives its
+    // -wal and -shm files the same mode.
+    const int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      throw std::runtime_error("database '" + options_.path + "': cannot open or create it: " +
+                               std::strerror(errno));
+    }
+    ::close(fd);
+  }
   try {
     db_ = std::make_unique<sqlite::Db>(options_.path);
+    if (file) CheckIntegrity();
     db_->Exec("PRAGMA foreign_keys = ON");
     if (options_.path != ":memory:") db_->Exec("PRAGMA journal_mode = WAL");
     db_->Exec("PRAGMA synchronous = FULL");
@@ -110,6 +135,23 @@ SqliteStore::SqliteStore(StoreOptions options) : options_(std::move(options)) {
     instance_id_ = LoadOrMakeInstanceId();
   } catch (const sqlite::SqliteError& e) {
     throw std::runtime_error("database '" + options_.path + "': " + e.message);
+  }
+}
+
+void SqliteStore::CheckIntegrity() {
+  std::string problems;
+  try {
+    sqlite::Stmt s(*db_, "PRAGMA integrity_check(5)");
+    while (s.Step()) {
+      if (s.Text(0) != "ok") problems += (problems.empty() ? "" : "; ") + s.Text(0);
+    }
+  } catch (const sqlite::SqliteError& e) {
+    problems = e.message;
+  }
+  if (!problems.empty()) {
+    throw std::runtime_error("database '" + options_.path + "' is damaged (" + problems +
+                             "); natpilotd will not overwrite it: restore a backup, or move the "
+                             "file away to start with an empty registry");
   }
 }
 
@@ -239,36 +281,39 @@ Result<void> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
   return result;
 }
 
+uint32_t SqliteStore::ReleaseWhere(const std::string& where, std::string_view bind,
+                                   const std::string& detail) {
+  sqlite::Stmt cur(*db_, std::string(kMappingColumns) + " WHERE m.released = 0" + where);
+  if (!bind.empty()) cur.Bind(1, bind);
+  std::vector<Mapping> hit;
+  while (cur.Step()) hit.push_back(ReadMapping(cur));
+  sqlite::Stmt upd(*db_,
+                   "UPDATE mappings SET released = 1, state = 'unmapped', protocol = 'none', "
+                   "external_address = '', granted_at = 0, expires_at = 0, renew_at = 0, "
+                   "detail = ? WHERE id = ?");
+  uint32_t leased = 0;
+  for (const Mapping& m : hit) {
+    if (m.protocol != GatewayProtocol::kNone) {
+      QueueRelease(m, m.device);
+      ++leased;
+    }
+    upd.Reset();
+    upd.Bind(1, detail).Bind(2, m.id).Step();
+  }
+  return leased;
+}
+
 Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event event) {
   std::vector<Event> events{std::move(event)};
   auto result = Guarded([&]() -> Result<uint32_t> {
     std::lock_guard lock(mu_);
     sqlite::Transaction tx(*db_);
-    std::string sql = std::string(kMappingColumns) + " WHERE m.released = 0";
-    if (!device.empty()) {
-      if (QueryDevices(device).empty()) {
-        return Fail(Errc::kNotFound, "no device named '" + std::string(device) + "'");
-      }
-      sql += " AND d.name = ?";
+    if (!device.empty() && QueryDevices(device).empty()) {
+      return Fail(Errc::kNotFound, "no device named '" + std::string(device) + "'");
     }
-    sqlite::Stmt cur(*db_, sql);
-    if (!device.empty()) cur.Bind(1, device);
-    std::vector<Mapping> hit;
-    while (cur.Step()) hit.push_back(ReadMapping(cur));
-    sqlite::Stmt upd(*db_,
-                     "UPDATE mappings SET released = 1, state = 'unmapped', protocol = 'none', "
-                     "external_address = '', granted_at = 0, expires_at = 0, renew_at = 0, "
-                     "detail = 'released by an admin; update the device to map it again' "
-                     "WHERE id = ?");
-    uint32_t leased = 0;
-    for (const Mapping& m : hit) {
-      if (m.protocol != GatewayProtocol::kNone) {
-        QueueRelease(m, m.device);
-        ++leased;
-      }
-      upd.Reset();
-      upd.Bind(1, m.id).Step();
-    }
+    const uint32_t leased =
+        ReleaseWhere(device.empty() ? "" : " AND d.name = ?", device,
+                     "released by an admin; update the device to map it again");
     InsertEvents(events);
     tx.Commit();
     return leased;

@@ -30,6 +30,10 @@ class SqliteStore final : public Store {
   Result<void> RemoveDevice(std::string_view name, Event event) override;
   Result<Device> GetDevice(std::string_view name) const override;
   std::vector<Device> ListDevices() const override;
+  Result<Device> FindDeviceByTokenHash(std::string_view token_hash) const override;
+  Result<void> SetDeviceToken(std::string_view name, std::string token_hash, Event event) override;
+  Result<Device> SetDeviceIdentity(std::string_view name, std::string mac, std::string suspended,
+                                   std::vector<Event> events) override;
   Result<std::vector<Mapping>> ListMappings(std::string_view device) const override;
   Result<void> SaveMappings(const std::vector<Mapping>& mappings, std::vector<Event> events) override;
   Result<uint32_t> ReleaseMappings(std::string_view device, Event event) override;
@@ -44,12 +48,15 @@ class SqliteStore final : public Store {
   int SchemaVersion() const;
 
  private:
+  void CheckIntegrity();
   void Migrate();
   std::string LoadOrMakeInstanceId();
   Result<void> CheckPortConflicts(const Device& device) const;
   std::vector<Device> QueryDevices(std::string_view name) const;
   void InsertMappings(const Device& device);
   void QueueRelease(const Mapping& m, std::string_view device);
+  // Marks the matching unreleased mappings released, queueing releases of their leases.
+  uint32_t ReleaseWhere(const std::string& where, std::string_view bind, const std::string& detail);
   void InsertEvents(std::vector<Event>& events);
   void BumpRegistryVersion();
   void Publish(const std::vector<Event>& events);

@@ -68,6 +68,10 @@ std::vector<Device> SqliteStore::QueryDevices(std::string_view name) const {
     d.updated_at = FromUnix(s.Int(11));
     d.mappings_total = static_cast<uint32_t>(s.Int(12));
     d.mappings_active = static_cast<uint32_t>(s.Int(13));
+    d.description = s.Text(14);
+    d.mac = s.Text(15);
+    d.suspended = s.Text(16);
+    d.token_hash = s.Text(17);
     out.push_back(std::move(d));
   }
   return out;
@@ -85,13 +89,14 @@ Result<Device> SqliteStore::AddDevice(Device device, Event event) {
     if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
     sqlite::Stmt ins(*db_,
                      "INSERT INTO devices(name, kind, address, sip_first, sip_last, sip_udp, "
-                     "sip_tcp, rtp_first, rtp_last, created_at, updated_at) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+                     "sip_tcp, rtp_first, rtp_last, created_at, updated_at, description, "
+                     "token_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     const auto& p = device.plan;
     ins.Bind(1, device.name).Bind(2, ToString(device.kind)).Bind(3, device.address);
     ins.Bind(4, p.sip.first).Bind(5, p.sip.last).Bind(6, p.sip_udp).Bind(7, p.sip_tcp);
     ins.Bind(8, p.rtp.first).Bind(9, p.rtp.last);
     ins.Bind(10, ToUnix(device.created_at)).Bind(11, ToUnix(device.updated_at));
+    ins.Bind(12, device.description).Bind(13, device.token_hash);
     ins.Step();
     device.id = db_->LastInsertId();
     InsertMappings(device);
@@ -134,17 +139,25 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
     }
     sqlite::Stmt upd(*db_,
                      "UPDATE devices SET kind=?, address=?, sip_first=?, sip_last=?, sip_udp=?, "
-                     "sip_tcp=?, rtp_first=?, rtp_last=?, updated_at=? WHERE id=?");
+                     "sip_tcp=?, rtp_first=?, rtp_last=?, updated_at=?, description=?, mac=?, "
+                     "suspended=? WHERE id=?");
     const auto& p = device.plan;
+    // A new address is a new host: its MAC is learnt again and an old suspension no longer holds.
+    const bool moved = device.address != old.address;
+    const std::string suspended = moved ? "" : old.suspended;
     upd.Bind(1, ToString(device.kind)).Bind(2, device.address).Bind(3, p.sip.first);
     upd.Bind(4, p.sip.last).Bind(5, p.sip_udp).Bind(6, p.sip_tcp).Bind(7, p.rtp.first);
-    upd.Bind(8, p.rtp.last).Bind(9, ToUnix(device.updated_at)).Bind(10, old.id);
+    upd.Bind(8, p.rtp.last).Bind(9, ToUnix(device.updated_at)).Bind(10, device.description);
+    upd.Bind(11, moved ? "" : old.mac).Bind(12, suspended).Bind(13, old.id);
     upd.Step();
-    sqlite::Stmt unrelease(*db_,
-                           "UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0 "
-                           "WHERE device_id = ? AND released = 1");
-    unrelease.Bind(1, old.id).Step();
+    if (suspended.empty()) {
+      sqlite::Stmt unrelease(*db_,
+                             "UPDATE mappings SET released = 0, state = 'pending', "
+                             "next_attempt_at = 0 WHERE device_id = ? AND released = 1");
+      unrelease.Bind(1, old.id).Step();
+    }
     InsertMappings(device);
+    if (!suspended.empty()) ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
     BumpRegistryVersion();
     InsertEvents(events);
     tx.Commit();
@@ -183,6 +196,61 @@ Result<Device> SqliteStore::GetDevice(std::string_view name) const {
     if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
     return found.front();
   });
+}
+
+Result<Device> SqliteStore::FindDeviceByTokenHash(std::string_view token_hash) const {
+  return Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    if (token_hash.empty()) return Fail(Errc::kNotFound, "no such token");
+    sqlite::Stmt s(*db_, "SELECT name FROM devices WHERE token_hash = ?");
+    s.Bind(1, token_hash);
+    if (!s.Step()) return Fail(Errc::kNotFound, "no such token");
+    return QueryDevices(s.Text(0)).front();
+  });
+}
+
+Result<void> SqliteStore::SetDeviceToken(std::string_view name, std::string token_hash, Event event) {
+  std::vector<Event> events{std::move(event)};
+  auto result = Guarded([&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    sqlite::Stmt upd(*db_, "UPDATE devices SET token_hash = ? WHERE name = ?");
+    upd.Bind(1, token_hash).Bind(2, name).Step();
+    if (db_->Changes() == 0) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    InsertEvents(events);
+    tx.Commit();
+    return {};
+  });
+  if (result) Publish(events);
+  return result;
+}
+
+Result<Device> SqliteStore::SetDeviceIdentity(std::string_view name, std::string mac,
+                                              std::string suspended, std::vector<Event> events) {
+  auto result = Guarded([&]() -> Result<Device> {
+    std::lock_guard lock(mu_);
+    sqlite::Transaction tx(*db_);
+    auto found = QueryDevices(name);
+    if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    const Device& old = found.front();
+    sqlite::Stmt upd(*db_, "UPDATE devices SET mac = ?, suspended = ? WHERE id = ?");
+    upd.Bind(1, mac).Bind(2, suspended).Bind(3, old.id).Step();
+    if (!suspended.empty() && old.suspended.empty()) {
+      ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
+      BumpRegistryVersion();
+    } else if (suspended.empty() && !old.suspended.empty()) {
+      sqlite::Stmt unrelease(*db_,
+                             "UPDATE mappings SET released = 0, state = 'pending', "
+                             "next_attempt_at = 0, detail = '' WHERE device_id = ? AND released = 1");
+      unrelease.Bind(1, old.id).Step();
+      BumpRegistryVersion();
+    }
+    InsertEvents(events);
+    tx.Commit();
+    return QueryDevices(name).front();
+  });
+  if (result) Publish(events);
+  return result;
 }
 
 std::vector<Device> SqliteStore::ListDevices() const {

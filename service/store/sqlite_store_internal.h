@@ -18,7 +18,8 @@ inline constexpr const char* kDeviceColumns =
     "SELECT d.id, d.name, d.kind, d.address, d.sip_first, d.sip_last, d.sip_udp, d.sip_tcp, "
     "d.rtp_first, d.rtp_last, d.created_at, d.updated_at, "
     "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id), "
-    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id AND m.state = 'active') "
+    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id AND m.state = 'active'), "
+    "d.description, d.mac, d.suspended, d.token_hash "
     "FROM devices d";
 
 inline constexpr const char* kMappingColumns =
@@ -28,6 +29,10 @@ inline constexpr const char* kMappingColumns =
     "FROM mappings m JOIN devices d ON d.id = m.device_id";
 
 Mapping ReadMapping(const sqlite::Stmt& s);
+
+inline std::string SuspendedDetail(const std::string& reason) {
+  return "suspended: " + reason;
+}
 
 // Runs f, turning an SQLite failure into an Error: the transaction inside f has rolled back.
 template <typename F>

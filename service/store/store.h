@@ -25,13 +25,21 @@ class Store {
   // Adds the device and the mappings of its plan. Fails with kAlreadyExists on a duplicate name
   // and kConflict when another device wants one of the same external ports.
   virtual Result<Device> AddDevice(Device device, Event event) = 0;
-  // Replaces kind, address and plan. Mappings that stay keep their lease when the address is the
-  // same; dropped mappings that hold a lease become releases; released flags are cleared.
+  // Replaces kind, address, description and plan. Mappings that stay keep their lease when the
+  // address is the same; dropped mappings that hold a lease become releases; released flags are
+  // cleared unless the device is suspended. A new address clears the MAC and the suspension.
   virtual Result<Device> UpdateDevice(Device device, Event event) = 0;
   // Removes the device; its leased mappings become releases.
   virtual Result<void> RemoveDevice(std::string_view name, Event event) = 0;
   virtual Result<Device> GetDevice(std::string_view name) const = 0;
   virtual std::vector<Device> ListDevices() const = 0;
+  // The device whose token hashes to this (kNotFound otherwise).
+  virtual Result<Device> FindDeviceByTokenHash(std::string_view token_hash) const = 0;
+  virtual Result<void> SetDeviceToken(std::string_view name, std::string token_hash, Event event) = 0;
+  // Records the device's MAC and suspension. Suspending (reason set where none was) releases its
+  // mappings and queues releases of their leases; resuming (reason cleared) makes them wanted again.
+  virtual Result<Device> SetDeviceIdentity(std::string_view name, std::string mac,
+                                           std::string suspended, std::vector<Event> events) = 0;
 
   // All mappings, or one device's (kNotFound for an unknown device).
   virtual Result<std::vector<Mapping>> ListMappings(std::string_view device = {}) const = 0;

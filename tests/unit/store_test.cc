@@ -184,7 +184,7 @@ TEST_P(StoreConformance, InstanceIdAndStateSurviveReopening) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
   Open();
   EXPECT_EQ(store_->InstanceId(), id);
-  EXPECT_EQ(store_->SchemaVersion(), 2);
+  EXPECT_EQ(store_->SchemaVersion(), 3);
   EXPECT_EQ(Mappings().size(), 122u);
 }
 

@@ -40,7 +40,7 @@ TEST(ValidatePlan, EnforcesPolicyWithMessagesThatSayWhatIsAllowed) {
   EXPECT_NE(r.error().message.find("allowed ports are 1024-65535"), std::string::npos);
 
   plan.rtp = {20000, 19000};
-  EXPECT_NE(ValidatePlan(plan, policy).error().message.find("reversed"), std::string::npos);
+  EXPECT_NE(ValidatePlan(plan, policy).error().message.find("must not exceed the last"), std::string::npos);
 
   plan.rtp = {20000, 21000};  // 1001 ports
   EXPECT_NE(ValidatePlan(plan, policy).error().message.find("at most 1000"), std::string::npos);

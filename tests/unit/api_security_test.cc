@@ -1,0 +1,363 @@
+// The API's doors over real gRPC connections (TCP on loopback and the unix socket): who may call,
+// what each token reaches, the policy, hostile input and a flood of writes. Every refused call
+// must leave the store (all tables, dumped through a second SQLite connection) and the gateway's
+// table exactly as they were.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "api/auth.h"
+#include "api/event_bus.h"
+#include "api/registry.h"
+#include "api/server.h"
+#include "core/validate.h"
+#include "fake_gateway.h"
+#include "natpilot/v1/natpilot.grpc.pb.h"
+#include "store/sqlite_store.h"
+
+namespace natpilot {
+namespace {
+
+namespace v1 = ::natpilot::v1;
+using grpc::StatusCode;
+
+constexpr const char* kAdminToken = "npa_test-admin-token-0123456789";
+
+class ApiSecurity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("natpilot-api-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = std::make_unique<SqliteStore>(StoreOptions{(dir_ / "natpilot.db").string()});
+    gateway_.local = "192.168.1.2";
+    reconciler_ = std::make_unique<Reconciler>(*store_, std::vector<PortMapper*>{&gateway_},
+                                               ReconcilerOptions{}, [] { return Clock::now(); });
+    Policy policy;
+    policy.device_networks = {*ParseSubnet("192.168.1.0/24", "test")};
+    registry_ = std::make_unique<Registry>(*store_, policy, PortPlan{}, [] { return Clock::now(); },
+                                           nullptr);
+    auth_ = std::make_unique<Authenticator>(*store_, AuthOptions{HashToken(kAdminToken), false});
+    // A frozen clock: each caller gets exactly its burst, whatever the machine's speed.
+    limiter_ = std::make_unique<RateLimiter>(5, 50, [] { return RateLimiter::Clock::time_point{}; });
+    ServerOptions o;
+    o.unix_socket = (dir_ / "api.sock").string();
+    o.listen = "127.0.0.1:0";
+    server_ = std::make_unique<ApiServer>(
+        ApiContext{*store_, *registry_, *reconciler_, bus_, rules_, *auth_, *limiter_}, o);
+    server_->Start();
+    tcp_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->tcp_port()),
+                               grpc::InsecureChannelCredentials());
+    unix_ = grpc::CreateChannel("unix:" + o.unix_socket, grpc::InsecureChannelCredentials());
+
+    // Two devices, mapped on the gateway.
+    ata_token_ = Register(unix_, "", "ata1", "192.168.1.20", 5060, 10000);
+    pbx_token_ = Register(unix_, "", "pbx1", "192.168.1.30", 5080, 12000);
+    reconciler_->RunOnce();
+    ASSERT_EQ(gateway_.table.size(), 2u * (2 * 11 + 100));
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!token.empty()) c->AddMetadata("authorization", "Bearer " + token);
+    return c;
+  }
+  std::string Register(const std::shared_ptr<grpc::Channel>& ch, const std::string& token,
+                       const std::string& name, const std::string& address, uint32_t sip, uint32_t rtp) {
+    v1::RegisterDeviceRequest req;
+    req.set_name(name);
+    req.set_address(address);
+    req.mutable_plan()->mutable_sip()->set_first(sip);
+    req.mutable_plan()->mutable_sip()->set_last(sip + 10);
+    req.mutable_plan()->mutable_rtp()->set_first(rtp);
+    req.mutable_plan()->mutable_rtp()->set_last(rtp + 99);
+    v1::RegisterDeviceResponse resp;
+    auto status = v1::DeviceService::NewStub(ch)->RegisterDevice(Ctx(token).get(), req, &resp);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return resp.token();
+  }
+
+  // Every row of every table, through a connection of its own.
+  std::string DumpStore() const {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ / "natpilot.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    std::string out;
+    std::vector<std::string> tables;
+    auto collect = [](void* p, int, char** v, char**) {
+      static_cast<std::vector<std::string>*>(p)->push_back(v[0]);
+      return 0;
+    };
+    sqlite3_exec(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", collect, &tables, nullptr);
+    for (const auto& t : tables) {
+      out += "== " + t + "\n";
+      sqlite3_exec(db, ("SELECT * FROM " + t + " ORDER BY rowid").c_str(),
+                   [](void* p, int n, char** v, char**) {
+                     auto* s = static_cast<std::string*>(p);
+                     for (int i = 0; i < n; ++i) *s += std::string(v[i] ? v[i] : "NULL") + "|";
+                     *s += "\n";
+                     return 0;
+                   },
+                   &out, nullptr);
+    }
+    sqlite3_close(db);
+    EXPECT_GT(out.size(), 1000u);  // the dump does see the devices, mappings and events
+    return out;
+  }
+  std::string DumpGateway() const {
+    std::string out;
+    for (const auto& [key, e] : gateway_.table) {
+      out += std::string(ToString(e.transport)) + " " + std::to_string(e.external_port) + " " +
+             e.internal_address + ":" + std::to_string(e.internal_port) + "\n";
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<SqliteStore> store_;
+  testing::FakeGateway gateway_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<RateLimiter> limiter_;
+  EventBus bus_;
+  StaticRulesOptions rules_{rules::RouterParams{}, ""};
+  std::unique_ptr<ApiServer> server_;
+  std::shared_ptr<grpc::Channel> tcp_, unix_;
+  std::string ata_token_, pbx_token_;
+};
+
+// A refused call: its code, a message that says why, and nothing changed anywhere.
+#define EXPECT_REFUSED(call, code, words)                                                  \
+  do {                                                                                     \
+    const std::string store_before = DumpStore(), gateway_before = DumpGateway();          \
+    const grpc::Status s = (call);                                                         \
+    EXPECT_EQ(s.error_code(), code) << s.error_message();                                  \
+    EXPECT_NE(s.error_message().find(words), std::string::npos) << s.error_message();      \
+    reconciler_->RunOnce();                                                                \
+    EXPECT_EQ(DumpStore(), store_before);                                                  \
+    EXPECT_EQ(DumpGateway(), gateway_before);                                              \
+  } while (0)
+
+TEST_F(ApiSecurity, TcpCallsNeedAValidToken) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  v1::ListDevicesResponse list;
+  EXPECT_REFUSED(devices->ListDevices(Ctx("").get(), {}, &list), StatusCode::UNAUTHENTICATED, "no token");
+  EXPECT_REFUSED(devices->ListDevices(Ctx("npa_wrong").get(), {}, &list), StatusCode::UNAUTHENTICATED,
+                 "not valid");
+  auto basic = Ctx("");
+  basic->AddMetadata("authorization", "Basic YWRtaW46YWRtaW4=");
+  EXPECT_REFUSED(devices->ListDevices(basic.get(), {}, &list), StatusCode::UNAUTHENTICATED, "Bearer");
+  v1::RemoveDeviceRequest rm;
+  rm.set_name("ata1");
+  v1::RemoveDeviceResponse rm_resp;
+  EXPECT_REFUSED(devices->RemoveDevice(Ctx("").get(), rm, &rm_resp), StatusCode::UNAUTHENTICATED, "no token");
+  v1::GenerateRulesRequest rules;
+  rules.set_format(v1::RULES_FORMAT_NFTABLES);
+  v1::GenerateRulesResponse rules_resp;
+  EXPECT_REFUSED(v1::RulesService::NewStub(tcp_)->GenerateRules(Ctx("").get(), rules, &rules_resp),
+                 StatusCode::UNAUTHENTICATED, "no token");
+  // The event stream is refused before it starts.
+  auto ctx = Ctx("");
+  auto reader = v1::EventService::NewStub(tcp_)->WatchEvents(ctx.get(), {});
+  v1::Event e;
+  EXPECT_FALSE(reader->Read(&e));
+  EXPECT_EQ(reader->Finish().error_code(), StatusCode::UNAUTHENTICATED);
+
+  // The admin token and the unix socket may; events name who did it.
+  EXPECT_TRUE(devices->ListDevices(Ctx(kAdminToken).get(), {}, &list).ok());
+  EXPECT_EQ(list.devices_size(), 2);
+  EXPECT_TRUE(v1::DeviceService::NewStub(unix_)->ListDevices(Ctx("").get(), {}, &list).ok());
+  Register(tcp_, kAdminToken, "phone1", "192.168.1.40", 5100, 14000);
+  EXPECT_EQ(store_->ListEvents(0, 1).back().caller, "admin token from 127.0.0.1");
+  EXPECT_EQ(store_->ListEvents(0, 10).front().caller, "admin via unix socket");
+}
+
+TEST_F(ApiSecurity, ADeviceTokenReachesItsOwnDeviceOnly) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  auto mappings = v1::MappingService::NewStub(tcp_);
+  v1::GetDeviceRequest get;
+  get.set_name("ata1");
+  v1::GetDeviceResponse got;
+  ASSERT_TRUE(devices->GetDevice(Ctx(ata_token_).get(), get, &got).ok());
+  EXPECT_EQ(got.mappings_size(), 122);
+  get.set_name("pbx1");
+  EXPECT_REFUSED(devices->GetDevice(Ctx(ata_token_).get(), get, &got), StatusCode::PERMISSION_DENIED,
+                 "reaches only that device");
+  v1::ListDevicesResponse list;
+  ASSERT_TRUE(devices->ListDevices(Ctx(ata_token_).get(), {}, &list).ok());
+  ASSERT_EQ(list.devices_size(), 1);
+  EXPECT_EQ(list.devices(0).name(), "ata1");
+  v1::ListMappingsRequest lm;
+  v1::ListMappingsResponse lm_resp;
+  ASSERT_TRUE(mappings->ListMappings(Ctx(ata_token_).get(), lm, &lm_resp).ok());
+  EXPECT_EQ(lm_resp.mappings_size(), 122);
+  for (const auto& m : lm_resp.mappings()) EXPECT_EQ(m.device(), "ata1");
+  lm.set_device("pbx1");
+  EXPECT_REFUSED(mappings->ListMappings(Ctx(ata_token_).get(), lm, &lm_resp), StatusCode::PERMISSION_DENIED,
+                 "not 'pbx1'");
+
+  // Writes: never another device, never a registration, never another address.
+  v1::RegisterDeviceRequest reg;
+  reg.set_name("evil");
+  reg.set_address("192.168.1.99");
+  v1::RegisterDeviceResponse reg_resp;
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(ata_token_).get(), reg, &reg_resp), StatusCode::PERMISSION_DENIED,
+                 "needs the admin");
+  v1::UpdateDeviceRequest up;
+  up.set_name("pbx1");
+  up.mutable_plan()->mutable_rtp()->set_first(12000);
+  up.mutable_plan()->mutable_rtp()->set_last(12009);
+  v1::UpdateDeviceResponse up_resp;
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
+                 "not 'pbx1'");
+  up.set_name("ata1");
+  up.clear_plan();
+  up.set_address("192.168.1.30");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
+                 "cannot move");
+  up.clear_address();
+  up.set_forget_identity(true);
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
+                 "needs the admin");
+  up.set_forget_identity(false);
+  up.mutable_plan()->mutable_rtp()->set_first(1000);  // outside the policy
+  up.mutable_plan()->mutable_rtp()->set_last(1099);
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
+                 "policy.internal_ports");
+  v1::RemoveDeviceRequest rm;
+  rm.set_name("pbx1");
+  v1::RemoveDeviceResponse rm_resp;
+  EXPECT_REFUSED(devices->RemoveDevice(Ctx(ata_token_).get(), rm, &rm_resp), StatusCode::PERMISSION_DENIED,
+                 "not 'pbx1'");
+  v1::ReleaseMappingsRequest rel;
+  rel.set_all(true);
+  v1::ReleaseMappingsResponse rel_resp;
+  EXPECT_REFUSED(mappings->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp), StatusCode::PERMISSION_DENIED,
+                 "needs the admin");
+  rel.set_device("pbx1");
+  EXPECT_REFUSED(mappings->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp), StatusCode::PERMISSION_DENIED,
+                 "not 'pbx1'");
+  v1::ResetDeviceTokenRequest reset;
+  reset.set_name("pbx1");
+  v1::ResetDeviceTokenResponse reset_resp;
+  EXPECT_REFUSED(devices->ResetDeviceToken(Ctx(ata_token_).get(), reset, &reset_resp),
+                 StatusCode::PERMISSION_DENIED, "needs the admin");
+  v1::GenerateRulesRequest rules;
+  rules.set_format(v1::RULES_FORMAT_NFTABLES);
+  v1::GenerateRulesResponse rules_resp;
+  EXPECT_REFUSED(v1::RulesService::NewStub(tcp_)->GenerateRules(Ctx(ata_token_).get(), rules, &rules_resp),
+                 StatusCode::PERMISSION_DENIED, "needs the admin");
+
+  // Its own device, within the policy: allowed, and the event names the device.
+  up.mutable_plan()->mutable_rtp()->set_first(10000);
+  up.mutable_plan()->mutable_rtp()->set_last(10009);
+  ASSERT_TRUE(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp).ok());
+  EXPECT_EQ(store_->ListEvents(0, 1).back().caller, "device ata1 from 127.0.0.1");
+  // Its events only.
+  v1::ListEventsRequest le;
+  le.set_limit(100);
+  v1::ListEventsResponse le_resp;
+  ASSERT_TRUE(v1::EventService::NewStub(tcp_)->ListEvents(Ctx(ata_token_).get(), le, &le_resp).ok());
+  ASSERT_GT(le_resp.events_size(), 0);
+  for (const auto& ev : le_resp.events()) EXPECT_EQ(ev.device(), "ata1");
+}
+
+TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  v1::RegisterDeviceResponse resp;
+  auto reg = [&](const std::string& name, const std::string& address, const std::string& description = "") {
+    v1::RegisterDeviceRequest r;
+    r.set_name(name);
+    r.set_address(address);
+    r.set_description(description);
+    r.mutable_plan()->mutable_sip()->set_first(5200);
+    r.mutable_plan()->mutable_sip()->set_last(5200);
+    r.mutable_plan()->mutable_rtp()->set_first(16000);
+    r.mutable_plan()->mutable_rtp()->set_last(16009);
+    return r;
+  };
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "10.9.9.9"), &resp),
+                 StatusCode::PERMISSION_DENIED, "policy.device_networks");
+  auto plan = reg("x", "192.168.1.50");
+  plan.mutable_plan()->mutable_rtp()->set_last(18000);
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::PERMISSION_DENIED,
+                 "policy.max_rtp_ports");
+  plan.mutable_plan()->mutable_rtp()->set_first(100000);
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::INVALID_ARGUMENT,
+                 "1-65535");
+  for (const std::string& name : {std::string("ata\n1"), std::string("ata\x01"), std::string("a\0b", 3),
+                                  std::string("x'; DROP TABLE devices; --"), std::string("ata1\" OR 1=1"),
+                                  std::string(33, 'a'), std::string("ätä")}) {
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(name, "192.168.1.50"), &resp),
+                   StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+  }
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", std::string(300, 'd')), &resp),
+                 StatusCode::INVALID_ARGUMENT, "200 bytes");
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", "bell\a"), &resp),
+                 StatusCode::INVALID_ARGUMENT, "control character");
+  // A message far beyond anything valid is cut off by the transport.
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(std::string(200000, 'a'), "192.168.1.50"), &resp),
+                 StatusCode::RESOURCE_EXHAUSTED, "");
+  // SQL metacharacters in a description are just text.
+  const std::string sql = "'); DELETE FROM mappings; -- \"; DROP TABLE devices";
+  ASSERT_TRUE(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", sql), &resp).ok());
+  EXPECT_EQ(resp.device().description(), sql);
+  EXPECT_EQ(store_->ListDevices().size(), 3u);
+  EXPECT_EQ(store_->ListMappings("").value().size(), 2u * 122 + 2 + 10);
+}
+
+TEST_F(ApiSecurity, AFloodOfWritesIsLimitedPerCallerAndReadsStayServed) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  const std::string store_before = DumpStore();
+  std::atomic<int> exhausted{0}, other{0};
+  std::atomic<bool> flooding{true};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 4; ++t) {
+    flood.emplace_back([&] {
+      auto stub = v1::DeviceService::NewStub(tcp_);
+      for (int i = 0; i < 100; ++i) {
+        v1::RemoveDeviceRequest rm;
+        rm.set_name("nosuch");  // allowed through the limit: NOT_FOUND; past it: RESOURCE_EXHAUSTED
+        v1::RemoveDeviceResponse r;
+        auto s = stub->RemoveDevice(Ctx(kAdminToken).get(), rm, &r);
+        if (s.error_code() == StatusCode::RESOURCE_EXHAUSTED) {
+          ++exhausted;
+          EXPECT_NE(s.error_message().find("retry in"), std::string::npos) << s.error_message();
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  // Meanwhile, reads and another caller's writes are served.
+  int reads = 0;
+  std::thread reader([&] {
+    auto stub = v1::DeviceService::NewStub(unix_);
+    while (flooding) {
+      v1::ListDevicesResponse list;
+      if (stub->ListDevices(Ctx("").get(), {}, &list).ok() && list.devices_size() == 2) ++reads;
+    }
+  });
+  for (auto& t : flood) t.join();
+  EXPECT_EQ(DumpStore(), store_before);
+  v1::UpdateDeviceRequest up;
+  up.set_name("ata1");
+  v1::UpdateDeviceResponse up_resp;
+  EXPECT_TRUE(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp).ok());
+  flooding = false;
+  reader.join();
+  // The set-up's registrations came over the unix socket, a caller of its own.
+  EXPECT_EQ(other.load(), 50);  // the burst, then nothing: the clock stands still
+  EXPECT_EQ(exhausted.load(), 350);
+  EXPECT_GT(reads, 0);
+}
+
+}  // namespace
+}  // namespace natpilot
