@@ -69,8 +69,12 @@ void Check(const grpc::Status& status, const Options& o) {
   if (status.ok()) return;
   std::string msg = status.error_message();
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE && msg.find("connect") != std::string::npos) {
+    const bool tls = msg.find("andshake") != std::string::npos || msg.find("SSL") != std::string::npos;
     msg = "cannot reach natpilotd at " + (o.server.empty() ? "unix:" + o.socket : o.server) +
-          " (is it running? --socket PATH or --server HOST:PORT)";
+          (tls ? " (TLS failed: check --tls-ca, --tls-cert and --tls-key against natpilotd's api.tls_* "
+                 "files)"
+               : " (is it running? --socket PATH or --server HOST:PORT)") +
+          ": " + msg;
   }
   static const char* kCodes[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
                                  "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",

@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# Runs the libFuzzer targets with clang (AddressSanitizer and UBSan) for SECONDS each (default 60).
-# Not part of the tests; the tests replay the corpus with bounded mutations instead.
+# Runs every libFuzzer target (clang, AddressSanitizer and UBSan) for SECONDS each (default 60),
+# starting from its seed corpus; a crash leaves its input in build-fuzz/crashes. Not part of the
+# tests, which replay each corpus with bounded mutations instead (fuzz_*_replay in ctest).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
-command -v clang++ >/dev/null || sudo apt-get install -y clang libclang-rt-14-dev
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I"$top/service" \
-  "$top/tests/fuzz/pcp_decode_fuzz.cc" "$top/service/portmap/pcp_codec.cc" "$top/service/core/error.cc" \
-  -o "$out/pcp_decode_fuzz"
-mkdir -p "$out/corpus" && cp "$top/tests/fuzz/corpus/pcp/"* "$out/corpus/"
-"$out/pcp_decode_fuzz" -max_total_time="$seconds" -max_len=1200 "$out/corpus"
+bash "$top/scripts/setup.sh"
+if ! command -v clang++ >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -q clang libclang-rt-14-dev
+fi
+build=$top/build-fuzz
+CC=clang CXX=clang++ cmake -S "$top" -B "$build" -DNATPILOT_FUZZ=ON -DNATPILOT_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+targets=(pcp_decode:pcp natpmp_reply:natpmp upnp_xml:upnp config:config)
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]/:*/_fuzz}"
+mkdir -p "$build/crashes"
+for t in "${targets[@]}"; do
+  name=${t%%:*} corpus=${t##*:}
+  work=$(mktemp -d)
+  cp "$top/tests/fuzz/corpus/$corpus/"* "$work/"
+  echo "== $name: $seconds s"
+  "$build/${name}_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+    -artifact_prefix="$build/crashes/$name-" "$work" 2>&1 | grep -E "^#[0-9]+ +DONE|Done [0-9]+ runs|ERROR|SUMMARY" || true
+  rm -rf "$work"
+done
+if compgen -G "$build/crashes/*" >/dev/null; then
+  echo "fuzz: crashes found:"; ls "$build/crashes"; exit 1
+fi
+echo "fuzz: no crash in ${#targets[@]} targets x $seconds s"

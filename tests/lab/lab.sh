@@ -17,6 +17,7 @@ LAN_ADDR=192.168.50.2 DEV_ADDR=192.168.50.10
 GW_HTTP_PORT=2189
 GW_URL="http://${GW_LAN}:${GW_HTTP_PORT}/rootDesc.xml"
 NP_SOCKET=$LAB_DIR/natpilot.sock
+LAB_EXTRA_NS=""  # namespaces a test adds (LAB_ID-...), torn down with the lab
 
 log() { printf '[lab %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
@@ -35,7 +36,7 @@ wait_for() {
 lab_down() {
   local rc=$?
   set +e
-  for ns in "$NS_DEV" "$NS_LAN" "$NS_GW" "$NS_WAN"; do
+  for ns in "$NS_DEV" "$NS_LAN" "$NS_GW" "$NS_WAN" ${LAB_EXTRA_NS:-}; do
     if ip netns list | grep -w "$ns" >/dev/null; then
       ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
       ip netns del "$ns" 2>/dev/null
@@ -86,6 +87,7 @@ table inet filter {
   chain forward {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
+    iifname "br0" oifname "br0" accept
     iifname "br0" oifname "wan0" accept
     jump miniupnpd
   }

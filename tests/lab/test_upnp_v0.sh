@@ -43,9 +43,10 @@ expect_refused() {
 expect_refused "already exists" device add ata1 --address 192.168.50.11
 expect_refused "overlap device 'ata1'" device add other --address 192.168.50.11 --sip 5070-5072 --rtp 20000-20009
 expect_refused "overlap device 'pbx1'" device add other --address 192.168.50.11 --sip 6000-6001 --rtp 12009-12020
-expect_refused "outside the allowed range" device add low --address 192.168.50.11 --sip 80-81
-expect_refused "reversed" device add rev --address 192.168.50.11 --rtp 20010-20000
-expect_refused "at most 1000" device add big --address 192.168.50.11 --rtp 20000-21500
+expect_refused "refused by policy.internal_ports" device add low --address 192.168.50.11 --sip 80-81
+expect_refused "must not exceed the last" device add rev --address 192.168.50.11 --rtp 20010-20000
+expect_refused "policy.max_rtp_ports allows at most 1000" device add big --address 192.168.50.11 --rtp 20000-21500
+expect_refused "refused by policy.device_networks: allowed are 192.168.50.0/24" device add far --address 10.1.2.3
 expect_refused "not an IPv4 address" device add bad --address 192.168.50.300
 expect_refused "multicast" device add bad --address 224.0.0.1
 expect_refused "IPv6" device add bad --address fd00::1
@@ -54,9 +55,21 @@ expect_refused "no device named" device rm nosuch
 [ "$(np device list --json | grep -o '"name"' | wc -l)" -eq 2 ] || fail "a refused request changed the registry"
 [ "$(gw_adds_total)" -eq "$before" ] || fail "a refused request reached the gateway"
 
-np --server 127.0.0.1:50551 device show pbx1 >/dev/null || fail "the loopback TCP API does not answer"
-np --server 127.0.0.1:50551 device update pbx1 --kind pbx
-np_events_has "device.updated  pbx1 .*(by tcp 127.0.0.1:" || fail "a TCP caller is not named in the event"
+log "the loopback TCP API: tokens"
+expect_refused "no token" --server 127.0.0.1:50551 device show pbx1
+expect_refused "UNAUTHENTICATED" --server 127.0.0.1:50551 --token npa_guess device list
+[ "$(stat -c %a "$LAB_DIR/natpilot-admin.token")" = 600 ] || fail "the admin token file is not 0600"
+[ "$(stat -c %a "$LAB_DIR/natpilot.db")" = 600 ] || fail "the database is not 0600"
+np --server 127.0.0.1:50551 --token-file "$LAB_DIR/natpilot-admin.token" device show pbx1 >/dev/null ||
+  fail "the loopback TCP API does not answer the admin token"
+np --server 127.0.0.1:50551 --token-file "$LAB_DIR/natpilot-admin.token" device update pbx1 --kind pbx
+np_events_has "device.updated  pbx1 .*(by admin token from 127.0.0.1)" || fail "a TCP caller is not named in the event"
+ata_token=$(np device token ata1 | sed -n 's/^token: //p')
+NATPILOT_TOKEN=$ata_token np --server 127.0.0.1:50551 mapping list >"$LAB_DIR/own"
+grep -q ata1 "$LAB_DIR/own" && ! grep -q pbx1 "$LAB_DIR/own" || fail "a device token should list its own mappings only"
+NATPILOT_TOKEN=$ata_token expect_refused "PERMISSION_DENIED" --server 127.0.0.1:50551 device rm pbx1
+NATPILOT_TOKEN=$ata_token expect_refused "needs the admin" --server 127.0.0.1:50551 device add x --address 192.168.50.12
+[ "$(np device list --json | grep -o '"name"' | wc -l)" -eq 2 ] || fail "a refused device-token call changed the registry"
 
 log "leases are renewed before they expire (lease 30 s)"
 first=$(gw_lease UDP 5060)
