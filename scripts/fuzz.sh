@@ -21,8 +21,9 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d)
   cp "$top/tests/fuzz/corpus/$corpus/"* "$work/"
   echo "== $name: $seconds s"
-  "$build/${name}_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-    -artifact_prefix="$build/crashes/$name-" "$work" 2>&1 | grep -E "^#[0-9]+ +DONE|Done [0-9]+ runs|ERROR|SUMMARY" || true
+  "$build/tests/fuzz/${name}_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+    -artifact_prefix="$build/crashes/$name-" "$work" >"$build/$name.log" 2>&1 || true
+  grep -E "Done [0-9]+ runs|ERROR|SUMMARY|No such file" "$build/$name.log" || { tail -5 "$build/$name.log"; exit 1; }
   rm -rf "$work"
 done
 if compgen -G "$build/crashes/*" >/dev/null; then
