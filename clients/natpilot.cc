@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 
 #include "natpilot/v1/natpilot.grpc.pb.h"
 #include "output.h"
+#include "pbx_config.h"
 
 namespace v1 = natpilot::v1;
 using natpilot::cli::Name;
@@ -270,6 +272,14 @@ int main(int argc, char** argv) {
   rules_cmd->add_flag("--all", rules_all, "every device, not only those that need static rules");
   rules_cmd->add_option("--out", rules_out, "write to FILE instead of standard output");
 
+  auto* pbx_cmd = app.add_subcommand("pbx-config", "what a PBX or ATA must advertise: external address and ports");
+  std::string pbx_device, flavor = "json";
+  bool pbx_follow = false;
+  pbx_cmd->add_option("DEVICE", pbx_device, "device name")->required();
+  pbx_cmd->add_option("--flavor", flavor, "asterisk, freeswitch or json")->capture_default_str();
+  pbx_cmd->add_flag("-f,--follow", pbx_follow, "print it again whenever it changes");
+  auto* doctor = app.add_subcommand("doctor", "what stands between the internet and the devices, and what to do");
+
   auto* events = app.add_subcommand("events", "show events; --follow streams new ones");
   bool follow = false;
   uint32_t backlog = 20;
@@ -294,6 +304,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<v1::GatewayService::StubInterface> gw = v1::GatewayService::NewStub(channel);
     std::unique_ptr<v1::EventService::StubInterface> ev = v1::EventService::NewStub(channel);
     std::unique_ptr<v1::RulesService::StubInterface> rules = v1::RulesService::NewStub(channel);
+    std::unique_ptr<v1::NatService::StubInterface> nat = v1::NatService::NewStub(channel);
 
     if (*add) {
       v1::RegisterDeviceRequest req;
@@ -431,6 +442,38 @@ int main(int argc, char** argv) {
       } else {
         WriteFile(rules_out, resp.text());
         std::cerr << "wrote " << rules_out << " (" << resp.devices_size() << " devices)\n";
+      }
+    } else if (*pbx_cmd) {
+      natpilot::pbx::Flavor f;
+      if (!natpilot::pbx::ParseFlavor(flavor, &f)) {
+        throw CliError{"--flavor '" + flavor + "' is unknown; allowed: asterisk, freeswitch, json", 2};
+      }
+      if (!pbx_follow) {
+        v1::GetNatViewRequest req;
+        req.set_device(pbx_device);
+        v1::NatView view;
+        Check(nat->GetNatView(Ctx().get(), req, &view), o);
+        std::cout << natpilot::pbx::Render(f, view);
+      } else {
+        v1::WatchNatViewRequest req;
+        req.set_device(pbx_device);
+        auto ctx = Ctx(0);
+        auto reader = nat->WatchNatView(ctx.get(), req);
+        v1::NatView view;
+        while (reader->Read(&view)) std::cout << natpilot::pbx::Render(f, view) << std::flush;
+        Check(reader->Finish(), o);
+      }
+    } else if (*doctor) {
+      v1::DiagnoseResponse resp;
+      Check(nat->Diagnose(Ctx().get(), {}, &resp), o);
+      if (o.json) {
+        std::cout << natpilot::cli::ToJson(resp) << "\n";
+      } else {
+        static const char* kMark[] = {"?", "ok", "info", "WARNING", "PROBLEM"};
+        for (const auto& f : resp.findings()) {
+          std::cout << "[" << kMark[std::clamp<int>(f.level(), 0, 4)] << "] " << f.topic() << ": " << f.text() << "\n";
+          if (!f.advice().empty()) std::cout << "      -> " << f.advice() << "\n";
+        }
       }
     } else if (*events) {
       if (!follow) {

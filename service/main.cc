@@ -12,6 +12,7 @@
 #include "api/auth.h"
 #include "config/config.h"
 #include "identity/identity_watch.h"
+#include "pbx/pbx_notifier.h"
 #include "portmap/netutil.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
@@ -77,9 +78,30 @@ int Run(const Config& config) {
   server_options.tls_cert_file = config.tls_cert_file;
   server_options.tls_key_file = config.tls_key_file;
   server_options.tls_client_ca_file = config.tls_client_ca_file;
-  natpilot::ApiServer server(
-      natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules, auth, write_limit},
-      server_options);
+  natpilot::ApiServer server(natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules,
+                                                  auth, write_limit, config.stun_server},
+                             server_options);
+  std::vector<natpilot::PbxTarget> pbx_targets;
+  for (const natpilot::PbxConfig& p : config.pbx) {
+    natpilot::PbxTarget t;
+    t.device = p.device;
+    natpilot::pbx::ParseFlavor(p.flavor, &t.flavor);
+    t.file = p.file;
+    t.rtp_file = p.rtp_file;
+    t.on_change = p.on_change;
+    t.hook_timeout = p.hook_timeout;
+    pbx_targets.push_back(std::move(t));
+  }
+  natpilot::PbxNotifier pbx_notifier(
+      store,
+      [&] {
+        return natpilot::NatViewInputs{store, reconciler.Gateway(), config.static_rules.params.wan_address,
+                                       natpilot::HostLanSubnets()};
+      },
+      std::move(pbx_targets), now);
+  const uint64_t pbx_subscription =
+      bus.Subscribe([&pbx_notifier](const std::vector<natpilot::Event>& events) { pbx_notifier.OnEvents(events); });
+  pbx_notifier.Start();
   server.Start();
   spdlog::info("API listening on unix:{}{}{}", config.unix_socket,
                config.listen.empty() ? "" : " and " + config.listen,
@@ -103,6 +125,8 @@ int Run(const Config& config) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
   server.Shutdown();
+  bus.Unsubscribe(pbx_subscription);
+  pbx_notifier.Stop();
   identity.Stop();
   announces.Stop();
   reconciler.Stop();

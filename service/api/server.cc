@@ -39,7 +39,7 @@ std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const ServerOptions& o) 
 }  // namespace
 
 ApiServer::ApiServer(ApiContext ctx, ServerOptions options)
-    : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx), rules_(ctx) {}
+    : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx), nat_(ctx), rules_(ctx) {}
 
 ApiServer::~ApiServer() { Shutdown(); }
 
@@ -62,6 +62,7 @@ void ApiServer::Start() {
   builder.RegisterService(&mappings_);
   builder.RegisterService(&gateway_);
   builder.RegisterService(&events_);
+  builder.RegisterService(&nat_);
   builder.RegisterService(&rules_);
   // The socket is created by gRPC; a umask keeps it from ever being wider than the mode asked.
   const mode_t old_mask = ::umask(0777 & ~options_.unix_socket_mode);

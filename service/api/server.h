@@ -39,6 +39,7 @@ class ApiServer {
   MappingServiceImpl mappings_;
   GatewayServiceImpl gateway_;
   EventServiceImpl events_;
+  NatServiceImpl nat_;
   RulesServiceImpl rules_;
   std::unique_ptr<grpc::Server> server_;
   int tcp_port_ = 0;

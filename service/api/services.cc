@@ -17,15 +17,18 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, const Error& erro
   return Done(c, ToStatus(error));
 }
 
-// Who is calling; a write also spends one from the caller's rate limit.
 Result<Caller> Begin(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write) {
+  return BeginCall(ctx, c, write);
+}
+
+}  // namespace
+
+Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write) {
   auto caller = ctx.auth.Authenticate(c);
   if (!caller || !write) return caller;
   if (auto r = ctx.write_limit.Allow(caller->label); !r) return tl::unexpected(r.error());
   return caller;
 }
-
-}  // namespace
 
 grpc::ServerUnaryReactor* DeviceServiceImpl::RegisterDevice(grpc::CallbackServerContext* c,
                                                             const v1::RegisterDeviceRequest* req,

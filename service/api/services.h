@@ -19,7 +19,11 @@ struct ApiContext {
   const StaticRulesOptions& static_rules;  // router parameters from the config
   const Authenticator& auth;
   RateLimiter& write_limit;
+  std::string stun_server = {};  // doctor.stun_server; "" = not configured
 };
+
+// Who is calling; a write also spends one from the caller's rate limit.
+Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write);
 
 class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
  public:
@@ -75,6 +79,20 @@ class EventServiceImpl final : public v1::EventService::CallbackService {
                                        v1::ListEventsResponse* resp) override;
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* c,
                                                    const v1::WatchEventsRequest* req) override;
+
+ private:
+  ApiContext ctx_;
+};
+
+class NatServiceImpl final : public v1::NatService::CallbackService {
+ public:
+  explicit NatServiceImpl(ApiContext ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* GetNatView(grpc::CallbackServerContext* c, const v1::GetNatViewRequest* req,
+                                       v1::NatView* resp) override;
+  grpc::ServerWriteReactor<v1::NatView>* WatchNatView(grpc::CallbackServerContext* c,
+                                                      const v1::WatchNatViewRequest* req) override;
+  grpc::ServerUnaryReactor* Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest* req,
+                                     v1::DiagnoseResponse* resp) override;
 
  private:
   ApiContext ctx_;

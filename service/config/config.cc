@@ -94,7 +94,7 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
   }
   try {
     CheckKeys(root, "", {"database", "api", "gateway", "policy", "defaults", "events", "log",
-                         "release_on_shutdown", "rules", "identity"});
+                         "release_on_shutdown", "rules", "identity", "doctor", "pbx"});
     Get(root, "", "database", c.store.path);
     Get(root, "", "release_on_shutdown", c.release_on_shutdown);
 
@@ -250,6 +250,51 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
     c.identity.absent_after =
         Seconds(GetInt(id, "identity", "absent_after_s", c.identity.absent_after.count(), 0, 30 * 86400));
 
+    const auto& doc = Section(root, "doctor");
+    CheckKeys(doc, "doctor.", {"stun_server"});
+    Get(doc, "doctor", "stun_server", c.stun_server);
+    if (!c.stun_server.empty() && c.stun_server.rfind(':') == std::string::npos) {
+      Bad("doctor.stun_server", "'" + c.stun_server + "' is not HOST:PORT, e.g. stun.example.net:3478");
+    }
+
+    if (const auto* node = root.get("pbx")) {
+      const auto* arr = node->as_array();
+      if (!arr) Bad("pbx", "must be [[pbx]] tables, one per device");
+      c.pbx.clear();
+      for (const auto& item : *arr) {
+        const auto* t = item.as_table();
+        if (!t) Bad("pbx", "must be [[pbx]] tables, one per device");
+        CheckKeys(*t, "pbx.", {"device", "flavor", "file", "rtp_file", "on_change", "hook_timeout_s"});
+        PbxConfig p;
+        Get(*t, "pbx", "device", p.device);
+        if (auto ok = ValidateDeviceName(p.device); !ok) Bad("pbx.device", ok.error().message);
+        Get(*t, "pbx", "flavor", p.flavor);
+        if (p.flavor != "asterisk" && p.flavor != "freeswitch" && p.flavor != "json") {
+          Bad("pbx.flavor", "'" + p.flavor + "' is unknown; allowed: asterisk, freeswitch, json");
+        }
+        Get(*t, "pbx", "file", p.file);
+        Get(*t, "pbx", "rtp_file", p.rtp_file);
+        if (!p.rtp_file.empty() && p.flavor != "asterisk") Bad("pbx.rtp_file", "is for flavor asterisk only");
+        if (const auto* hook = t->get("on_change")) {
+          const auto* argv = hook->as_array();
+          const std::string allowed = "must be a command as a list, e.g. [\"/usr/sbin/asterisk\", \"-rx\", "
+                                      "\"core reload\"] (no shell: arguments are passed as they are)";
+          if (!argv) Bad("pbx.on_change", allowed);
+          for (const auto& a : *argv) {
+            const auto arg = a.value<std::string>();
+            if (!arg) Bad("pbx.on_change", allowed);
+            p.on_change.push_back(*arg);
+          }
+          if (!p.on_change.empty() && p.on_change[0].empty()) Bad("pbx.on_change", allowed);
+        }
+        p.hook_timeout = Seconds(GetInt(*t, "pbx", "hook_timeout_s", p.hook_timeout.count(), 1, 3600));
+        if (p.file.empty() && p.on_change.empty()) {
+          Bad("pbx", "device '" + p.device + "' has neither a file nor on_change; give at least one");
+        }
+        c.pbx.push_back(std::move(p));
+      }
+    }
+
     const auto& log = Section(root, "log");
     CheckKeys(log, "log.", {"level"});
     Get(log, "log", "level", c.log_level);
@@ -360,6 +405,17 @@ wan_address = ""                # optional; hairpin then matches it exactly
 hairpin = false                 # LAN clients reach devices through the external address
 forward_chain = "inet fw4 forward"  # the router's own forward chain, for the wiring rule
 force_static = []               # device names always served by static rules; ["*"] = all
+
+[doctor]
+stun_server = ""                # HOST:PORT of a STUN server the doctor asks; "" = none
+
+# [[pbx]]                       # one per device whose PBX configuration natpilotd keeps current
+# device = "pbx1"
+# flavor = "asterisk"           # asterisk, freeswitch, json
+# file = "/etc/asterisk/pjsip_natpilot.conf"   # written atomically on every change
+# rtp_file = "/etc/asterisk/rtp_natpilot.conf" # asterisk: rtp.conf's rtpstart/rtpend
+# on_change = ["/usr/sbin/asterisk", "-rx", "core reload"]  # run after a change; no shell
+# hook_timeout_s = 30
 
 [log]
 level = "info"                  # trace, debug, info, warn, error, critical, off

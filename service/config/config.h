@@ -15,6 +15,16 @@
 
 namespace natpilot {
 
+// One [[pbx]] table: a device whose PBX configuration natpilotd keeps current.
+struct PbxConfig {
+  std::string device;
+  std::string flavor = "json";         // asterisk, freeswitch, json
+  std::string file;                    // "" = none
+  std::string rtp_file;                // asterisk: rtp.conf's part; "" = none
+  std::vector<std::string> on_change;  // hook argv; empty = none
+  Seconds hook_timeout{30};
+};
+
 struct Config {
   StoreOptions store;                       // database path, event retention
   std::string unix_socket = "natpilot.sock";
@@ -32,6 +42,8 @@ struct Config {
   uint32_t write_rate_per_s = 20;   // writes per caller per second; 0 = no limit
   uint32_t write_burst = 40;
   IdentityOptions identity;
+  std::string stun_server;  // doctor.stun_server, HOST:PORT; "" = the doctor does not ask
+  std::vector<PbxConfig> pbx;
   std::string log_level = "info";
   UpnpOptions upnp;
   PcpOptions pcp;

@@ -1,0 +1,187 @@
+#include "api/doctor.h"
+
+#include <arpa/inet.h>
+
+#include <map>
+
+namespace natpilot {
+namespace {
+
+v1::Finding Make(v1::Finding::Level level, const char* topic, std::string text, std::string advice = "") {
+  v1::Finding f;
+  f.set_level(level);
+  f.set_topic(topic);
+  f.set_text(std::move(text));
+  f.set_advice(std::move(advice));
+  return f;
+}
+
+struct Range {
+  uint32_t network;
+  int prefix;
+  const char* name;
+  bool nat;  // an address behind another NAT (private, shared)
+};
+
+constexpr Range kReserved[] = {
+    {0x0A000000, 8, "private (10.0.0.0/8, RFC 1918)", true},
+    {0xAC100000, 12, "private (172.16.0.0/12, RFC 1918)", true},
+    {0xC0A80000, 16, "private (192.168.0.0/16, RFC 1918)", true},
+    {0x64400000, 10, "carrier-grade NAT (100.64.0.0/10, RFC 6598)", true},
+    {0x00000000, 8, "\"this network\" (0.0.0.0/8)", false},
+    {0x7F000000, 8, "loopback (127.0.0.0/8)", false},
+    {0xA9FE0000, 16, "link-local (169.254.0.0/16)", false},
+    {0xC0000000, 24, "IETF protocol assignments (192.0.0.0/24)", false},
+    {0xC0000200, 24, "documentation (192.0.2.0/24, RFC 5737)", false},
+    {0xC6120000, 15, "benchmarking (198.18.0.0/15, RFC 2544)", false},
+    {0xC6336400, 24, "documentation (198.51.100.0/24, RFC 5737)", false},
+    {0xCB007100, 24, "documentation (203.0.113.0/24, RFC 5737)", false},
+    {0xE0000000, 4, "multicast (224.0.0.0/4)", false},
+    {0xF0000000, 4, "reserved (240.0.0.0/4)", false},
+};
+
+const Range* Classify(const std::string& ipv4) {
+  in_addr a{};
+  if (inet_pton(AF_INET, ipv4.c_str(), &a) != 1) return nullptr;
+  const uint32_t x = ntohl(a.s_addr);
+  for (const Range& r : kReserved) {
+    const uint32_t mask = ~uint32_t(0) << (32 - r.prefix);
+    if ((x & mask) == r.network) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string ReservedRange(const std::string& ipv4) {
+  const Range* r = Classify(ipv4);
+  return r ? r->name : "";
+}
+
+std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
+  using L = v1::Finding;
+  std::vector<v1::Finding> out;
+  const GatewayInfo& gw = in.gateway.info;
+
+  // Which protocols answered, and how fast.
+  std::string answered, silent;
+  for (const ProtocolReport& p : in.gateway.protocols) {
+    const bool ok = p.done && (p.info.status == GatewayInfo::Status::kReady ||
+                               p.info.status == GatewayInfo::Status::kNotConnected);
+    std::string line = std::string(ToString(p.protocol)) + (p.done ? " in " + std::to_string(p.took.count()) + " ms" : "");
+    (ok ? answered : silent) += (ok ? (answered.empty() ? "" : ", ") : (silent.empty() ? "" : ", ")) + line;
+  }
+  if (gw.status == GatewayInfo::Status::kReady) {
+    out.push_back(Make(L::LEVEL_OK, "gateway",
+                       "the gateway at " + gw.address + " answered " + answered + "; natpilot uses " +
+                           std::string(ToString(gw.protocol)) +
+                           (silent.empty() ? "" : " (no answer: " + silent + ")")));
+  } else if (gw.status == GatewayInfo::Status::kNotConnected) {
+    out.push_back(Make(L::LEVEL_PROBLEM, "gateway", "the gateway answered (" + answered +
+                                                        ") but says its internet side is not connected",
+                       "check the router's WAN connection"));
+  } else {
+    out.push_back(Make(L::LEVEL_PROBLEM, "gateway",
+                       "no gateway protocol answered" + (silent.empty() ? "" : " (" + silent + ")"),
+                       "turn on UPnP IGD, NAT-PMP or PCP on the router, or apply the static rule "
+                       "files (natpilot rules) by hand"));
+  }
+
+  // The external address the gateway reports.
+  const std::string& ext = gw.external_address;
+  if (!ext.empty()) {
+    const Range* r = Classify(ext);
+    if (r == nullptr) {
+      out.push_back(Make(L::LEVEL_OK, "external-address", "the gateway's external address is " + ext + ", a public address"));
+    } else if (r->nat && std::string(r->name).rfind("carrier", 0) == 0) {
+      out.push_back(Make(L::LEVEL_PROBLEM, "external-address",
+                         "the gateway's external address " + ext + " is " + r->name +
+                             ": the provider's NAT sits in front of the router, and forwards on the "
+                             "router do not reach through it",
+                         "ask the provider for a public IPv4 address, or use a SIP provider with "
+                         "media relays (TURN, or an SBC that anchors media)"));
+    } else if (r->nat) {
+      out.push_back(Make(L::LEVEL_PROBLEM, "external-address",
+                         "the gateway's external address " + ext + " is " + r->name +
+                             ": double NAT, another router sits between this gateway and the internet",
+                         "put the first router in bridge mode, or forward the same ports on it to " + ext +
+                             " (its DMZ setting does that)"));
+    } else {
+      out.push_back(Make(L::LEVEL_WARNING, "external-address",
+                         "the gateway's external address " + ext + " is " + r->name +
+                             ", not routable on the internet",
+                         "check what the router really has on its WAN side"));
+    }
+  }
+
+  // What a STUN server on the internet sees.
+  if (in.stun_server.empty()) {
+    out.push_back(Make(L::LEVEL_INFO, "stun", "no STUN server is configured, so the public address was not checked",
+                       "set doctor.stun_server (HOST:PORT) to compare the gateway's answer with what the internet sees"));
+  } else if (in.stun && *in.stun) {
+    const std::string& seen = (*in.stun)->address;
+    if (!ext.empty() && seen != ext) {
+      out.push_back(Make(L::LEVEL_PROBLEM, "stun",
+                         "STUN server " + in.stun_server + " sees " + seen + ", but the gateway says " + ext +
+                             ": another NAT between the gateway and the internet",
+                         "the devices must advertise " + seen + "; forward the ports on the outer NAT too"));
+    } else {
+      out.push_back(Make(L::LEVEL_OK, "stun", "STUN server " + in.stun_server + " sees " + seen +
+                                                  (ext.empty() ? "" : ", the same as the gateway reports")));
+    }
+  } else if (in.stun) {
+    out.push_back(Make(L::LEVEL_WARNING, "stun", "STUN server " + in.stun_server + ": " + in.stun->error().message,
+                       "check doctor.stun_server and that outgoing UDP is allowed"));
+  }
+
+  // Whether every wanted mapping is in place.
+  std::map<std::string, std::map<std::string, int>> missing;  // device -> state -> count
+  int wanted = 0, provided = 0, static_rules = 0;
+  bool sip = false;
+  for (const Mapping& m : in.mappings) {
+    if (m.released) continue;
+    ++wanted;
+    sip = sip || m.purpose == Purpose::kSip;
+    if (m.state == MappingState::kActive || m.state == MappingState::kRenewing) {
+      ++provided;
+    } else if (m.state == MappingState::kStaticRule) {
+      ++provided;
+      ++static_rules;
+    } else {
+      ++missing[m.device][std::string(ToString(m.state))];
+    }
+  }
+  if (wanted == 0) {
+    out.push_back(Make(L::LEVEL_INFO, "mappings", "no device is registered", "natpilot device add NAME --address ADDRESS"));
+  } else if (missing.empty()) {
+    out.push_back(Make(L::LEVEL_OK, "mappings", "all " + std::to_string(wanted) + " wanted forwards are in place" +
+                                                    (static_rules ? " (" + std::to_string(static_rules) +
+                                                                        " by static rules, which must be applied on the router)"
+                                                                  : "")));
+  } else {
+    std::string text;
+    for (const auto& [device, states] : missing) {
+      text += (text.empty() ? "" : "; ") + device + ":";
+      for (const auto& [state, n] : states) text += " " + std::to_string(n) + " " + state;
+    }
+    out.push_back(Make(L::LEVEL_PROBLEM, "mappings",
+                       std::to_string(wanted - provided) + " of " + std::to_string(wanted) +
+                           " wanted forwards are not in place (" + text + ")",
+                       "natpilot mapping list shows why each one is not"));
+  }
+
+  out.push_back(Make(L::LEVEL_INFO, "hairpin",
+                     in.hairpin_rules ? "static rules include hairpin NAT (rules.hairpin)"
+                                      : "hairpin was not measured: phones on the LAN that call the "
+                                        "external address need the router to loop it back",
+                     in.hairpin_rules ? "" : "keep LAN phones on the PBX's LAN address, or set rules.hairpin"));
+  if (sip) {
+    out.push_back(Make(L::LEVEL_INFO, "sip-alg",
+                       "SIP is forwarded; a router's SIP ALG (\"SIP helper\", nf_conntrack_sip) rewrites "
+                       "SIP and SDP on the way and undoes what natpilot sets up",
+                       "turn the SIP ALG off on the router"));
+  }
+  return out;
+}
+
+}  // namespace natpilot

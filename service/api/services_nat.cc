@@ -1,0 +1,147 @@
+// NatService: a device's NAT view (once, and streamed on every change) and the NAT doctor.
+#include <mutex>
+#include <optional>
+
+#include "api/convert.h"
+#include "api/doctor.h"
+#include "api/nat_view.h"
+#include "api/services.h"
+#include "portmap/netutil.h"
+
+namespace natpilot {
+namespace {
+
+NatViewInputs Inputs(const ApiContext& ctx) {
+  return NatViewInputs{ctx.store, ctx.reconciler.Gateway(), ctx.static_rules.params.wan_address, HostLanSubnets()};
+}
+
+// Sends the view, then again whenever its facts change, until the caller goes away or the device
+// is removed.
+class NatViewWriter final : public grpc::ServerWriteReactor<v1::NatView> {
+ public:
+  NatViewWriter(ApiContext ctx, std::string device) : ctx_(ctx), device_(std::move(device)) {
+    std::lock_guard lock(mu_);
+    subscription_ = ctx_.bus.Subscribe([this](const std::vector<Event>& events) {
+      bool relevant = false;
+      for (const Event& e : events) relevant = relevant || e.device == device_ || e.device.empty();
+      if (!relevant) return;
+      std::lock_guard inner(mu_);
+      RefreshLocked();
+    });
+    RefreshLocked();
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed"));
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+  void OnDone() override {
+    ctx_.bus.Unsubscribe(subscription_);
+    delete this;
+  }
+
+ private:
+  void RefreshLocked() {
+    if (finished_) return;
+    auto view = BuildNatView(Inputs(ctx_), device_);
+    if (!view) {
+      pending_.reset();
+      finish_after_write_ = ToStatus(view.error());
+      if (!writing_) FinishLocked(*finish_after_write_);
+      return;
+    }
+    std::string facts = NatViewFacts(*view);
+    if (facts == last_facts_) return;
+    last_facts_ = std::move(facts);
+    pending_ = std::move(*view);  // only the newest view matters
+    WriteNextLocked();
+  }
+  void WriteNextLocked() {
+    if (writing_ || finished_) return;
+    if (!pending_) {
+      if (finish_after_write_) FinishLocked(*finish_after_write_);
+      return;
+    }
+    current_ = std::move(*pending_);
+    pending_.reset();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+  void FinishLocked(grpc::Status status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(std::move(status));
+  }
+
+  ApiContext ctx_;
+  const std::string device_;
+  std::mutex mu_;
+  uint64_t subscription_ = 0;
+  std::string last_facts_;
+  std::optional<v1::NatView> pending_;
+  std::optional<grpc::Status> finish_after_write_;
+  v1::NatView current_;
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+class RefusedViewWriter final : public grpc::ServerWriteReactor<v1::NatView> {
+ public:
+  explicit RefusedViewWriter(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, grpc::Status status) {
+  auto* reactor = c->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* NatServiceImpl::GetNatView(grpc::CallbackServerContext* c,
+                                                     const v1::GetNatViewRequest* req, v1::NatView* resp) {
+  auto caller = BeginCall(ctx_, *c, false);
+  if (!caller) return Done(c, ToStatus(caller.error()));
+  if (auto r = MayActOn(*caller, req->device(), "reading a NAT view"); !r) return Done(c, ToStatus(r.error()));
+  auto view = BuildNatView(Inputs(ctx_), req->device());
+  if (!view) return Done(c, ToStatus(view.error()));
+  *resp = std::move(*view);
+  return Done(c, grpc::Status::OK);
+}
+
+grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::CallbackServerContext* c,
+                                                                    const v1::WatchNatViewRequest* req) {
+  auto caller = BeginCall(ctx_, *c, false);
+  if (!caller) return new RefusedViewWriter(ToStatus(caller.error()));
+  if (auto r = MayActOn(*caller, req->device(), "watching a NAT view"); !r) {
+    return new RefusedViewWriter(ToStatus(r.error()));
+  }
+  if (auto d = ctx_.store.GetDevice(req->device()); !d) return new RefusedViewWriter(ToStatus(d.error()));
+  return new NatViewWriter(ctx_, req->device());
+}
+
+grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest*,
+                                                   v1::DiagnoseResponse* resp) {
+  auto caller = BeginCall(ctx_, *c, false);
+  if (!caller) return Done(c, ToStatus(caller.error()));
+  // The STUN exchange takes at most 2 s; made here so nothing outlives the call at shutdown.
+  DoctorInputs in;
+  in.gateway = ctx_.reconciler.Gateway();
+  auto mappings = ctx_.store.ListMappings(caller->admin() ? "" : caller->device);
+  if (mappings) in.mappings = std::move(*mappings);
+  in.stun_server = ctx_.stun_server;
+  if (!in.stun_server.empty()) in.stun = stun::Query(in.stun_server, std::chrono::milliseconds(2000));
+  in.hairpin_rules = ctx_.static_rules.params.hairpin;
+  for (auto& f : natpilot::Diagnose(in)) *resp->add_findings() = std::move(f);
+  resp->set_gateway_external_address(in.gateway.info.external_address);
+  if (in.stun && *in.stun) resp->set_stun_address((*in.stun)->address);
+  return Done(c, grpc::Status::OK);
+}
+
+}  // namespace natpilot
