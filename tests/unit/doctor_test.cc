@@ -1,0 +1,108 @@
+#include "api/doctor.h"
+
+#include <gtest/gtest.h>
+
+namespace natpilot {
+namespace {
+
+using L = v1::Finding;
+
+DoctorInputs Ready(const std::string& external) {
+  DoctorInputs in;
+  in.gateway.info.status = GatewayInfo::Status::kReady;
+  in.gateway.info.protocol = GatewayProtocol::kPcp;
+  in.gateway.info.address = "192.168.1.1";
+  in.gateway.info.external_address = external;
+  ProtocolReport pcp;
+  pcp.protocol = GatewayProtocol::kPcp;
+  pcp.done = true;
+  pcp.info = in.gateway.info;
+  pcp.took = std::chrono::milliseconds(3);
+  ProtocolReport upnp;
+  upnp.protocol = GatewayProtocol::kUpnpIgd;
+  upnp.done = true;
+  upnp.info.status = GatewayInfo::Status::kNotFound;
+  upnp.took = std::chrono::milliseconds(1000);
+  in.gateway.protocols = {pcp, upnp};
+  return in;
+}
+
+const v1::Finding& Topic(const std::vector<v1::Finding>& fs, const std::string& topic) {
+  for (const auto& f : fs) {
+    if (f.topic() == topic) return f;
+  }
+  static v1::Finding none;
+  ADD_FAILURE() << "no finding about " << topic;
+  return none;
+}
+
+TEST(Doctor, APublicAddressConfirmedByStunIsFine) {
+  auto in = Ready("8.8.4.4");
+  in.stun_server = "stun.example:3478";
+  in.stun = Result<stun::Mapped>(stun::Mapped{"8.8.4.4", 40000});
+  Mapping m;
+  m.device = "ata1";
+  m.state = MappingState::kActive;
+  m.purpose = Purpose::kSip;
+  in.mappings = {m};
+  const auto fs = Diagnose(in);
+  EXPECT_EQ(Topic(fs, "gateway").level(), L::LEVEL_OK);
+  EXPECT_NE(Topic(fs, "gateway").text().find("pcp in 3 ms"), std::string::npos) << Topic(fs, "gateway").text();
+  EXPECT_NE(Topic(fs, "gateway").text().find("no answer: upnp-igd in 1000 ms"), std::string::npos);
+  EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_OK);
+  EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_OK);
+  EXPECT_EQ(Topic(fs, "mappings").level(), L::LEVEL_OK);
+  EXPECT_EQ(Topic(fs, "sip-alg").level(), L::LEVEL_INFO);
+}
+
+TEST(Doctor, NamesDoubleNatCarrierGradeNatAndReservedRanges) {
+  auto fs = Diagnose(Ready("192.168.0.10"));
+  EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_PROBLEM);
+  EXPECT_NE(Topic(fs, "external-address").text().find("double NAT"), std::string::npos);
+  EXPECT_NE(Topic(fs, "external-address").text().find("RFC 1918"), std::string::npos);
+  fs = Diagnose(Ready("100.64.3.4"));
+  EXPECT_NE(Topic(fs, "external-address").text().find("carrier-grade NAT"), std::string::npos);
+  EXPECT_FALSE(Topic(fs, "external-address").advice().empty());
+  fs = Diagnose(Ready("203.0.113.1"));
+  EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_WARNING);
+  EXPECT_NE(Topic(fs, "external-address").text().find("documentation (203.0.113.0/24"), std::string::npos);
+  EXPECT_EQ(ReservedRange("172.31.255.255"), "private (172.16.0.0/12, RFC 1918)");
+  EXPECT_EQ(ReservedRange("172.32.0.1"), "");
+  EXPECT_EQ(ReservedRange("100.127.255.255"), "carrier-grade NAT (100.64.0.0/10, RFC 6598)");
+  EXPECT_EQ(ReservedRange("100.128.0.1"), "");
+}
+
+TEST(Doctor, AStunAddressOtherThanTheGatewaysIsAnotherNat) {
+  auto in = Ready("8.8.4.4");
+  in.stun_server = "stun.example:3478";
+  in.stun = Result<stun::Mapped>(stun::Mapped{"9.9.9.9", 1});
+  auto fs = Diagnose(in);
+  EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_PROBLEM);
+  EXPECT_NE(Topic(fs, "stun").text().find("sees 9.9.9.9, but the gateway says 8.8.4.4"), std::string::npos);
+  in.stun = Result<stun::Mapped>(tl::unexpected(Error{make_error_code(Errc::kUnavailable), "no answer"}));
+  fs = Diagnose(in);
+  EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_WARNING);
+  in.stun_server.clear();
+  in.stun.reset();
+  EXPECT_EQ(Topic(Diagnose(in), "stun").level(), L::LEVEL_INFO);
+}
+
+TEST(Doctor, SaysWhichMappingsAreMissingAndThatNoGatewayAnswered) {
+  DoctorInputs in;
+  in.gateway.info.status = GatewayInfo::Status::kNotFound;
+  Mapping ok, failed, unmapped;
+  ok.device = failed.device = "ata1";
+  unmapped.device = "pbx";
+  ok.state = MappingState::kStaticRule;
+  failed.state = MappingState::kFailed;
+  unmapped.state = MappingState::kUnmapped;
+  in.mappings = {ok, failed, unmapped};
+  auto fs = Diagnose(in);
+  EXPECT_EQ(Topic(fs, "gateway").level(), L::LEVEL_PROBLEM);
+  EXPECT_EQ(Topic(fs, "mappings").level(), L::LEVEL_PROBLEM);
+  EXPECT_NE(Topic(fs, "mappings").text().find("2 of 3"), std::string::npos) << Topic(fs, "mappings").text();
+  EXPECT_NE(Topic(fs, "mappings").text().find("ata1: 1 failed; pbx: 1 unmapped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace natpilot
