@@ -12,6 +12,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   libgtest-dev libgmock-dev libcpp-httplib-dev sqlite3
   iproute2 nftables iptables miniupnpd-nftables miniupnpc natpmpc util-linux procps openssl
+  sip-tester
 )
 
 want=("${BUILD_PKGS[@]}")
