@@ -112,6 +112,45 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
                              ", not routable on the internet",
                          "check what the router really has on its WAN side"));
     }
+  } else if (gw.status == GatewayInfo::Status::kReady) {
+    out.push_back(Make(L::LEVEL_WARNING, "external-address",
+                       "the gateway answers but does not report an external address; miniupnpd, for one, "
+                       "keeps quiet when its own WAN address is private or in 100.64.0.0/10 (another NAT "
+                       "in front of it)",
+                       "see the upstream-nat and stun findings; set doctor.stun_server if it is not set"));
+  }
+
+  // Routers after the gateway: a private or shared address there is another NAT.
+  if (in.path && *in.path) {
+    const std::vector<std::string>& hops = **in.path;
+    std::string first_public;
+    bool found = false;
+    for (size_t i = 1; i < hops.size() && !found && first_public.empty(); ++i) {
+      if (hops[i].empty()) continue;
+      const Range* r = Classify(hops[i]);
+      if (r != nullptr && r->nat) {
+        found = true;
+        const bool cgnat = std::string(r->name).rfind("carrier", 0) == 0;
+        out.push_back(Make(L::LEVEL_PROBLEM, "upstream-nat",
+                           "router " + std::to_string(i + 1) + " on the way to the internet, " + hops[i] + ", is " +
+                               r->name + (cgnat ? ": the provider's carrier-grade NAT" : ": double NAT, another NAT router") +
+                               " sits between the gateway and the internet, and forwards on the gateway alone do "
+                               "not reach through it",
+                           cgnat ? "ask the provider for a public IPv4 address, or use a SIP provider that relays media"
+                                 : "put the first router in bridge mode, or forward the same ports on it to the gateway"));
+      } else if (r == nullptr) {
+        first_public = hops[i];
+      }
+    }
+    if (!found && hops.size() <= 1) {
+      out.push_back(Make(L::LEVEL_OK, "upstream-nat", "the STUN server is reached right after the gateway: no NAT between them"));
+    } else if (!found && !first_public.empty()) {
+      out.push_back(Make(L::LEVEL_OK, "upstream-nat", "the router after the gateway, " + first_public +
+                                                          ", has a public address: no NAT beyond the gateway"));
+    } else if (!found) {
+      out.push_back(Make(L::LEVEL_INFO, "upstream-nat", "the routers after the gateway did not answer, so another NAT "
+                                                        "could not be ruled out"));
+    }
   }
 
   // What a STUN server on the internet sees.
@@ -120,7 +159,11 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
                        "set doctor.stun_server (HOST:PORT) to compare the gateway's answer with what the internet sees"));
   } else if (in.stun && *in.stun) {
     const std::string& seen = (*in.stun)->address;
-    if (!ext.empty() && seen != ext) {
+    if (ext.empty()) {
+      out.push_back(Make(L::LEVEL_INFO, "stun", "STUN server " + in.stun_server + " sees " + seen +
+                                                    "; the gateway reports no address to compare it with",
+                         "devices must advertise " + seen + " (natpilot's view uses the gateway's answer)"));
+    } else if (seen != ext) {
       out.push_back(Make(L::LEVEL_PROBLEM, "stun",
                          "STUN server " + in.stun_server + " sees " + seen + ", but the gateway says " + ext +
                              ": another NAT between the gateway and the internet",

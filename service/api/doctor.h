@@ -18,6 +18,8 @@ struct DoctorInputs {
   std::vector<Mapping> mappings;
   std::string stun_server;                      // "" = not configured
   std::optional<Result<stun::Mapped>> stun;     // the server's answer, when one was asked
+  // The routers on the way to the STUN server (hop 1 is the gateway), when traced.
+  std::optional<Result<std::vector<std::string>>> path;
   bool hairpin_rules = false;                   // rules.hairpin
 };
 

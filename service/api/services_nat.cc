@@ -130,13 +130,16 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
                                                    v1::DiagnoseResponse* resp) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return Done(c, ToStatus(caller.error()));
-  // The STUN exchange takes at most 2 s; made here so nothing outlives the call at shutdown.
+  // The STUN exchange and the path check take at most 5 s; made here so nothing outlives the call at shutdown.
   DoctorInputs in;
   in.gateway = ctx_.reconciler.Gateway();
   auto mappings = ctx_.store.ListMappings(caller->admin() ? "" : caller->device);
   if (mappings) in.mappings = std::move(*mappings);
   in.stun_server = ctx_.stun_server;
-  if (!in.stun_server.empty()) in.stun = stun::Query(in.stun_server, std::chrono::milliseconds(2000));
+  if (!in.stun_server.empty()) {
+    in.stun = stun::Query(in.stun_server, std::chrono::milliseconds(2000));
+    in.path = stun::PathTo(in.stun_server, 4, std::chrono::milliseconds(700));
+  }
   in.hairpin_rules = ctx_.static_rules.params.hairpin;
   for (auto& f : natpilot::Diagnose(in)) *resp->add_findings() = std::move(f);
   resp->set_gateway_external_address(in.gateway.info.external_address);

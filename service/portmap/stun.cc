@@ -1,6 +1,8 @@
 #include "portmap/stun.h"
 
 #include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -81,7 +83,9 @@ Result<Mapped> DecodeBindingResponse(std::span<const uint8_t> b, const Transacti
   return Fail(Errc::kInvalidArgument, "STUN answer has no IPv4 mapped address");
 }
 
-Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeout) {
+namespace {
+
+Result<sockaddr_in> Resolve(const std::string& server) {
   const auto colon = server.rfind(':');
   if (colon == std::string::npos || colon == 0) {
     return Fail(Errc::kInvalidArgument, "STUN server '" + server + "' is not HOST:PORT");
@@ -96,6 +100,15 @@ Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeou
   sockaddr_in to{};
   std::memcpy(&to, res->ai_addr, sizeof to);
   freeaddrinfo(res);
+  return to;
+}
+
+}  // namespace
+
+Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeout) {
+  auto resolved = Resolve(server);
+  if (!resolved) return tl::unexpected(resolved.error());
+  sockaddr_in to = *resolved;
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Fail(Errc::kUnavailable, "no UDP socket for STUN");
   TransactionId id;
@@ -129,6 +142,74 @@ Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeou
   }
   ::close(fd);
   return result;
+}
+
+Result<std::vector<std::string>> PathTo(const std::string& server, int max_hops,
+                                        std::chrono::milliseconds per_hop) {
+  auto resolved = Resolve(server);
+  if (!resolved) return tl::unexpected(resolved.error());
+  sockaddr_in to = *resolved;
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Fail(Errc::kUnavailable, "no UDP socket for the path check");
+  int on = 1;
+  ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+  std::vector<std::string> hops;
+  TransactionId id{};
+  std::random_device rd;
+  for (auto& x : id) x = static_cast<uint8_t>(rd());
+  const auto request = EncodeBindingRequest(id);
+  bool reached = false;
+  for (int ttl = 1; ttl <= max_hops && !reached; ++ttl) {
+    ::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    std::string hop;
+    const auto until = std::chrono::steady_clock::now() + per_hop;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      if (p.revents & POLLERR) {
+        uint8_t data[64];
+        uint8_t control[512];
+        sockaddr_in from{};
+        iovec iov{data, sizeof data};
+        msghdr msg{};
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        if (::recvmsg(fd, &msg, MSG_ERRQUEUE) < 0) continue;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+          if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+          const auto* ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+          if (ee->ee_origin != SO_EE_ORIGIN_ICMP) continue;
+          const auto* offender = reinterpret_cast<const sockaddr_in*>(SO_EE_OFFENDER(ee));
+          char text[INET_ADDRSTRLEN] = "";
+          inet_ntop(AF_INET, &offender->sin_addr, text, sizeof text);
+          if (ee->ee_type == 11) {
+            hop = text;  // time exceeded: a router on the way
+          } else if (offender->sin_addr.s_addr == to.sin_addr.s_addr) {
+            reached = true;  // the server itself (port unreachable, ...)
+          } else {
+            hop = text;
+          }
+        }
+        break;
+      }
+      uint8_t buf[1500];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0 && DecodeBindingResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)), id)) {
+        reached = true;
+        break;
+      }
+    }
+    if (!reached) hops.push_back(hop);
+  }
+  ::close(fd);
+  return hops;
 }
 
 }  // namespace natpilot::stun

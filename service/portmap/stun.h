@@ -29,4 +29,12 @@ Result<Mapped> DecodeBindingResponse(std::span<const uint8_t> bytes, const Trans
 // says) until an answer or the timeout.
 Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeout);
 
+// The routers on the way to "HOST:PORT", as traceroute finds them: Binding requests with a TTL of
+// 1, 2, ... and the ICMP time-exceeded answers read from the socket's error queue (no privileges
+// needed). One address per hop before the server ("" where a hop did not answer); stops at the
+// server or after max_hops. Hop 1 is the gateway; a private or 100.64.0.0/10 address after it is
+// another NAT.
+Result<std::vector<std::string>> PathTo(const std::string& server, int max_hops,
+                                        std::chrono::milliseconds per_hop);
+
 }  // namespace natpilot::stun

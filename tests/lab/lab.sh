@@ -18,6 +18,15 @@ GW_HTTP_PORT=2189
 GW_URL="http://${GW_LAN}:${GW_HTTP_PORT}/rootDesc.xml"
 NP_SOCKET=$LAB_DIR/natpilot.sock
 LAB_EXTRA_NS=""  # namespaces a test adds (LAB_ID-...), torn down with the lab
+# LAB_UPSTREAM_NAT=cgnat|private: another NAT (namespace `isp`) between gw and wan. The gateway's
+# WAN address is then GW_WAN (100.64.7.2 or 192.168.77.2), the public one EXT_ADDR stays on `isp`,
+# and miniupnpd runs without STUN, so it reports GW_WAN as its external address.
+GW_WAN=$EXT_ADDR
+case "${LAB_UPSTREAM_NAT:-}" in
+  cgnat) GW_WAN=100.64.7.2 ;;
+  private) GW_WAN=192.168.77.2 ;;
+esac
+NS_ISP=${LAB_ID}-isp
 
 log() { printf '[lab %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
@@ -68,9 +77,31 @@ lab_up() {
   ip -n "$NS_GW" link set lan0 master br0
   ip -n "$NS_GW" link set dev0 master br0
   for l in wan0 lan0 dev0 br0; do ip -n "$NS_GW" link set "$l" up; done
-  ip -n "$NS_GW" addr add "$EXT_ADDR/24" dev wan0
   ip -n "$NS_GW" addr add "$GW_LAN/24" dev br0
   in_ns "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
+  if [ -n "${LAB_UPSTREAM_NAT:-}" ]; then
+    # wan0 leads to the provider's NAT, not to the internet.
+    LAB_EXTRA_NS="$LAB_EXTRA_NS $NS_ISP"
+    ip netns add "$NS_ISP"
+    ip -n "$NS_ISP" link set lo up
+    ip -n "$NS_GW" link set wan0 netns "$NS_ISP"
+    ip -n "$NS_ISP" link set wan0 name out0
+    ip link add "${LAB_ID}i" netns "$NS_ISP" type veth peer name wan0 netns "$NS_GW"
+    ip -n "$NS_ISP" link set "${LAB_ID}i" name in0
+    ip -n "$NS_ISP" addr add "$EXT_ADDR/24" dev out0
+    ip -n "$NS_ISP" addr add "${GW_WAN%.*}.1/24" dev in0
+    ip -n "$NS_ISP" link set out0 up
+    ip -n "$NS_ISP" link set in0 up
+    in_ns "$NS_ISP" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "$NS_ISP" nft add table ip nat
+    in_ns "$NS_ISP" nft add chain ip nat post '{ type nat hook postrouting priority 100; }'
+    in_ns "$NS_ISP" nft add rule ip nat post oifname out0 masquerade
+    ip -n "$NS_GW" link set wan0 up
+    ip -n "$NS_GW" addr add "$GW_WAN/24" dev wan0
+    ip -n "$NS_GW" route add default via "${GW_WAN%.*}.1"
+  else
+    ip -n "$NS_GW" addr add "$EXT_ADDR/24" dev wan0
+  fi
 
   ip -n "$NS_WAN" addr add "$WAN_ADDR/24" dev eth0
   ip -n "$NS_WAN" link set eth0 up
@@ -148,7 +179,7 @@ secure_mode=$secure
 system_uptime=no
 lease_file=$LAB_DIR/miniupnpd.leases
 uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
-ext_perform_stun=yes
+ext_perform_stun=$([ -n "${LAB_UPSTREAM_NAT:-}" ] && echo no || echo yes)
 ext_stun_host=$WAN_ADDR
 ext_stun_port=3478
 upnp_table_name=filter
@@ -251,6 +282,7 @@ expect_no_traffic() {
 # Under pipefail a "cmd | grep -q" fails when grep exits before cmd has written everything (SIGPIPE),
 # so checks read whole outputs: grep without -q, or a file.
 np_gateway_ready() { np gateway --json | grep "\"external_address\":\"$EXT_ADDR\"" >/dev/null; }
+np_gateway_found() { np gateway --json | grep "\"status\":\"STATUS_READY\"" >/dev/null; }
 gw_has() { gw_table >"$LAB_DIR/table"; grep -qx -- "$1" "$LAB_DIR/table"; }
 np_events_has() { np events -n 100 >"$LAB_DIR/events"; grep -q -- "$1" "$LAB_DIR/events"; }
 

@@ -114,5 +114,6 @@ grep -q "^\[ok\] gateway: .*upnp-igd" "$LAB_DIR/doctor" || fail "doctor: gateway
 grep -q "^\[WARNING\] external-address: .*documentation (203.0.113.0/24" "$LAB_DIR/doctor" || fail "doctor: address range"
 grep -q "^\[ok\] stun: STUN server $WAN_ADDR:3478 sees $EXT_ADDR, the same as the gateway reports" "$LAB_DIR/doctor" || fail "doctor: stun"
 grep -q "^\[ok\] mappings: all 11 wanted forwards are in place" "$LAB_DIR/doctor" || fail "doctor: mappings"
+grep -q "^\[ok\] upstream-nat: the STUN server is reached right after the gateway" "$LAB_DIR/doctor" || fail "doctor: path"
 grep -q "^\[info\] sip-alg: " "$LAB_DIR/doctor" || fail "doctor: SIP ALG reminder"
 log "PASS"

@@ -104,5 +104,25 @@ TEST(Doctor, SaysWhichMappingsAreMissingAndThatNoGatewayAnswered) {
   EXPECT_NE(Topic(fs, "mappings").text().find("ata1: 1 failed; pbx: 1 unmapped"), std::string::npos);
 }
 
+TEST(Doctor, APrivateOrSharedRouterAfterTheGatewayIsAnotherNat) {
+  auto in = Ready("");  // a gateway that keeps its WAN address to itself
+  in.stun_server = "stun.example:3478";
+  in.stun = Result<stun::Mapped>(stun::Mapped{"8.8.4.4", 1});
+  in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "100.64.7.1", "8.8.8.1"});
+  auto fs = Diagnose(in);
+  EXPECT_EQ(Topic(fs, "upstream-nat").level(), L::LEVEL_PROBLEM);
+  EXPECT_NE(Topic(fs, "upstream-nat").text().find("router 2 on the way to the internet, 100.64.7.1, is carrier-grade NAT"),
+            std::string::npos) << Topic(fs, "upstream-nat").text();
+  EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_WARNING);
+  EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_INFO);
+  in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "", "10.0.0.1"});
+  EXPECT_NE(Topic(Diagnose(in), "upstream-nat").text().find("router 3 on the way to the internet, 10.0.0.1, is private"),
+            std::string::npos);
+  in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "8.8.8.1"});
+  EXPECT_EQ(Topic(Diagnose(in), "upstream-nat").level(), L::LEVEL_OK);
+  in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1"});
+  EXPECT_EQ(Topic(Diagnose(in), "upstream-nat").level(), L::LEVEL_OK);
+}
+
 }  // namespace
 }  // namespace natpilot
