@@ -13,7 +13,7 @@ fi
 build=$top/build-fuzz
 CC=clang CXX=clang++ cmake -S "$top" -B "$build" -DNATPILOT_FUZZ=ON -DNATPILOT_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(pcp_decode:pcp natpmp_reply:natpmp upnp_xml:upnp config:config)
+targets=(pcp_decode:pcp natpmp_reply:natpmp upnp_xml:upnp config:config stun_decode:stun)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]/:*/_fuzz}"
 mkdir -p "$build/crashes"
 for t in "${targets[@]}"; do
