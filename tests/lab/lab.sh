@@ -29,7 +29,11 @@ esac
 NS_ISP=${LAB_ID}-isp
 
 log() { printf '[lab %s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { log "FAIL: $*"; exit 1; }
+fail() {
+  log "FAIL: $*"
+  if declare -F lab_on_fail >/dev/null; then lab_on_fail >&2 || true; fi  # a test's own evidence
+  exit 1
+}
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # Runs until the condition command succeeds or the timeout (seconds) passes.
@@ -73,7 +77,9 @@ lab_up() {
   ip -n "$NS_LAN" link set "${LAB_ID}l" name eth0
   ip -n "$NS_DEV" link set "${LAB_ID}d" name eth0
 
-  ip -n "$NS_GW" link add br0 type bridge
+  # A fixed MAC, as a router's LAN has: a bridge otherwise takes the lowest of its ports' MACs, and a
+  # port added later (test_identity's newcomer) would change it under the hosts' neighbour caches.
+  ip -n "$NS_GW" link add br0 address 02:00:00:00:50:01 type bridge
   ip -n "$NS_GW" link set lan0 master br0
   ip -n "$NS_GW" link set dev0 master br0
   for l in wan0 lan0 dev0 br0; do ip -n "$NS_GW" link set "$l" up; done

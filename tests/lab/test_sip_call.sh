@@ -24,6 +24,11 @@ flavor = "json"
 file = "$LAB_DIR/pbx1.json"
 on_change = ["/bin/sh", "-c", "env | grep ^NATPILOT_ | sort > '$LAB_DIR/hook.env'; echo reloaded"]
 hook_timeout_s = 5
+
+[[pbx]]                         # a hook that hangs: killed at its timeout, reported, stalls nothing
+device = "pbx1"
+on_change = ["sleep", "30"]
+hook_timeout_s = 2
 TOML
 np_start --config "$LAB_DIR/natpilot.toml"
 
@@ -106,6 +111,8 @@ wait_for 10 grep -q "^NATPILOT_EXTERNAL_ADDRESS=$EXT_ADDR$" "$LAB_DIR/hook.env" 
 grep -q "^NATPILOT_RTP_START=$RTP_FIRST$" "$LAB_DIR/hook.env" || fail "the hook did not get the RTP range"
 np_events_has "pbx.hook-ran  pbx1 .*exit 0; output: reloaded" || fail "the hook's run is not in the events"
 np_events_has "pbx.config-written  pbx1 .*external $EXT_ADDR" || fail "the file's writing is not in the events"
+wait_for 10 np_events_has "pbx.hook-failed  pbx1  sleep: killed after the 2 s timeout" || fail "the hanging hook is not reported"
+log "ok: the hanging hook was killed and reported; the calls above ran while it hung"
 
 log "the doctor"
 np doctor >"$LAB_DIR/doctor"
