@@ -1,9 +1,12 @@
 // natpilot: the command-line client of natpilotd's gRPC API.
 #include <CLI/CLI.hpp>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -280,6 +283,9 @@ int main(int argc, char** argv) {
   pbx_cmd->add_flag("-f,--follow", pbx_follow, "print it again whenever it changes");
   auto* doctor = app.add_subcommand("doctor", "what stands between the internet and the devices, and what to do");
 
+  auto* health = app.add_subcommand("health", "is natpilotd serving? (gRPC health check; exit 0 when it is)");
+  auto* version_cmd = app.add_subcommand("version", "print natpilot's version");
+
   auto* events = app.add_subcommand("events", "show events; --follow streams new ones");
   bool follow = false;
   uint32_t backlog = 20;
@@ -288,6 +294,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  if (*version_cmd) {
+    std::cout << "natpilot " << NATPILOT_VERSION << "\n";
+    return 0;
+  }
   try {
     if (!o.token_file.empty()) {
       std::istringstream in(ReadFile(o.token_file, "--token-file"));
@@ -306,7 +316,35 @@ int main(int argc, char** argv) {
     std::unique_ptr<v1::RulesService::StubInterface> rules = v1::RulesService::NewStub(channel);
     std::unique_ptr<v1::NatService::StubInterface> nat = v1::NatService::NewStub(channel);
 
-    if (*add) {
+    if (*health) {
+      // grpc.health.v1.Health/Check with an empty HealthCheckRequest (the whole server); the
+      // answer is HealthCheckResponse{status = 1 SERVING}, two bytes on the wire.
+      grpc::GenericStub stub(channel);
+      grpc::ByteBuffer request, response;
+      grpc::Slice empty("", 0);
+      request = grpc::ByteBuffer(&empty, 1);
+      auto ctx = Ctx(5);
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      grpc::Status status;
+      stub.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                     [&](grpc::Status s) {
+                       std::lock_guard lock(mu);
+                       status = std::move(s);
+                       done = true;
+                       cv.notify_all();
+                     });
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return done; });
+      Check(status, o);
+      std::vector<grpc::Slice> slices;
+      (void)response.Dump(&slices);
+      std::string bytes;
+      for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+      if (bytes != std::string("\x08\x01", 2)) throw CliError{"natpilotd answers but is not serving"};
+      std::cout << "serving\n";
+    } else if (*add) {
       v1::RegisterDeviceRequest req;
       req.set_name(name);
       req.set_address(address);

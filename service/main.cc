@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "identity/identity_watch.h"
 #include "pbx/pbx_notifier.h"
+#include "web/web_server.h"
 #include "portmap/netutil.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
@@ -53,7 +54,7 @@ int Run(const Config& config) {
       },
       natpilot::HostLanSubnets);
   std::string admin_token = config.admin_token;
-  if (admin_token.empty() && !config.listen.empty()) {
+  if (admin_token.empty() && (!config.listen.empty() || !config.web_listen.empty())) {
     admin_token = natpilot::LoadOrCreateAdminToken(config.admin_token_file);
   }
   if (!config.listen.empty() && config.admin_token.empty()) {
@@ -70,7 +71,9 @@ int Run(const Config& config) {
   }
   natpilot::RulesWriter rules_writer(store, config.static_rules, now);
   reconciler.SetAfterPass([&rules_writer] { rules_writer.Refresh(); });
+  natpilot::ApiMetrics api_metrics;
   natpilot::ServerOptions server_options;
+  server_options.metrics = &api_metrics;
   server_options.unix_socket = config.unix_socket;
   server_options.unix_socket_mode = config.unix_socket_mode;
   server_options.unix_socket_group = config.unix_socket_group;
@@ -106,6 +109,20 @@ int Run(const Config& config) {
   spdlog::info("API listening on unix:{}{}{}", config.unix_socket,
                config.listen.empty() ? "" : " and " + config.listen,
                config.tls_cert_file.empty() ? "" : " (TLS)");
+  std::unique_ptr<natpilot::web::WebServer> web;
+  if (!config.web_listen.empty()) {
+    web = std::make_unique<natpilot::web::WebServer>(
+        natpilot::web::WebContext{store, registry, reconciler, bus, config.static_rules, write_limit, api_metrics,
+                                  admin_token.empty() ? "" : natpilot::HashToken(admin_token)},
+        config.web_listen);
+    web->Start();
+    spdlog::info("status page on http://{}/", config.web_listen);
+    if (!natpilot::IsLoopbackListen(config.web_listen)) {
+      spdlog::warn("web.listen {} is not loopback: the page shows the LAN's devices to that network, and "
+                   "the admin token for changes travels unencrypted",
+                   config.web_listen);
+    }
+  }
   reconciler.Start();
   identity.Start();
   natpilot::AnnounceListener announces;
@@ -125,6 +142,7 @@ int Run(const Config& config) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
   server.Shutdown();
+  if (web) web->Stop();
   bus.Unsubscribe(pbx_subscription);
   pbx_notifier.Stop();
   identity.Stop();
@@ -166,7 +184,15 @@ int main(int argc, char** argv) {
   app.add_option("--interface", interface, "LAN interface or address for discovery");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_option("--rules-folder", rules_folder, "folder for the static rule files, \"\" = off");
+  std::string web_listen;
+  app.add_option("--web", web_listen, "status page address HOST:PORT, \"\" = off");
+  bool version = false;
+  app.add_flag("--version", version, "print the version and exit");
   CLI11_PARSE(app, argc, argv);
+  if (version) {
+    std::cout << "natpilotd " << NATPILOT_VERSION << "\n";
+    return 0;
+  }
   if (print_config) {
     std::cout << natpilot::DefaultConfigToml();
     return 0;
@@ -195,6 +221,7 @@ int main(int argc, char** argv) {
     if (app.count("--interface")) config.upnp.multicast_interface = interface;
     if (app.count("--log-level")) config.log_level = log_level;
     if (app.count("--rules-folder")) config.static_rules.folder = rules_folder;
+    if (app.count("--web")) config.web_listen = web_listen;
     config.reconciler.follow_default_route =
         config.pcp.gateway.empty() && config.upnp.root_desc_url.empty();
     natpilot::ValidateConfig(config);

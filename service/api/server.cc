@@ -58,6 +58,11 @@ void ApiServer::Start() {
     builder.AddListeningPort(options_.listen, TcpCredentials(options_), &tcp_port_);
   }
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  if (options_.metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(options_.metrics->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.RegisterService(&devices_);
   builder.RegisterService(&mappings_);
   builder.RegisterService(&gateway_);

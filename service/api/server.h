@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "api/api_metrics.h"
 #include "api/services.h"
 
 namespace natpilot {
@@ -22,6 +23,7 @@ struct ServerOptions {
   std::string tls_key_file;
   std::string tls_client_ca_file;
   int max_message_bytes = 64 * 1024;  // largest request accepted
+  ApiMetrics* metrics = nullptr;      // counts calls by method and status when set
 };
 
 class ApiServer {

@@ -94,7 +94,7 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
   }
   try {
     CheckKeys(root, "", {"database", "api", "gateway", "policy", "defaults", "events", "log",
-                         "release_on_shutdown", "rules", "identity", "doctor", "pbx"});
+                         "release_on_shutdown", "rules", "identity", "doctor", "pbx", "web"});
     Get(root, "", "database", c.store.path);
     Get(root, "", "release_on_shutdown", c.release_on_shutdown);
 
@@ -249,6 +249,13 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
         Seconds(GetInt(id, "identity", "check_interval_s", c.identity.check_interval.count(), 1, 86400));
     c.identity.absent_after =
         Seconds(GetInt(id, "identity", "absent_after_s", c.identity.absent_after.count(), 0, 30 * 86400));
+
+    const auto& web = Section(root, "web");
+    CheckKeys(web, "web.", {"listen"});
+    Get(web, "web", "listen", c.web_listen);
+    if (!c.web_listen.empty() && c.web_listen.rfind(':') == std::string::npos) {
+      Bad("web.listen", "'" + c.web_listen + "' is not HOST:PORT, e.g. 127.0.0.1:8080; \"\" turns the page off");
+    }
 
     const auto& doc = Section(root, "doctor");
     CheckKeys(doc, "doctor.", {"stun_server"});
@@ -405,6 +412,11 @@ wan_address = ""                # optional; hairpin then matches it exactly
 hairpin = false                 # LAN clients reach devices through the external address
 forward_chain = "inet fw4 forward"  # the router's own forward chain, for the wiring rule
 force_static = []               # device names always served by static rules; ["*"] = all
+
+[web]
+listen = "127.0.0.1:8080"       # status page, its JSON and /metrics; "" = off. Another address
+                                # shows the LAN's layout to that network, and the admin token
+                                # for changes travels unencrypted: put a TLS proxy in front.
 
 [doctor]
 stun_server = ""                # HOST:PORT of a STUN server the doctor asks; "" = none

@@ -42,6 +42,7 @@ struct Config {
   uint32_t write_rate_per_s = 20;   // writes per caller per second; 0 = no limit
   uint32_t write_burst = 40;
   IdentityOptions identity;
+  std::string web_listen = "127.0.0.1:8080";  // status page, JSON, /metrics; "" = off
   std::string stun_server;  // doctor.stun_server, HOST:PORT; "" = the doctor does not ask
   std::vector<PbxConfig> pbx;
   std::string log_level = "info";

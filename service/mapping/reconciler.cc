@@ -33,6 +33,11 @@ Reconciler::~Reconciler() { Stop(); }
 
 std::string Reconciler::Tag(std::string_view device) const { return tag_prefix_ + std::string(device); }
 
+ReconcilerStats Reconciler::Stats() const {
+  std::lock_guard lock(gateway_mu_);
+  return stats_;
+}
+
 GatewaySnapshot Reconciler::Gateway() const {
   GatewaySnapshot snapshot;
   {
@@ -91,7 +96,13 @@ TimePoint Reconciler::RunOnce() {
 
 bool Reconciler::ProbeIfDue(TimePoint now) {
   if (!probe_requested_.exchange(false) && now < next_probe_) return ready_;
+  const auto probe_start = std::chrono::steady_clock::now();
   chosen_ = prober_.Run();
+  {
+    std::lock_guard lock(gateway_mu_);
+    stats_.last_discovery_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - probe_start).count();
+  }
   const std::vector<ProtocolReport> reports = prober_.Reports();
   GatewayInfo info;
   if (chosen_ >= 0) {

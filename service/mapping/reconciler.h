@@ -46,6 +46,16 @@ struct ReconcilerOptions {
   std::set<std::string> force_static_devices;
 };
 
+// Counters for /metrics (since start).
+struct ReconcilerStats {
+  std::map<GatewayProtocol, uint64_t> maps;       // new leases granted
+  std::map<GatewayProtocol, uint64_t> renewals;   // leases renewed
+  std::map<GatewayProtocol, uint64_t> failures;   // requests refused or unanswered
+  std::map<GatewayProtocol, double> last_rtt_ms;  // the last request's round trip
+  uint64_t state_losses = 0;                      // gateway reboots / lost mappings seen
+  double last_discovery_ms = 0;                   // the last probe, to a decision
+};
+
 struct GatewaySnapshot {
   GatewayInfo info;  // the chosen protocol's, or a summary when none is usable
   std::vector<ProtocolReport> protocols;  // what each protocol answered
@@ -69,6 +79,7 @@ class Reconciler {
   // One pass; returns when the next one is due.
   TimePoint RunOnce();
   GatewaySnapshot Gateway() const;
+  ReconcilerStats Stats() const;
   // Probe the gateway again at the next pass.
   void RequestProbe();
   // An unsolicited PCP ANNOUNCE arrived: if it is from the gateway in use, check it at once.
@@ -131,6 +142,7 @@ class Reconciler {
 
   mutable std::mutex gateway_mu_;
   GatewaySnapshot gateway_;
+  ReconcilerStats stats_;  // under gateway_mu_
   bool ready_ = false;
   std::atomic<bool> probe_requested_{true};
   std::atomic<bool> verify_requested_{false};

@@ -167,6 +167,10 @@ void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) 
 }
 
 void Reconciler::ForgetLeases(TimePoint now, const std::string& why) {
+  {
+    std::lock_guard lock(gateway_mu_);
+    ++stats_.state_losses;
+  }
   auto mappings = store_.ListMappings();
   if (!mappings) return;
   std::vector<Mapping> changed;

@@ -79,7 +79,15 @@ Result<Lease> Reconciler::TryCandidates(Mapping& m, const std::vector<PortMapper
     }
     MapRequest req{m.transport, m.internal_address, m.internal_port, m.external_port,
                    options_.lease_lifetime, Tag(m.device), m.nonce};
+    const bool renewal = HasLease(m) && m.protocol == mapper->protocol();
+    const auto start = std::chrono::steady_clock::now();
     auto lease = mapper->Map(req);
+    {
+      std::lock_guard lock(gateway_mu_);
+      stats_.last_rtt_ms[mapper->protocol()] =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      ++(lease ? (renewal ? stats_.renewals : stats_.maps) : stats_.failures)[mapper->protocol()];
+    }
     if (lease || !IsRefusal(lease.error())) return lease;
     refusals.push_back(lease.error());
   }

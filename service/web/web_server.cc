@@ -1,0 +1,258 @@
+#include "web/web_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+
+#include "core/validate.h"
+#include "web/assets.h"
+#include "web/metrics.h"
+#include "web/status_json.h"
+
+namespace natpilot::web {
+namespace {
+
+using nlohmann::json;
+
+int HttpCode(const Error& e) {
+  if (e.code.category() != NatpilotCategory()) return 502;
+  switch (static_cast<Errc>(e.code.value())) {
+    case Errc::kInvalidArgument: return 400;
+    case Errc::kNotFound: return 404;
+    case Errc::kAlreadyExists:
+    case Errc::kConflict:
+    case Errc::kFailedPrecondition: return 409;
+    case Errc::kPermissionDenied: return 403;
+    case Errc::kResourceExhausted: return 429;
+    case Errc::kUnauthenticated: return 401;
+    default: return 500;
+  }
+}
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+std::string Sse(const char* type, const std::string& data) {
+  return std::string("event: ") + type + "\ndata: " + data + "\n\n";
+}
+
+}  // namespace
+
+struct WebServer::Client {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> out;
+  bool status_dirty = true;
+};
+
+WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)), listen_(std::move(listen)) {}
+
+WebServer::~WebServer() { Stop(); }
+
+std::string WebServer::StatusText() {
+  return Status(StatusInputs{ctx_.store, ctx_.reconciler.Gateway(), TimePoint(Seconds(last_state_loss_.load())),
+                             Clock::now()})
+      .dump();
+}
+
+std::string WebServer::Metrics() {
+  MetricsInputs in;
+  if (auto ms = ctx_.store.ListMappings("")) in.mappings = std::move(*ms);
+  in.devices = ctx_.store.ListDevices().size();
+  in.reconciler = ctx_.reconciler.Stats();
+  in.gateway = ctx_.reconciler.Gateway();
+  in.api_calls = ctx_.api_metrics.Snapshot();
+  in.version = NATPILOT_VERSION;
+  return MetricsText(in);
+}
+
+void WebServer::OnEvents(const std::vector<Event>& events) {
+  for (const Event& e : events) {
+    if (e.kind == "gateway.state-lost") {
+      last_state_loss_ = std::chrono::duration_cast<Seconds>(e.at.time_since_epoch()).count();
+    }
+  }
+  std::lock_guard lock(clients_mu_);
+  for (const auto& c : clients_) {
+    std::lock_guard inner(c->mu);
+    for (const Event& e : events) c->out.push_back(Sse("natpilot", EventJson(e).dump()));
+    c->status_dirty = true;
+    c->cv.notify_all();
+  }
+}
+
+void WebServer::Routes() {
+  for (const Asset& a : Assets()) {
+    const std::string path = a.path == "/index.html" ? std::string("/") : std::string(a.path);
+    http_.Get(path, [a](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Cache-Control", "no-cache");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
+      res.set_content(std::string(a.body), std::string(a.type));
+    });
+  }
+  http_.Get("/api/status", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(StatusText(), "application/json");
+  });
+  http_.Get("/api/events", [this](const httplib::Request& req, httplib::Response& res) {
+    json list = json::array();
+    int64_t after = 0;
+    try {
+      after = req.has_param("after") ? std::stoll(req.get_param_value("after")) : 0;
+    } catch (const std::exception&) {
+      return Reply(res, 400, {{"error", "after must be an event id (a number)"}});
+    }
+    for (const Event& e : ctx_.store.ListEvents(after, 200)) list.push_back(EventJson(e));
+    Reply(res, 200, list);
+  });
+  http_.Get("/api/stream", [this](const httplib::Request&, httplib::Response& res) {
+    auto client = std::make_shared<Client>();
+    {
+      std::lock_guard lock(clients_mu_);
+      if (clients_.size() >= 8) return Reply(res, 503, {{"error", "too many open status pages (8)"}});
+      clients_.insert(client);
+    }
+    for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", EventJson(e).dump()));
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, client](size_t, httplib::DataSink& sink) {
+          std::deque<std::string> out;
+          bool status = false;
+          {
+            std::unique_lock lock(client->mu);
+            client->cv.wait_for(lock, std::chrono::seconds(15),
+                                [&] { return stopping_ || client->status_dirty || !client->out.empty(); });
+            if (stopping_) return false;
+            out.swap(client->out);
+            status = std::exchange(client->status_dirty, false);
+          }
+          if (out.empty() && !status) out.push_back(": keep-alive\n\n");  // finds closed pages
+          if (status) out.push_back(Sse("status", StatusText()));
+          for (const std::string& s : out) {
+            if (!sink.write(s.data(), s.size())) return false;
+          }
+          return true;
+        },
+        [this, client](bool) {
+          std::lock_guard lock(clients_mu_);
+          clients_.erase(client);
+        });
+  });
+  http_.Get(R"(/rules/natpilot\.(nft|iptables|uci))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string ext = req.matches[1];
+    const rules::Format format = ext == "nft" ? rules::Format::kNftables
+                                 : ext == "iptables" ? rules::Format::kIptables
+                                                     : rules::Format::kOpenwrt;
+    auto text = rules::Generate(format, StaticRulesInput(ctx_.store, false, Clock::now()), ctx_.static_rules.params);
+    if (!text) return Reply(res, HttpCode(text.error()), {{"error", text.error().message}});
+    res.set_header("Content-Disposition", "attachment; filename=\"natpilot." + ext + "\"");
+    res.set_content(*text, "text/plain; charset=utf-8");
+  });
+  http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Metrics(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  // Admin actions: the admin token in the Authorization header. A cross-site page can neither set
+  // that header without a CORS preflight (which this server never approves) nor read the token.
+  auto admin = [this](const httplib::Request& req, httplib::Response& res) -> std::optional<std::string> {
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin.empty() && origin != "http://" + req.get_header_value("Host")) {
+      Reply(res, 403, {{"error", "cross-site request refused (Origin " + origin + ")"}});
+      return std::nullopt;
+    }
+    const std::string auth = req.get_header_value("Authorization");
+    if (ctx_.admin_token_hash.empty() || auth.rfind("Bearer ", 0) != 0 ||
+        HashToken(auth.substr(7)) != ctx_.admin_token_hash) {
+      Reply(res, 401, {{"error", "changes need the admin token: \"Authorization: Bearer TOKEN\" "
+                                 "(the token is in natpilot-admin.token)"}});
+      return std::nullopt;
+    }
+    const std::string caller = "admin token via web from " + req.remote_addr;
+    if (auto r = ctx_.write_limit.Allow(caller); !r) {
+      Reply(res, 429, {{"error", r.error().message}});
+      return std::nullopt;
+    }
+    return caller;
+  };
+  http_.Post("/api/devices", [this, admin](const httplib::Request& req, httplib::Response& res) {
+    auto caller = admin(req, res);
+    if (!caller) return;
+    DeviceInput in;
+    try {
+      const json body = json::parse(req.body);
+      in.name = body.at("name").get<std::string>();
+      in.address = body.at("address").get<std::string>();
+      if (body.contains("kind")) {
+        auto kind = DeviceKindFromString(body["kind"].get<std::string>());
+        if (!kind) return Reply(res, 400, {{"error", "kind must be ata, pbx, phone or other"}});
+        in.kind = kind;
+      }
+      for (const char* key : {"sip", "rtp"}) {
+        if (!body.contains(key) || body[key].get<std::string>().empty()) continue;
+        auto range = ParsePortRange(body[key].get<std::string>(), key == std::string("sip") ? "SIP range" : "RTP range");
+        if (!range) return Reply(res, 400, {{"error", range.error().message}});
+        (key == std::string("sip") ? in.sip : in.rtp) = *range;
+      }
+      if (body.contains("description")) in.description = body["description"].get<std::string>();
+    } catch (const std::exception&) {
+      return Reply(res, 400, {{"error", "the body must be JSON: {\"name\", \"address\", optional \"kind\", \"sip\", "
+                                        "\"rtp\", \"description\"}"}});
+    }
+    auto registered = ctx_.registry.Register(in, *caller);
+    if (!registered) return Reply(res, HttpCode(registered.error()), {{"error", registered.error().message}});
+    Reply(res, 201, {{"name", registered->device.name}, {"token", registered->token}});
+  });
+  http_.Delete(R"(/api/devices/([^/]+))", [this, admin](const httplib::Request& req, httplib::Response& res) {
+    auto caller = admin(req, res);
+    if (!caller) return;
+    auto removed = ctx_.registry.Remove(req.matches[1], *caller);
+    if (!removed) return Reply(res, HttpCode(removed.error()), {{"error", removed.error().message}});
+    Reply(res, 200, {{"removed", std::string(req.matches[1])}});
+  });
+}
+
+void WebServer::Start() {
+  const auto colon = listen_.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("web.listen '" + listen_ + "' is not HOST:PORT");
+  std::string host = listen_.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    port = std::stoi(listen_.substr(colon + 1));
+  } catch (const std::exception&) {
+    throw std::runtime_error("web.listen '" + listen_ + "' has no port number");
+  }
+  http_.new_task_queue = [] { return new httplib::ThreadPool(12); };
+  http_.set_payload_max_length(64 * 1024);
+  Routes();
+  for (const Event& e : ctx_.store.ListEvents(0, 10000)) {
+    if (e.kind == "gateway.state-lost") {
+      last_state_loss_ = std::chrono::duration_cast<Seconds>(e.at.time_since_epoch()).count();
+    }
+  }
+  subscription_ = ctx_.bus.Subscribe([this](const std::vector<Event>& events) { OnEvents(events); });
+  port_ = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
+  if (port_ <= 0) throw std::runtime_error("cannot listen on web.listen " + listen_ + " (in use, or no permission)");
+  thread_ = std::thread([this] { http_.listen_after_bind(); });
+}
+
+void WebServer::Stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  ctx_.bus.Unsubscribe(subscription_);
+  {
+    std::lock_guard lock(clients_mu_);
+    for (const auto& c : clients_) {
+      std::lock_guard inner(c->mu);
+      c->cv.notify_all();
+    }
+  }
+  http_.stop();
+  thread_.join();
+}
+
+}  // namespace natpilot::web

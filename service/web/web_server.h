@@ -1,0 +1,65 @@
+// natpilotd's HTTP side: the status page (assets embedded in the binary), the JSON it reads, one
+// server-sent-event stream with every event and a fresh status after each change, the rule files,
+// /metrics for Prometheus, and two admin actions (add and remove a device) that need the admin
+// token in an Authorization header: never a cookie, so another site cannot act through a browser.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "api/api_metrics.h"
+#include "api/auth.h"
+#include "api/event_bus.h"
+#include "api/registry.h"
+#include "mapping/reconciler.h"
+#include "mapping/static_rules.h"
+#include "store/store.h"
+
+namespace natpilot::web {
+
+struct WebContext {
+  Store& store;
+  Registry& registry;
+  const Reconciler& reconciler;
+  EventBus& bus;
+  const StaticRulesOptions& static_rules;
+  RateLimiter& write_limit;
+  const ApiMetrics& api_metrics;
+  std::string admin_token_hash;  // empty: no admin actions over HTTP
+};
+
+class WebServer {
+ public:
+  WebServer(WebContext ctx, std::string listen);
+  ~WebServer();
+  // Throws std::runtime_error when the address cannot be bound.
+  void Start();
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  struct Client;
+  void Routes();
+  std::string StatusText();
+  std::string Metrics();
+  void OnEvents(const std::vector<Event>& events);
+
+  WebContext ctx_;
+  std::string listen_;
+  httplib::Server http_;
+  std::thread thread_;
+  int port_ = 0;
+  uint64_t subscription_ = 0;
+  std::mutex clients_mu_;
+  std::set<std::shared_ptr<Client>> clients_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> last_state_loss_{0};
+};
+
+}  // namespace natpilot::web
