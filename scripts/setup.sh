@@ -12,11 +12,25 @@ BUILD_PKGS=(
 TEST_PKGS=(
   libgtest-dev libgmock-dev libcpp-httplib-dev sqlite3
   iproute2 nftables iptables miniupnpd-nftables miniupnpc natpmpc util-linux procps openssl
-  sip-tester
+  sip-tester curl chromium
 )
+# The status page's browser test runs node (Debian's nodejs and npm unless a node is there already)
+# with playwright-core from npm, installed into tests/web/node_modules.
+top=$(cd "$(dirname "$0")/.." && pwd)
 
 want=("${BUILD_PKGS[@]}")
-if [ "${1:-}" = "--test" ]; then want+=("${TEST_PKGS[@]}"); fi
+if [ "${1:-}" = "--test" ]; then
+  want+=("${TEST_PKGS[@]}")
+  command -v node >/dev/null || want+=(nodejs)
+  command -v npm >/dev/null || want+=(npm)
+fi
+
+web_tests() {
+  if [ "${1:-}" = "--test" ] && [ ! -d "$top/tests/web/node_modules/playwright-core" ]; then
+    echo "setup: npm install (playwright-core) in tests/web"
+    (cd "$top/tests/web" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+}
 
 missing=()
 for p in "${want[@]}"; do
@@ -26,6 +40,7 @@ for p in "${want[@]}"; do
 done
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#want[@]} packages present"
+  web_tests "${1:-}"
   exit 0
 fi
 
@@ -44,3 +59,4 @@ if [ "$had_policy" -eq 0 ]; then
 fi
 trap '[ "$had_policy" -eq 1 ] || $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+web_tests "${1:-}"
