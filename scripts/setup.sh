@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages natpilot needs to build, run and test. Idempotent: packages
+# Installs the Debian 12 packages natpilot needs to build (no argument), to run a built natpilotd
+# (--runtime, the container's last stage) or to build and test (--test). Idempotent: packages
 # that are already present are left alone. Nothing is downloaded except from Debian's mirror.
 set -euo pipefail
 
@@ -18,7 +19,14 @@ TEST_PKGS=(
 # with playwright-core from npm, installed into tests/web/node_modules.
 top=$(cd "$(dirname "$0")/.." && pwd)
 
+# What the built natpilotd and natpilot need to run (the container's last stage).
+RUNTIME_PKGS=(
+  libgrpc++1.51 libprotobuf32 libsqlite3-0 libminiupnpc17 libnatpmp1 libspdlog1.10
+  libcpp-httplib0.11 libssl3 libtomlplusplus3 ca-certificates
+)
+
 want=("${BUILD_PKGS[@]}")
+if [ "${1:-}" = "--runtime" ]; then want=("${RUNTIME_PKGS[@]}"); fi
 if [ "${1:-}" = "--test" ]; then
   want+=("${TEST_PKGS[@]}")
   command -v node >/dev/null || want+=(nodejs)
