@@ -7,11 +7,11 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential cmake pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libsqlite3-dev libminiupnpc-dev libnatpmp-dev libssl-dev
+  libsqlite3-dev libminiupnpc-dev libnatpmp-dev libssl-dev libcpp-httplib-dev
   libcli11-dev libspdlog-dev nlohmann-json3-dev libtomlplusplus-dev libexpected-dev
 )
 TEST_PKGS=(
-  libgtest-dev libgmock-dev libcpp-httplib-dev sqlite3
+  libgtest-dev libgmock-dev sqlite3
   iproute2 nftables iptables miniupnpd-nftables miniupnpc natpmpc util-linux procps openssl
   sip-tester curl chromium
 )
