@@ -16,7 +16,7 @@ WORKDIR /src
 COPY scripts/setup.sh scripts/setup.sh
 RUN bash scripts/setup.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN rm -rf build build-* && bash scripts/build.sh --target natpilotd natpilot \
+RUN rm -rf build build-* && NATPILOT_TESTS=OFF bash scripts/build.sh --target natpilotd natpilot \
  && strip build/service/natpilotd build/clients/natpilot
 
 FROM debian:bookworm-slim

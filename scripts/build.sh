@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Warnings are errors here as in CI (Debian 12's compiler); NATPILOT_WERROR=OFF relaxes it.
 werror=${NATPILOT_WERROR:-ON}
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATPILOT_WERROR="$werror" >/dev/null
+# NATPILOT_TESTS=OFF builds without the tests (and their packages): run.sh and the container do.
+tests=${NATPILOT_TESTS:-ON}
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATPILOT_WERROR="$werror" -DNATPILOT_TESTS="$tests" >/dev/null
 cmake --build build --parallel "$(nproc)" "$@"

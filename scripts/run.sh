@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and starts natpilotd on its embedded defaults in the current
-# directory: natpilot.db and natpilot.sock here, the API also on 127.0.0.1:50551. Extra arguments
-# go to natpilotd (see natpilotd --help).
+# directory: natpilot.db, natpilot.sock and natpilot-admin.token here, the API also on
+# 127.0.0.1:50551, the status page on http://127.0.0.1:8080/. Extra arguments go to natpilotd
+# (see natpilotd --help).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/scripts/setup.sh"
-bash "$top/scripts/build.sh" --target natpilotd natpilot
+NATPILOT_TESTS=OFF bash "$top/scripts/build.sh" --target natpilotd natpilot
 echo "natpilotd: state in $(pwd); try: $top/build/clients/natpilot gateway"
 exec "$top/build/service/natpilotd" "$@"

@@ -49,6 +49,7 @@ wait_for() {
 lab_down() {
   local rc=$?
   set +e
+  if declare -F lab_cleanup >/dev/null; then lab_cleanup; fi  # a test's own, before the namespaces go
   for ns in "$NS_DEV" "$NS_LAN" "$NS_GW" "$NS_WAN" ${LAB_EXTRA_NS:-}; do
     if ip netns list | grep -w "$ns" >/dev/null; then
       ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
