@@ -33,7 +33,21 @@ lab_cleanup() {
   podman rm -f -t 2 "$NAME" "$NAME-2" >/dev/null 2>&1
   podman volume rm -f "$VOLUME" >/dev/null 2>&1
   sysctl -qw net.ipv4.ip_forward="$forward_before"
-  iptables-restore <"$WORK/iptables.before" 2>/dev/null
+  # Chains podman's network backend may have added (netavark, CNI), with the jumps to them; the
+  # host's own rules are left as they were.
+  local t c
+  for t in filter nat mangle; do
+    iptables -t "$t" -S 2>/dev/null | grep -E -- '-j (NETAVARK|CNI|PODMAN)' | sed 's/^-A /-D /' |
+      while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null; done
+    for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N (NETAVARK|CNI|PODMAN)/ {print $2}'); do
+      iptables -t "$t" -F "$c" 2>/dev/null
+    done
+    for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N (NETAVARK|CNI|PODMAN)/ {print $2}'); do
+      iptables -t "$t" -X "$c" 2>/dev/null
+    done
+  done
+  iptables-save 2>/dev/null | diff -q - "$WORK/iptables.before" >/dev/null ||
+    echo "note: the host's iptables differ from before the test" >&2
   rm -rf "$WORK"
 }
 
