@@ -32,6 +32,8 @@ iptables-save >"$WORK/iptables.before" 2>/dev/null || true
 lab_cleanup() {
   podman rm -f -t 2 "$NAME" "$NAME-2" >/dev/null 2>&1
   podman volume rm -f "$VOLUME" >/dev/null 2>&1
+  podman rmi -f "$IMAGE" >/dev/null 2>&1
+  podman image prune -f >/dev/null 2>&1  # the build stage's layers; the tagged base image stays
   sysctl -qw net.ipv4.ip_forward="$forward_before"
   # Chains podman's network backend may have added (netavark, CNI), with the jumps to them; the
   # host's own rules are left as they were.
