@@ -7,8 +7,7 @@ namespace {
 
 void SetTime(TimePoint t, google::protobuf::Timestamp* out) {
   if (t == TimePoint{}) return;
-  *out = google::protobuf::util::TimeUtil::SecondsToTimestamp(
-      std::chrono::duration_cast<Seconds>(t.time_since_epoch()).count());
+  out->set_seconds(std::chrono::duration_cast<Seconds>(t.time_since_epoch()).count());
 }
 
 pb::Transport ToProto(Transport t) {

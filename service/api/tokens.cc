@@ -34,9 +34,11 @@ std::string NewToken(std::string_view prefix) {
 }
 
 std::string HashToken(std::string_view token) {
+  // Fetched once: OpenSSL 3 looks the implementation up in its providers on every implicit use.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(token.data(), token.size(), digest, &n, EVP_sha256(), nullptr);
+  EVP_Digest(token.data(), token.size(), digest, &n, kSha256, nullptr);
   return Hex(digest, n);
 }
 
