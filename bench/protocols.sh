@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Gateway protocols in the lab (issue 3's benchmark; root; not part of the tests): time to a first
 # usable gateway, and time to map one device's full plan (22 SIP + 100 RTP = 122 mappings) per
-# protocol, beside upnpc and natpmpc doing the same work in the same lab, as ratios. natpilot's
-# mapping time is measured from `device add` to all 122 active as the CLI sees them (polled every
-# 20 ms); upnpc maps all 122 in one process (-r), natpmpc needs one process per mapping.
+# protocol, beside the raw floor (bench/raw_floor.cc: the same 122 requests sent straight at the
+# gateway with nothing around them) and upnpc and natpmpc doing the same work in the same lab, as
+# ratios. natpilot's mapping time is measured from `device add` to all 122 active as the CLI sees
+# them (polled every 20 ms); upnpc maps all 122 in one process (-r), natpmpc needs one process per
+# mapping.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-bash "$top/scripts/build.sh" --target natpilotd natpilot labtool >/dev/null
+bash "$top/scripts/build.sh" --target natpilotd natpilot labtool raw_floor >/dev/null
+RAW=$top/build/bench/raw_floor
 export NATPILOTD=$top/build/service/natpilotd NATPILOT=$top/build/clients/natpilot LABTOOL=$top/build/tests/labtool
 export GW_PCP_THIRDPARTY=yes
 source "$top/tests/lab/lab.sh"
@@ -48,6 +51,14 @@ for proto in pcp nat-pmp upnp-igd; do
   until np_all_active pbx 122; do sleep 0.02; done
   ours=$(( $(ms) - t0 ))
   np_kill9
+  clear_gateway
+  # The raw floor: the same 122 requests straight at the gateway, nothing around them.
+  case "$proto" in
+    pcp) raw=$(in_ns "$NS_LAN" "$RAW" pcp "$GW_LAN" "$LAN_ADDR") ;;
+    nat-pmp) raw=$(in_ns "$NS_LAN" "$RAW" natpmp "$GW_LAN") ;;
+    upnp-igd) raw=$(in_ns "$NS_LAN" "$RAW" upnp "$GW_URL" "$LAN_ADDR") ;;
+  esac
+  row "122 mappings: $proto vs raw requests" "$ours" "$raw"
   clear_gateway
   t0=$(ms)
   case "$proto" in
