@@ -288,7 +288,16 @@ Result<void> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
                      "UPDATE mappings SET state=?, protocol=?, external_address=?, granted_at=?, "
                      "expires_at=?, renew_at=?, failures=?, next_attempt_at=?, detail=?, nonce=? "
                      "WHERE id=?");
+    sqlite::Stmt released(*db_, "SELECT released FROM mappings WHERE id = ?");
     for (const Mapping& m : mappings) {
+      // Released (an admin, or a suspension) while the caller's pass was under way: the row stays
+      // released, and a lease the pass got meanwhile is queued for deletion instead of kept.
+      released.Reset();
+      released.Bind(1, m.id);
+      if (released.Step() && released.Int(0) != 0) {
+        if (m.protocol != GatewayProtocol::kNone) QueueRelease(m, m.device);
+        continue;
+      }
       upd.Reset();
       upd.Bind(1, ToString(m.state)).Bind(2, ToString(m.protocol)).Bind(3, m.external_address);
       upd.Bind(4, ToUnix(m.granted_at)).Bind(5, ToUnix(m.expires_at)).Bind(6, ToUnix(m.renew_at));

@@ -137,5 +137,30 @@ TEST_F(StoreSafety, SuspendingReleasesLeasesAndResumingWantsThemAgain) {
   for (const Mapping& m : Ms()) EXPECT_FALSE(m.released);
 }
 
+TEST_F(StoreSafety, ALeaseGrantedWhileItsMappingWasReleasedIsQueuedForDeletion) {
+  SqliteStore store(StoreOptions{":memory:"});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  // A reconciler pass loaded the mappings before the release...
+  auto in_flight = store.ListMappings("ata1").value();
+  ASSERT_TRUE(store.SetDeviceIdentity("ata1", "02:00:00:00:00:01", "another MAC", {Ev("device.suspended")}));
+  EXPECT_TRUE(store.ListReleases().empty());  // nothing held a lease yet
+  // ...and saves the leases it got meanwhile.
+  for (auto& m : in_flight) {
+    m.state = MappingState::kActive;
+    m.protocol = GatewayProtocol::kUpnpIgd;
+    m.external_address = "203.0.113.1";
+  }
+  ASSERT_TRUE(store.SaveMappings(in_flight, {}));
+  EXPECT_EQ(store.ListReleases().size(), in_flight.size());
+  const std::vector<Mapping> after = store.ListMappings("ata1").value();
+  for (const Mapping& m : after) {
+    EXPECT_TRUE(m.released);
+    EXPECT_EQ(m.protocol, GatewayProtocol::kNone);
+    EXPECT_EQ(m.state, MappingState::kUnmapped);
+  }
+  ASSERT_TRUE(store.SaveMappings(in_flight, {}));  // saved twice: still one release each
+  EXPECT_EQ(store.ListReleases().size(), in_flight.size());
+}
+
 }  // namespace
 }  // namespace natpilot
