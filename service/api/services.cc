@@ -1,21 +1,10 @@
 #include "api/services.h"
 
-#include <deque>
-
 #include "api/convert.h"
+#include "api/reactors.h"
 
 namespace natpilot {
 namespace {
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, grpc::Status status) {
-  auto* reactor = c->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, const Error& error) {
-  return Done(c, ToStatus(error));
-}
 
 Result<Caller> Begin(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write) {
   return BeginCall(ctx, c, write);
@@ -207,80 +196,41 @@ grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerConte
 namespace {
 
 // Streams the backlog, then every event as it is committed, until the caller goes away.
-class EventWriter final : public grpc::ServerWriteReactor<v1::Event> {
+class EventWriter final : public BusStream<v1::Event> {
  public:
   // only_device: a device caller sees its own events only.
   EventWriter(ApiContext ctx, uint32_t backlog, std::string only_device)
-      : bus_(ctx.bus), only_device_(std::move(only_device)) {
+      : BusStream(ctx.bus), only_device_(std::move(only_device)) {
     std::lock_guard lock(mu_);
     // Subscribe before reading the backlog so nothing falls between; ids drop the overlap.
-    subscription_ = bus_.Subscribe([this](const std::vector<Event>& events) {
+    Listen([this](const std::vector<Event>& events) {
       std::lock_guard inner(mu_);
       for (const Event& e : events) {
         if (e.id <= last_id_) continue;  // already sent with the backlog
         last_id_ = e.id;
-        if (Visible(e)) queue_.push_back(e);
+        Queue(e);
       }
-      WriteNextLocked();
     });
     for (const Event& e : ctx.store.ListEvents(0, std::min<uint32_t>(backlog, 10000))) {
-      if (Visible(e)) queue_.push_back(e);
+      Queue(e);
       last_id_ = std::max(last_id_, e.id);
     }
     if (backlog == 0) {
       auto newest = ctx.store.ListEvents(0, 1);
       if (!newest.empty()) last_id_ = std::max(last_id_, newest.back().id);
     }
-    WriteNextLocked();
-  }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    writing_ = false;
-    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed"));
-    WriteNextLocked();
-  }
-  void OnCancel() override {
-    std::lock_guard lock(mu_);
-    FinishLocked(grpc::Status::CANCELLED);
-  }
-  void OnDone() override {
-    bus_.Unsubscribe(subscription_);
-    delete this;
   }
 
  private:
-  bool Visible(const Event& e) const { return only_device_.empty() || e.device == only_device_; }
-  void WriteNextLocked() {
-    if (writing_ || finished_ || queue_.empty()) return;
-    current_.Clear();
-    ToProto(queue_.front(), &current_);
-    queue_.pop_front();
-    writing_ = true;
-    StartWrite(&current_);
-  }
-  void FinishLocked(grpc::Status status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(std::move(status));
+  void Queue(const Event& e) {
+    if (!only_device_.empty() && e.device != only_device_) return;
+    v1::Event m;
+    ToProto(e, &m);
+    QueueLocked(std::move(m));
   }
 
-  EventBus& bus_;
   const std::string only_device_;
-  std::mutex mu_;
-  uint64_t subscription_ = 0;
-  std::deque<Event> queue_;
   int64_t last_id_ = 0;
-  v1::Event current_;
-  bool writing_ = false;
-  bool finished_ = false;
-};
-
-// A stream refused before it starts.
-class RefusedWriter final : public grpc::ServerWriteReactor<v1::Event> {
- public:
-  explicit RefusedWriter(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
 };
 
 }  // namespace
@@ -288,7 +238,7 @@ class RefusedWriter final : public grpc::ServerWriteReactor<v1::Event> {
 grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::CallbackServerContext* c,
                                                                    const v1::WatchEventsRequest* req) {
   auto caller = Begin(ctx_, *c, false);
-  if (!caller) return new RefusedWriter(ToStatus(caller.error()));
+  if (!caller) return new RefusedStream<v1::Event>(ToStatus(caller.error()));
   return new EventWriter(ctx_, req->backlog(), caller->admin() ? "" : caller->device);
 }
 

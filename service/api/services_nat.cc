@@ -1,10 +1,8 @@
 // NatService: a device's NAT view (once, and streamed on every change) and the NAT doctor.
-#include <mutex>
-#include <optional>
-
 #include "api/convert.h"
 #include "api/doctor.h"
 #include "api/nat_view.h"
+#include "api/reactors.h"
 #include "api/services.h"
 #include "portmap/netutil.h"
 
@@ -17,11 +15,11 @@ NatViewInputs Inputs(const ApiContext& ctx) {
 
 // Sends the view, then again whenever its facts change, until the caller goes away or the device
 // is removed.
-class NatViewWriter final : public grpc::ServerWriteReactor<v1::NatView> {
+class NatViewWriter final : public BusStream<v1::NatView> {
  public:
-  NatViewWriter(ApiContext ctx, std::string device) : ctx_(ctx), device_(std::move(device)) {
+  NatViewWriter(ApiContext ctx, std::string device) : BusStream(ctx.bus), ctx_(ctx), device_(std::move(device)) {
     std::lock_guard lock(mu_);
-    subscription_ = ctx_.bus.Subscribe([this](const std::vector<Event>& events) {
+    Listen([this](const std::vector<Event>& events) {
       bool relevant = false;
       for (const Event& e : events) relevant = relevant || e.device == device_ || e.device.empty();
       if (!relevant) return;
@@ -30,87 +28,36 @@ class NatViewWriter final : public grpc::ServerWriteReactor<v1::NatView> {
     });
     RefreshLocked();
   }
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    writing_ = false;
-    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed"));
-    WriteNextLocked();
-  }
-  void OnCancel() override {
-    std::lock_guard lock(mu_);
-    FinishLocked(grpc::Status::CANCELLED);
-  }
-  void OnDone() override {
-    ctx_.bus.Unsubscribe(subscription_);
-    delete this;
-  }
 
  private:
   void RefreshLocked() {
-    if (finished_) return;
+    if (EndedLocked()) return;
     auto view = BuildNatView(Inputs(ctx_), device_);
     if (!view) {
-      pending_.reset();
-      finish_after_write_ = ToStatus(view.error());
-      if (!writing_) FinishLocked(*finish_after_write_);
-      return;
+      DropQueuedLocked();
+      return EndLocked(ToStatus(view.error()));
     }
     std::string facts = NatViewFacts(*view);
     if (facts == last_facts_) return;
     last_facts_ = std::move(facts);
-    pending_ = std::move(*view);  // only the newest view matters
-    WriteNextLocked();
-  }
-  void WriteNextLocked() {
-    if (writing_ || finished_) return;
-    if (!pending_) {
-      if (finish_after_write_) FinishLocked(*finish_after_write_);
-      return;
-    }
-    current_ = std::move(*pending_);
-    pending_.reset();
-    writing_ = true;
-    StartWrite(&current_);
-  }
-  void FinishLocked(grpc::Status status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(std::move(status));
+    DropQueuedLocked();  // only the newest view matters
+    QueueLocked(std::move(*view));
   }
 
   ApiContext ctx_;
   const std::string device_;
-  std::mutex mu_;
-  uint64_t subscription_ = 0;
   std::string last_facts_;
-  std::optional<v1::NatView> pending_;
-  std::optional<grpc::Status> finish_after_write_;
-  v1::NatView current_;
-  bool writing_ = false;
-  bool finished_ = false;
 };
-
-class RefusedViewWriter final : public grpc::ServerWriteReactor<v1::NatView> {
- public:
-  explicit RefusedViewWriter(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, grpc::Status status) {
-  auto* reactor = c->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
 
 }  // namespace
 
 grpc::ServerUnaryReactor* NatServiceImpl::GetNatView(grpc::CallbackServerContext* c,
                                                      const v1::GetNatViewRequest* req, v1::NatView* resp) {
   auto caller = BeginCall(ctx_, *c, false);
-  if (!caller) return Done(c, ToStatus(caller.error()));
-  if (auto r = MayActOn(*caller, req->device(), "reading a NAT view"); !r) return Done(c, ToStatus(r.error()));
+  if (!caller) return Done(c, caller.error());
+  if (auto r = MayActOn(*caller, req->device(), "reading a NAT view"); !r) return Done(c, r.error());
   auto view = BuildNatView(Inputs(ctx_), req->device());
-  if (!view) return Done(c, ToStatus(view.error()));
+  if (!view) return Done(c, view.error());
   *resp = std::move(*view);
   return Done(c, grpc::Status::OK);
 }
@@ -118,18 +65,18 @@ grpc::ServerUnaryReactor* NatServiceImpl::GetNatView(grpc::CallbackServerContext
 grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::CallbackServerContext* c,
                                                                     const v1::WatchNatViewRequest* req) {
   auto caller = BeginCall(ctx_, *c, false);
-  if (!caller) return new RefusedViewWriter(ToStatus(caller.error()));
+  if (!caller) return new RefusedStream<v1::NatView>(ToStatus(caller.error()));
   if (auto r = MayActOn(*caller, req->device(), "watching a NAT view"); !r) {
-    return new RefusedViewWriter(ToStatus(r.error()));
+    return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   }
-  if (auto d = ctx_.store.GetDevice(req->device()); !d) return new RefusedViewWriter(ToStatus(d.error()));
+  if (auto d = ctx_.store.GetDevice(req->device()); !d) return new RefusedStream<v1::NatView>(ToStatus(d.error()));
   return new NatViewWriter(ctx_, req->device());
 }
 
 grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest*,
                                                    v1::DiagnoseResponse* resp) {
   auto caller = BeginCall(ctx_, *c, false);
-  if (!caller) return Done(c, ToStatus(caller.error()));
+  if (!caller) return Done(c, caller.error());
   // The STUN exchange and the path check take at most 5 s; made here so nothing outlives the call at shutdown.
   DoctorInputs in;
   in.gateway = ctx_.reconciler.Gateway();

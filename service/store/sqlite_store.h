@@ -56,6 +56,8 @@ class SqliteStore final : public Store {
   void InsertMappings(const Device& device);
   void QueueRelease(const Mapping& m, std::string_view device);
   // Marks the matching unreleased mappings released, queueing releases of their leases.
+  // Makes a device's released mappings wanted again (pending, asked for at once).
+  void Unrelease(int64_t device_id);
   uint32_t ReleaseWhere(const std::string& where, std::string_view bind, const std::string& detail);
   void InsertEvents(std::vector<Event>& events);
   void BumpRegistryVersion();

@@ -150,14 +150,12 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
     upd.Bind(8, p.rtp.last).Bind(9, ToUnix(device.updated_at)).Bind(10, device.description);
     upd.Bind(11, moved ? "" : old.mac).Bind(12, suspended).Bind(13, old.id);
     upd.Step();
-    if (suspended.empty()) {
-      sqlite::Stmt unrelease(*db_,
-                             "UPDATE mappings SET released = 0, state = 'pending', "
-                             "next_attempt_at = 0 WHERE device_id = ? AND released = 1");
-      unrelease.Bind(1, old.id).Step();
-    }
     InsertMappings(device);
-    if (!suspended.empty()) ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
+    if (suspended.empty()) {
+      Unrelease(old.id);
+    } else {
+      ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
+    }
     BumpRegistryVersion();
     InsertEvents(events);
     tx.Commit();
@@ -196,6 +194,13 @@ Result<Device> SqliteStore::GetDevice(std::string_view name) const {
     if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
     return found.front();
   });
+}
+
+void SqliteStore::Unrelease(int64_t device_id) {
+  sqlite::Stmt s(*db_,
+                 "UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0, detail = '' "
+                 "WHERE device_id = ? AND released = 1");
+  s.Bind(1, device_id).Step();
 }
 
 Result<Device> SqliteStore::FindDeviceByTokenHash(std::string_view token_hash) const {
@@ -239,10 +244,7 @@ Result<Device> SqliteStore::SetDeviceIdentity(std::string_view name, std::string
       ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
       BumpRegistryVersion();
     } else if (suspended.empty() && !old.suspended.empty()) {
-      sqlite::Stmt unrelease(*db_,
-                             "UPDATE mappings SET released = 0, state = 'pending', "
-                             "next_attempt_at = 0, detail = '' WHERE device_id = ? AND released = 1");
-      unrelease.Bind(1, old.id).Step();
+      Unrelease(old.id);
       BumpRegistryVersion();
     }
     InsertEvents(events);

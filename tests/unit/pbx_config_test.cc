@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "golden.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -14,13 +16,7 @@ namespace {
 const std::string kDataDir = std::string(NATPILOT_TEST_DATA_DIR) + "/pbx/";
 
 void ExpectGolden(const std::string& text, const std::string& file) {
-  const std::string path = kDataDir + file;
-  if (std::getenv("NATPILOT_UPDATE_GOLDEN")) std::ofstream(path) << text;
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing golden file " << path;
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(text, want.str()) << "differs from " << path;
+  testing::ExpectGolden(text, kDataDir + file);
 }
 
 // A PBX at 192.168.50.2 with SIP 5080 on UDP and TCP (UDP's external port moved to 5090 by the

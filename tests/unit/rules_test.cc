@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "golden.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -42,13 +44,7 @@ RouterParams Lab(bool hairpin) {
 }
 
 void ExpectGolden(const std::string& text, const std::string& file) {
-  const std::string path = kDataDir + file;
-  if (std::getenv("NATPILOT_UPDATE_GOLDEN")) std::ofstream(path) << text;
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing golden file " << path;
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(text, want.str()) << "differs from " << path;
+  testing::ExpectGolden(text, kDataDir + file);
 }
 
 struct Case {
