@@ -13,7 +13,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   libgtest-dev libgmock-dev sqlite3
   iproute2 nftables iptables miniupnpd-nftables miniupnpc natpmpc util-linux procps openssl
-  sip-tester curl chromium podman buildah runc debootstrap
+  sip-tester curl chromium podman buildah runc debootstrap jq
 )
 # The status page's browser test runs node (Debian's nodejs and npm unless a node is there already)
 # with playwright-core from npm, installed into tests/web/node_modules.

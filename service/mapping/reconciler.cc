@@ -50,9 +50,23 @@ GatewaySnapshot Reconciler::Gateway() const {
 }
 
 void Reconciler::AnnounceFrom(const std::string& sender) {
-  if (sender != Gateway().info.address) return;  // not our gateway: ignore
+  const TimePoint now = now_();
+  {
+    std::lock_guard lock(gateway_mu_);
+    // The gateway in use, or the last one while it is gone (an ANNOUNCE then ends the wait).
+    const std::string& gateway =
+        gateway_.info.address.empty() ? last_gateway_address_ : gateway_.info.address;
+    if (sender.empty() || sender != gateway) return;  // not our gateway: ignore
+    // A flood (spoofed or a looping router) costs one check per interval, no more.
+    if (last_announce_ != TimePoint{} && now >= last_announce_ &&
+        now < last_announce_ + options_.announce_min_interval) {
+      ++stats_.announces_ignored;
+      return;
+    }
+    last_announce_ = now;
+  }
   spdlog::info("PCP ANNOUNCE from {}: checking the gateway now", sender);
-  verify_requested_ = true;
+  announce_requested_ = true;
   Wake();
 }
 
@@ -76,11 +90,16 @@ TimePoint Reconciler::RunOnce() {
   const TimePoint now = now_();
   rerun_ = false;
   try {
+    const bool announced = announce_requested_.exchange(false);
+    if (announced && !ready_) probe_requested_ = true;
     if (!ProbeIfDue(now)) {
+      OutageCheck(now);
       MarkUnreachable(now);
       if (after_pass_) after_pass_();
       return NextWake(now, TimePoint::max());
     }
+    if (check_unusable_) ForgetUnusable(now);
+    if (announced) OnAnnounce(now);
     if (verify_requested_.exchange(false) || now >= next_verify_) Verify(now);
     if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);
@@ -89,9 +108,11 @@ TimePoint Reconciler::RunOnce() {
     return NextWake(now, due);
   } catch (const std::exception& e) {
     // A pass must never take the daemon down; log it and try again soon.
-    spdlog::error("reconciler pass failed: {}", e.what());
-    return now + options_.retry_min;
+    spdlog::error("reconciler pass failed: {}; trying again in {} s", e.what(), options_.retry_min.count());
+  } catch (...) {
+    spdlog::error("reconciler pass failed (unknown error); trying again in {} s", options_.retry_min.count());
   }
+  return now + options_.retry_min;
 }
 
 bool Reconciler::ProbeIfDue(TimePoint now) {
@@ -118,9 +139,11 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   GatewaySnapshot before = Gateway();
   std::vector<Event> events;
   const bool ok = info.status == GatewayInfo::Status::kReady;
+  check_unusable_ = true;
   if (ok) {
     probe_failures_ = 0;
     next_probe_ = now + options_.probe_interval;
+    last_good_ = chosen_;
     const bool new_router = !before.info.address.empty() && !info.address.empty() &&
                             before.info.address != info.address;
     if (new_router) {
@@ -128,6 +151,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
       ForgetLeases(now, "a new gateway (" + before.info.address + " -> " + info.address +
                             "); mapping everything there");
     }
+    if (!ready_ || new_router) RetryAllNow(now);  // back, or new: nothing waits out a backoff
     if (!ready_ || new_router || before.info.identity != info.identity) {
       Log(events, new_router ? "gateway.changed" : "gateway.found", "",
           info.detail + ", external address " + info.external_address, now);
@@ -149,6 +173,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   {
     std::lock_guard lock(gateway_mu_);
     gateway_ = GatewaySnapshot{info, reports, now, next_probe_};
+    if (ok && !info.address.empty()) last_gateway_address_ = info.address;
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
   return ready_;
@@ -157,23 +182,36 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
 void Reconciler::MarkUnreachable(TimePoint now) {
   auto mappings = store_.ListMappings();
   if (!mappings) return;
+  // No protocol answers: natpilot can no longer tell that the gateway holds anything, so nothing
+  // stays `active` (the truth rule). The PCP nonce stays: mapping again when the gateway is back
+  // renews what it still has.
   const std::string detail = "no usable gateway: " + Gateway().info.detail;
   std::vector<Mapping> changed;
+  std::map<std::string, uint32_t> left;
   for (Mapping& m : *mappings) {
-    const bool lease_left = HasLease(m) && (m.expires_at == TimePoint{} || now < m.expires_at);
-    if (m.released || lease_left) continue;  // a held lease stays until it expires
+    if (m.released) continue;
     if (m.state == MappingState::kUnmapped && m.detail == detail) continue;
+    if (HasLease(m)) ++left[m.device];
     m.state = MappingState::kUnmapped;
     m.protocol = GatewayProtocol::kNone;
+    m.external_address.clear();
     m.detail = detail;
     m.next_attempt_at = now;
     changed.push_back(std::move(m));
   }
-  if (!changed.empty()) (void)store_.SaveMappings(changed, {});
+  std::vector<Event> events;
+  for (const auto& [device, n] : left) {
+    Log(events, "mapping.unconfirmed", device,
+        std::to_string(n) + " leases no longer confirmed: the gateway stopped answering; mapping "
+                            "again when it is back",
+        now);
+  }
+  if (!changed.empty()) (void)store_.SaveMappings(changed, std::move(events));
 }
 
 TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
   TimePoint next = next_probe_;
+  if (!ready_ && last_good_ >= 0) next = std::min(next, next_outage_check_);
   if (ready_) {
     next = std::min(next, next_verify_);
     next = std::min(next, mappings_due);
@@ -181,7 +219,7 @@ TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
     if (!table_synced_) next = std::min(next, next_sync_);
   }
   if (ProbesPending()) next = std::min(next, now + std::chrono::milliseconds(250));
-  if (probe_requested_ || rerun_ || verify_requested_) next = now;
+  if (probe_requested_ || rerun_ || verify_requested_ || announce_requested_) next = now;
   return std::max(next, now);
 }
 

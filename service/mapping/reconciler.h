@@ -40,6 +40,11 @@ struct ReconcilerOptions {
   bool follow_default_route = false;
   // After the first usable answer, how long to wait for a more preferred protocol.
   std::chrono::milliseconds preference_window{50};
+  // At most one check per this interval for PCP ANNOUNCEs, however many arrive.
+  Seconds announce_min_interval{5};
+  // While the gateway is gone: a cheap check this often (the last protocol's heartbeat, one
+  // datagram; UPnP, which has none, probes), so the return is noticed within it.
+  Seconds outage_check_interval{4};
   size_t save_batch = 32;       // mappings saved per transaction during a long pass
   // Devices whose ports are always provided by static rules, never asked of the gateway.
   bool force_static_all = false;
@@ -53,6 +58,7 @@ struct ReconcilerStats {
   std::map<GatewayProtocol, uint64_t> failures;   // requests refused or unanswered
   std::map<GatewayProtocol, double> last_rtt_ms;  // the last request's round trip
   uint64_t state_losses = 0;                      // gateway reboots / lost mappings seen
+  uint64_t announces_ignored = 0;                 // ANNOUNCEs within announce_min_interval
   double last_discovery_ms = 0;                   // the last probe, to a decision
 };
 
@@ -116,6 +122,17 @@ class Reconciler {
   void CheckStateLoss(TimePoint now);
   void Verify(TimePoint now);
   void ForgetLeases(TimePoint now, const std::string& why);
+  // Leases of protocols whose probe finished without a usable gateway leave `active` at once.
+  void ForgetUnusable(TimePoint now);
+  // Mappings without a lease are due now (the gateway is back, or new).
+  void RetryAllNow(TimePoint now);
+  // An ANNOUNCE (the gateway restarted, or says so): read its table, renew every PCP and NAT-PMP
+  // lease at once (a renewal re-creates a lost mapping).
+  void OnAnnounce(TimePoint now);
+  void OutageCheck(TimePoint now);
+  // Whether the UPnP table shows this protocol's leases too (learnt by reading them back).
+  bool ListedByUpnp(GatewayProtocol protocol) const;
+  bool ProcessRelease(const Release& r, TimePoint now);
   void NoteExternalAddress(const std::string& address, TimePoint now);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
@@ -156,7 +173,16 @@ class Reconciler {
   uint32_t probe_failures_ = 0;
   TimePoint next_probe_{};
   TimePoint next_release_{};
-  uint32_t release_failures_ = 0;
+  // Per queued release (by id): failures and when to try again, so one the gateway keeps refusing
+  // does not hold up the others.
+  std::map<int64_t, std::pair<uint32_t, TimePoint>> release_backoff_;
+  bool check_unusable_ = false;  // after a probe, until every protocol's probe has finished
+  std::set<GatewayProtocol> listed_by_upnp_;
+  std::atomic<bool> announce_requested_{false};
+  TimePoint last_announce_{};         // under gateway_mu_
+  std::string last_gateway_address_;  // under gateway_mu_: the last usable gateway's address
+  int last_good_ = -1;                // the last chosen mapper, for the outage check
+  TimePoint next_outage_check_{};
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

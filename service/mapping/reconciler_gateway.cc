@@ -6,12 +6,23 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
 #include "portmap/pcp_codec.h"
 
 namespace natpilot {
+
+namespace {
+using Forward = std::tuple<Transport, uint16_t, std::string, uint16_t>;
+Forward ForwardOf(const Release& r) {
+  return {r.transport, r.external_port, r.internal_address, r.internal_port};
+}
+Forward ForwardOf(const Mapping& m) {
+  return {m.transport, m.external_port, m.internal_address, m.internal_port};
+}
+}  // namespace
 
 void Reconciler::SyncWithGatewayTable(TimePoint now) {
   PortMapper* lister = nullptr;
@@ -79,9 +90,17 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
     Log(events, "mapping.adopted", device,
         std::to_string(n) + " live gateway entries adopted without adding them again", now);
   }
+  std::set<Forward> present;  // every entry, ours or not (PCP's are not tagged)
+  for (const GatewayEntry& e : *entries) {
+    present.insert({e.transport, e.external_port, e.internal_address, e.internal_port});
+  }
   std::map<std::string, uint32_t> lost;
   for (Mapping& m : *mappings) {
-    if (!HasLease(m) || m.released || seen.count(m.id) || m.protocol != lister->protocol()) continue;
+    if (!HasLease(m) || m.released || seen.count(m.id)) continue;
+    if (m.protocol != lister->protocol()) {
+      if (present.count(ForwardOf(m))) listed_by_upnp_.insert(m.protocol);
+      if (present.count(ForwardOf(m)) || !ListedByUpnp(m.protocol)) continue;
+    }
     m.state = MappingState::kPending;  // the gateway forgot it: add it again now
     m.protocol = GatewayProtocol::kNone;
     m.next_attempt_at = now;
@@ -102,53 +121,90 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   table_synced_ = true;
 }
 
+
 void Reconciler::ProcessReleases(TimePoint now) {
-  std::map<std::string, uint32_t> released;
-  std::vector<Event> events;
+  const std::vector<Release> releases = store_.ListReleases();
   releases_left_ = false;
-  for (const Release& r : store_.ListReleases()) {
-    // Delete only when the entry still points at the released address: the same external port may
-    // belong to another device by now.
-    PortMapper* mapper = ByProtocol(r.protocol);
-    if (mapper == nullptr) {
-      releases_left_ = true;  // the protocol that made it is not usable now; later
+  if (releases.empty()) {
+    release_backoff_.clear();
+    return;
+  }
+  // A forward a mapping holds now (the device came back, moved back, or a new protocol took the
+  // entry over) is wanted: deleting it would leave that mapping `active` for nothing.
+  std::set<Forward> held;
+  if (auto mappings = store_.ListMappings()) {
+    for (const Mapping& m : *mappings) {
+      if (HasLease(m) && !m.released) held.insert(ForwardOf(m));
+    }
+  }
+  std::map<std::string, uint32_t> released;
+  std::set<int64_t> queued;
+  next_release_ = TimePoint::max();
+  for (const Release& r : releases) {
+    queued.insert(r.id);
+    if (held.count(ForwardOf(r))) {
+      (void)store_.FinishRelease(r, true, {});
       continue;
     }
-    const MapRequest req{r.transport, r.internal_address, r.internal_port, r.external_port,
-                         Seconds(0), "", r.nonce};
-    Result<void> done;
-    if (mapper->CanList()) {
-      auto entry = mapper->GetEntry(r.transport, r.external_port);
-      if (!entry) {
-        done = tl::unexpected(entry.error());
-      } else if (entry->has_value() && (*entry)->internal_address == r.internal_address &&
-                 (*entry)->internal_port == r.internal_port) {
-        done = mapper->Unmap(req);
-      }
-    } else {
-      done = mapper->Unmap(req);
-    }
-    if (!done) {
-      ++release_failures_;
-      next_release_ = Backoff(now, release_failures_, options_.retry_min, options_.retry_max);
-      std::vector<Event> fail;
-      Log(fail, "mapping.release-failed", r.device,
-          std::to_string(r.external_port) + "/" + std::string(ToString(r.transport)) + ": " +
-              done.error().message + "; retrying",
-          now);
-      (void)store_.FinishRelease(r, false, std::move(fail));
+    auto& [failures, retry_at] = release_backoff_[r.id];
+    if (now < retry_at || ByProtocol(r.protocol) == nullptr) {
+      // Waiting out its own backoff, or the protocol that made it is not usable now: later.
       releases_left_ = true;
-      break;
+      next_release_ = std::min(next_release_, now < retry_at ? retry_at : now + options_.retry_min);
+      continue;
     }
-    release_failures_ = 0;
+    if (!ProcessRelease(r, now)) {
+      ++failures;
+      retry_at = Backoff(now, failures, options_.retry_min, options_.retry_max);
+      releases_left_ = true;
+      next_release_ = std::min(next_release_, retry_at);
+      if (probe_requested_) break;  // the gateway is gone: the others would fail the same way
+      continue;
+    }
+    release_backoff_.erase(r.id);
     ++released[r.device];
-    (void)store_.FinishRelease(r, true, {});
   }
+  std::erase_if(release_backoff_, [&](const auto& kv) { return !queued.count(kv.first); });
+  if (!releases_left_) next_release_ = TimePoint{};
+  std::vector<Event> events;
   for (const auto& [device, n] : released) {
     Log(events, "mapping.released", device,
         std::to_string(n) + " entries deleted from the gateway", now);
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
+}
+
+// Deletes one queued release's entry; false when the gateway failed or refused (kept queued).
+bool Reconciler::ProcessRelease(const Release& r, TimePoint now) {
+  PortMapper* mapper = ByProtocol(r.protocol);
+  const MapRequest req{r.transport, r.internal_address, r.internal_port, r.external_port,
+                       Seconds(0), "", r.nonce};
+  Result<void> done;
+  if (mapper->CanList()) {
+    // Delete only when the entry still points at the released address: the same external port
+    // may belong to another device by now.
+    auto entry = mapper->GetEntry(r.transport, r.external_port);
+    if (!entry) {
+      done = tl::unexpected(entry.error());
+    } else if (entry->has_value() && (*entry)->internal_address == r.internal_address &&
+               (*entry)->internal_port == r.internal_port) {
+      done = mapper->Unmap(req);
+    }
+  } else {
+    done = mapper->Unmap(req);
+  }
+  if (done) {
+    (void)store_.FinishRelease(r, true, {});
+    return true;
+  }
+  if (IsUnreachable(done.error())) probe_requested_ = true;
+  std::vector<Event> fail;
+  Log(fail, "mapping.release-failed", r.device,
+      std::to_string(r.external_port) + "/" + std::string(ToString(r.transport)) + ": " +
+          done.error().message + "; retrying",
+      now);
+  (void)store_.FinishRelease(r, false, std::move(fail));
+  return false;
 }
 
 void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) {
@@ -185,6 +241,91 @@ void Reconciler::ForgetLeases(TimePoint now, const std::string& why) {
   (void)store_.SaveMappings(changed, {});
 }
 
+void Reconciler::ForgetUnusable(TimePoint now) {
+  const std::vector<ProtocolReport> reports = prober_.Reports();
+  std::set<GatewayProtocol> gone;
+  for (size_t i = 0; i < mappers_.size() && i < reports.size(); ++i) {
+    if (reports[i].done && !prober_.Usable(i)) gone.insert(mappers_[i]->protocol());
+  }
+  if (!ProbesPending()) check_unusable_ = false;
+  if (gone.empty()) return;
+  auto mappings = store_.ListMappings();
+  if (!mappings) return;
+  std::vector<Mapping> changed;
+  std::vector<Release> stale;
+  std::map<std::string, uint32_t> lost;
+  for (Mapping& m : *mappings) {
+    if (!HasLease(m) || m.released || !gone.count(m.protocol)) continue;
+    // The entry may still be on the gateway: queue its deletion with the protocol that made it
+    // (kept while another protocol holds the same forward, see ProcessReleases).
+    stale.push_back(Release{0, m.protocol, m.transport, m.external_port, m.internal_address,
+                            m.internal_port, m.device, 0, m.nonce});
+    m.detail = std::string(ToString(m.protocol)) + " no longer answers on this gateway; mapping again";
+    m.state = MappingState::kPending;
+    m.protocol = GatewayProtocol::kNone;
+    m.external_address.clear();
+    m.next_attempt_at = now;
+    ++lost[m.device];
+    changed.push_back(m);
+  }
+  if (changed.empty()) return;
+  std::vector<Event> events;
+  for (const auto& [device, n] : lost) {
+    Log(events, "mapping.lost", device,
+        std::to_string(n) + " leases of a protocol that no longer answers; mapping again", now);
+  }
+  (void)store_.AddReleases(stale, {});
+  (void)store_.SaveMappings(changed, std::move(events));
+  releases_left_ = true;
+}
+
+void Reconciler::RetryAllNow(TimePoint now) {
+  auto mappings = store_.ListMappings();
+  if (!mappings) return;
+  std::vector<Mapping> changed;
+  for (Mapping& m : *mappings) {
+    if (m.released || HasLease(m) || ForcedStatic(m) || m.next_attempt_at <= now) continue;
+    if (m.state == MappingState::kStaticRule) continue;  // a refusal is policy: its own schedule
+    m.next_attempt_at = now;
+    changed.push_back(m);
+  }
+  if (!changed.empty()) (void)store_.SaveMappings(changed, {});
+}
+
+void Reconciler::OnAnnounce(TimePoint now) {
+  verify_requested_ = true;  // the epoch, at once
+  // An ANNOUNCE proves a PCP server answers now: one not in use is probed again.
+  if (ByProtocol(GatewayProtocol::kPcp) == nullptr) probe_requested_ = true;
+  if (ByProtocol(GatewayProtocol::kUpnpIgd) != nullptr) {
+    table_synced_ = false;  // and the whole table, where it can be read
+    next_sync_ = now;
+  }
+  auto mappings = store_.ListMappings();
+  if (!mappings) return;
+  std::vector<Mapping> changed;
+  for (Mapping& m : *mappings) {
+    if (!HasLease(m) || m.released || m.protocol == GatewayProtocol::kUpnpIgd) continue;
+    // RFC 6887 14.1.3: a restarted server announces itself; a client renews its mappings. A
+    // renewal of a mapping the gateway still has changes nothing, and re-creates a lost one.
+    m.renew_at = now;
+    changed.push_back(m);
+  }
+  if (!changed.empty()) (void)store_.SaveMappings(changed, {});
+}
+
+void Reconciler::OutageCheck(TimePoint now) {
+  if (last_good_ < 0 || now < next_outage_check_) return;
+  next_outage_check_ = now + options_.outage_check_interval;
+  PortMapper* last = mappers_[static_cast<size_t>(last_good_)];
+  // UPnP has no datagram to send: its check is the probe. PCP and NAT-PMP keep their socket to
+  // the last gateway: one request, and any answer means it is back.
+  if (last->protocol() == GatewayProtocol::kUpnpIgd || last->Heartbeat()) probe_requested_ = true;
+}
+
+bool Reconciler::ListedByUpnp(GatewayProtocol protocol) const {
+  return protocol == GatewayProtocol::kUpnpIgd || listed_by_upnp_.count(protocol) > 0;
+}
+
 void Reconciler::Verify(TimePoint now) {
   next_verify_ = now + options_.verify_interval;
   // The default route moved (another network, another router): probe again.
@@ -213,24 +354,28 @@ void Reconciler::Verify(TimePoint now) {
   if (!mappings) return;
   std::vector<const Mapping*> leased;
   for (const Mapping& m : *mappings) {
-    if (HasLease(m) && m.protocol == GatewayProtocol::kUpnpIgd) leased.push_back(&m);
+    if (HasLease(m) && !m.released) leased.push_back(&m);
   }
   std::shuffle(leased.begin(), leased.end(), std::mt19937(static_cast<unsigned>(random_() * 1e9)));
   if (leased.size() > options_.verify_sample) leased.resize(options_.verify_sample);
   for (const Mapping* m : leased) {
     auto entry = lister->GetEntry(m->transport, m->external_port);
     if (!entry) return;  // the next probe will tell
-    if (!entry->has_value() || (*entry)->internal_address != m->internal_address) {
-      std::vector<Event> events;
-      Log(events, "gateway.entries-missing", m->device,
-          std::to_string(m->external_port) + "/" + std::string(ToString(m->transport)) +
-              " is gone from the gateway (rebooted or purged); reading its table to restore",
-          now);
-      (void)store_.AppendEvents(std::move(events));
-      table_synced_ = false;
-      next_sync_ = now;
-      return;
-    }
+    const bool present = entry->has_value() && (*entry)->internal_address == m->internal_address &&
+                         (*entry)->internal_port == m->internal_port;
+    // Gateways that run PCP/NAT-PMP and UPnP in one daemon (miniupnpd) show every protocol's
+    // entries in the UPnP table; a missing PCP entry is evidence only once that was seen.
+    if (present) listed_by_upnp_.insert(m->protocol);
+    if (present || !ListedByUpnp(m->protocol)) continue;
+    std::vector<Event> events;
+    Log(events, "gateway.entries-missing", m->device,
+        std::to_string(m->external_port) + "/" + std::string(ToString(m->transport)) +
+            " is gone from the gateway (rebooted or purged); reading its table to restore",
+        now);
+    (void)store_.AppendEvents(std::move(events));
+    table_synced_ = false;
+    next_sync_ = now;
+    return;
   }
 }
 

@@ -75,7 +75,14 @@ Result<Lease> Reconciler::TryCandidates(Mapping& m, const std::vector<PortMapper
       // The nonce is in the store before the request leaves: after a crash the mapping can still
       // be deleted (a delete with another nonce is refused).
       m.nonce = NewNonce();
-      (void)store_.SaveMappings({m}, {});
+      auto saved = store_.SaveMappings({m}, {});
+      if (!saved || *saved > 0) {
+        // Removed, moved or released since the pass began (or the nonce could not be kept):
+        // nothing goes out for it.
+        return Fail(Errc::kFailedPrecondition, saved ? "no longer wanted as it was"
+                                                     : "cannot keep the PCP nonce: " +
+                                                           saved.error().message);
+      }
     }
     MapRequest req{m.transport, m.internal_address, m.internal_port, m.external_port,
                    options_.lease_lifetime, Tag(m.device), m.nonce};
@@ -136,8 +143,12 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     return Refused(m, refusals, now, tally);
   }
   const Error& error = refusals.size() == candidates.size() ? refusals.back() : lease.error();
-  ++m.failures;
-  const TimePoint retry = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
+  // A gateway that does not answer is the gateway's state, not this mapping's: its backoff does
+  // not grow (the pass stops and the gateway is probed), so everything is due when it is back.
+  const bool unreachable = IsUnreachable(error);
+  if (!unreachable) ++m.failures;
+  const TimePoint retry = unreachable ? now + options_.retry_min
+                                      : Backoff(now, m.failures, options_.retry_min, options_.retry_max);
   const bool still_valid = renewal && (m.expires_at == TimePoint{} || now < m.expires_at);
   if (still_valid) {
     m.state = MappingState::kRenewing;
@@ -152,7 +163,7 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   auto& [count, reason] = tally.failed[m.device];
   ++count;
   reason = error.message;
-  if (IsUnreachable(error)) {
+  if (unreachable) {
     probe_requested_ = true;
     return false;  // stop this pass; the next one probes first
   }
@@ -272,8 +283,12 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
             now);
       }
     }
-    if (!batch.empty() || !events.empty()) (void)store_.SaveMappings(batch, std::move(events));
+    uint32_t stale = 0;
+    if (!batch.empty() || !events.empty()) {
+      stale = store_.SaveMappings(batch, std::move(events)).value_or(0);
+    }
     batch.clear();
+    return stale;
   };
   for (Mapping& m : *mappings) {
     if (m.released) continue;
@@ -297,7 +312,12 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
     const bool go_on = MapOne(m, now, tally);
     batch.push_back(m);
     if (!go_on) break;
-    if (batch.size() >= options_.save_batch) flush(false);
+    if (batch.size() >= options_.save_batch && flush(false) > 0) {
+      // The intent changed under this pass (what it got is queued for release): start over
+      // from the store instead of mapping the rest of a stale copy.
+      rerun_ = true;
+      break;
+    }
   }
   flush(true);
   if (pending_move_) {

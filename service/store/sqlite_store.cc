@@ -279,23 +279,23 @@ Result<std::vector<Mapping>> SqliteStore::ListMappings(std::string_view device) 
   });
 }
 
-Result<void> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
-                                       std::vector<Event> events) {
-  auto result = Guarded([&]() -> Result<void> {
+Result<uint32_t> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
+                                           std::vector<Event> events) {
+  auto result = Guarded([&]() -> Result<uint32_t> {
     std::lock_guard lock(mu_);
     sqlite::Transaction tx(*db_);
     sqlite::Stmt upd(*db_,
                      "UPDATE mappings SET state=?, protocol=?, external_address=?, granted_at=?, "
                      "expires_at=?, renew_at=?, failures=?, next_attempt_at=?, detail=?, nonce=? "
                      "WHERE id=?");
-    sqlite::Stmt released(*db_, "SELECT released FROM mappings WHERE id = ?");
+    uint32_t stale = 0;
     for (const Mapping& m : mappings) {
-      // Released (an admin, or a suspension) while the caller's pass was under way: the row stays
-      // released, and a lease the pass got meanwhile is queued for deletion instead of kept.
-      released.Reset();
-      released.Bind(1, m.id);
-      if (released.Step() && released.Int(0) != 0) {
+      if (!StillWanted(m)) {
+        // The intent changed while the caller's pass was under way (device removed, moved, plan
+        // narrowed, released by an admin or a suspension): the row is not written, and a lease
+        // the pass holds for it is queued for deletion instead of kept or silently dropped.
         if (m.protocol != GatewayProtocol::kNone) QueueRelease(m, m.device);
+        ++stale;
         continue;
       }
       upd.Reset();
@@ -307,10 +307,23 @@ Result<void> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
     }
     InsertEvents(events);
     tx.Commit();
-    return {};
+    return stale;
   });
   if (result) Publish(events);
   return result;
+}
+
+bool SqliteStore::StillWanted(const Mapping& m) {
+  // By content, not only by id: ids of deleted rows are reused by the next insert.
+  sqlite::Stmt s(*db_,
+                 "SELECT m.released, m.device_id, d.address, m.transport, m.internal_port, "
+                 "m.external_port FROM mappings m JOIN devices d ON d.id = m.device_id "
+                 "WHERE m.id = ?");
+  s.Bind(1, m.id);
+  if (!s.Step()) return false;
+  return s.Int(0) == 0 && s.Int(1) == m.device_id && s.Text(2) == m.internal_address &&
+         s.Text(3) == ToString(m.transport) && s.Int(4) == m.internal_port &&
+         s.Int(5) == m.external_port;
 }
 
 uint32_t SqliteStore::ReleaseWhere(const std::string& where, std::string_view bind,

@@ -35,7 +35,7 @@ class SqliteStore final : public Store {
   Result<Device> SetDeviceIdentity(std::string_view name, std::string mac, std::string suspended,
                                    std::vector<Event> events) override;
   Result<std::vector<Mapping>> ListMappings(std::string_view device) const override;
-  Result<void> SaveMappings(const std::vector<Mapping>& mappings, std::vector<Event> events) override;
+  Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings, std::vector<Event> events) override;
   Result<uint32_t> ReleaseMappings(std::string_view device, Event event) override;
   std::vector<Release> ListReleases() const override;
   Result<void> AddReleases(const std::vector<Release>& releases, std::vector<Event> events) override;
@@ -55,6 +55,7 @@ class SqliteStore final : public Store {
   std::vector<Device> QueryDevices(std::string_view name) const;
   void InsertMappings(const Device& device);
   void QueueRelease(const Mapping& m, std::string_view device);
+  bool StillWanted(const Mapping& m);
   // Marks the matching unreleased mappings released, queueing releases of their leases.
   // Makes a device's released mappings wanted again (pending, asked for at once).
   void Unrelease(int64_t device_id);

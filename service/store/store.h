@@ -44,8 +44,10 @@ class Store {
   // All mappings, or one device's (kNotFound for an unknown device).
   virtual Result<std::vector<Mapping>> ListMappings(std::string_view device = {}) const = 0;
   // Writes state, lease and retry fields of the given mappings (by id) and appends the events.
-  // Rows that vanished meanwhile (device removed) are skipped.
-  virtual Result<void> SaveMappings(const std::vector<Mapping>& mappings,
+  // A mapping no longer wanted as given (its row is gone or belongs to another device, the device
+  // moved to another address, its ports changed, or it was released) is not written; a lease it
+  // carries is queued for release. Returns how many were no longer wanted.
+  virtual Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings,
                                     std::vector<Event> events) = 0;
   // Marks mappings released (all, or one device's) and queues releases for those with a lease.
   virtual Result<uint32_t> ReleaseMappings(std::string_view device, Event event) = 0;

@@ -2,6 +2,8 @@
 //   labtool stun PORT                         a STUN binding responder (RFC 5389 answers)
 //   labtool listen udp|tcp PORT TIMEOUT_MS    print the first payload received; exit 3 on timeout
 //   labtool send udp|tcp HOST PORT PAYLOAD    send one payload (tcp: connect, send, close)
+//   labtool announce HOST COUNT EPOCH         COUNT unsolicited PCP ANNOUNCE responses (RFC 6887
+//                                             14.1.3) to HOST:5350, as fast as it can
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -109,6 +111,26 @@ int Send(bool tcp, const char* host, uint16_t port, const std::string& payload) 
   return 0;
 }
 
+// A PCP ANNOUNCE response (RFC 6887 7.2): version 2, R bit with opcode 0, result SUCCESS,
+// lifetime 0, the epoch, 12 reserved bytes.
+int Announce(const char* host, int count, uint32_t epoch) {
+  const int fd = Socket(false, 0);  // 5351 is the gateway's own: any source port will do
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(5350);
+  if (inet_pton(AF_INET, host, &to.sin_addr) != 1) return Die("address");
+  unsigned char packet[24] = {2, 0x80, 0, 0};
+  const uint32_t e = htonl(epoch);
+  std::memcpy(packet + 8, &e, sizeof e);
+  for (int i = 0; i < count; ++i) {
+    if (sendto(fd, packet, sizeof packet, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+      return Die("sendto");
+    }
+  }
+  close(fd);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,8 +143,11 @@ int main(int argc, char** argv) {
   if (cmd == "send" && argc == 6) {
     return Send(tcp, argv[3], static_cast<uint16_t>(std::atoi(argv[4])), argv[5]);
   }
+  if (cmd == "announce" && argc == 5) {
+    return Announce(argv[2], std::atoi(argv[3]), static_cast<uint32_t>(std::strtoul(argv[4], nullptr, 10)));
+  }
   std::fprintf(stderr,
                "usage: labtool stun PORT | listen udp|tcp PORT TIMEOUT_MS | "
-               "send udp|tcp HOST PORT PAYLOAD\n");
+               "send udp|tcp HOST PORT PAYLOAD | announce HOST COUNT EPOCH\n");
   return 2;
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <set>
 #include <map>
 #include <utility>
 #include <thread>
@@ -31,6 +33,9 @@ class FakeGateway final : public PortMapper {
   bool third_party = true;                   // false: maps only to `local`, like NAT-PMP
   bool state_lost = false;                   // the next TakeStateLoss() says the gateway forgot
   bool conflict_on_taken = false;            // 718 for a port another host holds
+  std::set<uint16_t> refuse_unmap;           // external ports whose deletion is refused (606)
+  std::function<void()> on_map;              // runs inside each Map (intent changing mid-pass)
+  int heartbeats = 0;
 
   GatewayProtocol protocol() const override { return kind; }
   GatewayInfo Probe() override {
@@ -46,6 +51,7 @@ class FakeGateway final : public PortMapper {
     return info;
   }
   Result<Lease> Map(const MapRequest& r) override {
+    if (on_map) on_map();
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
     if (refuse_with) return Fail(MakeUpnpError(*refuse_with), "refused");
     if (auto it = table.find({r.transport, r.external_port});
@@ -60,9 +66,15 @@ class FakeGateway final : public PortMapper {
   }
   bool CanMapFor(std::string_view internal) const override { return third_party || internal == local; }
   bool CanList() const override { return true; }
+  Result<std::string> Heartbeat() override {
+    ++heartbeats;
+    if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    return std::string();
+  }
   bool TakeStateLoss() override { return std::exchange(state_lost, false); }
   Result<void> Unmap(const MapRequest& r) override {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
+    if (refuse_unmap.count(r.external_port)) return Fail(MakeUpnpError(606), "Action not authorized");
     ++unmaps;
     table.erase({r.transport, r.external_port});
     return {};

@@ -158,19 +158,18 @@ TEST_F(ReconcilerTest, NoGatewayMarksMappingsUnmappedAndRetriesWithBackoff) {
   EXPECT_EQ(reconciler_->Gateway().info.external_address, "198.51.100.7");
 }
 
-TEST_F(ReconcilerTest, LeasesOutliveALostGatewayOnlyUntilTheyExpire) {
+TEST_F(ReconcilerTest, AGatewayThatStopsAnsweringLeavesNothingActive) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   reconciler_->RunOnce();
+  ASSERT_EQ(Count(MappingState::kActive), 3);
   gateway_.reachable = false;
   now_ += Seconds(1800);
   reconciler_->RunOnce();  // the first renewal fails and the pass stops: no hammering
-  EXPECT_EQ(Count(MappingState::kRenewing), 1);
-  EXPECT_EQ(Count(MappingState::kActive), 2);  // still leased until expiry
-  now_ += Seconds(1801);
-  reconciler_->RequestProbe();
-  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.probes, 1);
+  reconciler_->RunOnce();  // the probe finds no gateway: nobody can vouch for the leases
   EXPECT_EQ(Count(MappingState::kUnmapped), 3);
   for (const auto& m : Mappings()) EXPECT_EQ(m.protocol, GatewayProtocol::kNone);
+  EXPECT_TRUE(HasEvent("mapping.unconfirmed"));
 }
 
 TEST_F(ReconcilerTest, AnUnreadableGatewayTableIsRetriedWithBackoffNotInALoop) {
@@ -433,6 +432,150 @@ TEST_F(ReconcilerTest, AReleaseWaitsForAnUnreachableGateway) {
   }
   EXPECT_TRUE(store_.ListReleases().empty());
   EXPECT_TRUE(gateway_.table.empty());
+}
+
+TEST_F(ReconcilerTest, LeasesOfAProtocolThatStopsAnsweringLeaveActiveAtOnce) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  RunUntilProbed(r);
+  for (const auto& m : Mappings()) ASSERT_EQ(m.protocol, GatewayProtocol::kPcp);
+  pcp.reachable = false;  // a re-probe finds only UPnP; the PCP leases are 59 minutes from due
+  now_ += Seconds(60);
+  r.RequestProbe();
+  RunUntilProbed(r);
+  for (const auto& m : Mappings()) {
+    EXPECT_EQ(m.state, MappingState::kActive);
+    EXPECT_EQ(m.protocol, GatewayProtocol::kUpnpIgd);
+  }
+  EXPECT_EQ(gateway_.table.size(), 3u);
+  EXPECT_TRUE(HasEvent("mapping.lost"));
+  now_ += options_.retry_min;
+  r.RunOnce();
+  // The old entries' deletions were queued, and dropped: UPnP holds the same forwards now.
+  EXPECT_TRUE(store_.ListReleases().empty());
+  EXPECT_EQ(gateway_.table.size(), 3u);
+}
+
+TEST_F(ReconcilerTest, AnAnnounceRenewsEveryPcpLeaseAtOnceAndAFloodCostsOneCheck) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  pcp.address = "192.168.1.1";
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  r.RunOnce();
+  ASSERT_EQ(pcp.maps, 3);
+  pcp.table.clear();  // restarted so soon after the last answer that the epoch cannot tell
+  r.AnnounceFrom("192.168.1.99");  // not the gateway
+  r.RunOnce();
+  EXPECT_EQ(pcp.maps, 3);
+  r.AnnounceFrom("192.168.1.1");
+  for (int i = 0; i < 100; ++i) r.AnnounceFrom("192.168.1.1");  // a flood
+  r.RunOnce();
+  EXPECT_EQ(pcp.maps, 6);
+  EXPECT_EQ(pcp.table.size(), 3u);
+  EXPECT_EQ(r.Stats().announces_ignored, 100u);
+  now_ += options_.announce_min_interval;
+  r.AnnounceFrom("192.168.1.1");
+  r.RunOnce();
+  EXPECT_EQ(pcp.maps, 9);
+}
+
+TEST_F(ReconcilerTest, TheReturnOfALostGatewayIsNoticedWithinTheOutageCheck) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  r.RunOnce();
+  pcp.reachable = false;
+  r.RequestProbe();
+  // A long outage: the full probes back off to minutes apart.
+  for (int i = 0; i < 40; ++i) now_ = std::max(now_, r.RunOnce());
+  EXPECT_GE(pcp.probes, 5);
+  const int probes = pcp.probes;
+  EXPECT_EQ(Count(MappingState::kUnmapped), 3);
+  pcp.reachable = true;
+  const TimePoint back = now_;
+  while (now_ < back + Seconds(60)) {
+    const TimePoint next = r.RunOnce();
+    if (Count(MappingState::kActive) == 3) break;
+    now_ = std::max(now_, next);
+  }
+  EXPECT_EQ(Count(MappingState::kActive), 3);
+  EXPECT_LE(now_ - back, options_.outage_check_interval);
+  EXPECT_EQ(pcp.probes, probes + 1);  // the heartbeat answered, then one probe
+}
+
+TEST_F(ReconcilerTest, OneReleaseTheGatewayKeepsRefusingDoesNotHoldUpTheOthers) {
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
+  reconciler_->RunOnce();
+  ASSERT_EQ(gateway_.table.size(), 4u);
+  gateway_.refuse_unmap = {5060};
+  ASSERT_TRUE(store_.RemoveDevice("ata1", Event{0, now_, "device.removed", "ata1", "test", ""}));
+  reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.table.size(), 2u);  // both 5060 entries refused, both RTP entries deleted
+  EXPECT_EQ(store_.ListReleases().size(), 2u);
+  gateway_.refuse_unmap.clear();
+  now_ += options_.retry_min;
+  reconciler_->RunOnce();
+  EXPECT_TRUE(gateway_.table.empty());
+  EXPECT_TRUE(store_.ListReleases().empty());
+}
+
+TEST_F(ReconcilerTest, ADeviceRemovedWhileItsPlanIsMappedLeavesNothingOnTheGateway) {
+  AddDevice("big", "192.168.1.20", {5060, 5061}, {10000, 10099});
+  int calls = 0;
+  gateway_.on_map = [&] {
+    if (++calls == 30) {
+      ASSERT_TRUE(store_.RemoveDevice("big", Event{0, now_, "device.removed", "big", "test", ""}));
+    }
+  };
+  reconciler_->RunOnce();  // the pass goes on with its copy of the plan
+  gateway_.on_map = nullptr;
+  EXPECT_FALSE(gateway_.table.empty());
+  reconciler_->RunOnce();
+  EXPECT_TRUE(gateway_.table.empty()) << gateway_.table.size() << " entries left";
+  EXPECT_TRUE(store_.ListReleases().empty());
+}
+
+TEST_F(ReconcilerTest, ADeviceMovedWhileItsPlanIsMappedLeavesOnlyTheNewAddress) {
+  AddDevice("big", "192.168.1.20", {5060, 5061}, {10000, 10049});
+  int calls = 0;
+  gateway_.on_map = [&] {
+    if (++calls != 20) return;
+    Device d = *store_.GetDevice("big");
+    d.address = "192.168.1.21";
+    ASSERT_TRUE(store_.UpdateDevice(d, Event{0, now_, "device.updated", "big", "test", ""}));
+  };
+  reconciler_->RunOnce();
+  gateway_.on_map = nullptr;
+  for (int i = 0; i < 3; ++i) reconciler_->RunOnce();
+  EXPECT_EQ(gateway_.table.size(), 54u);
+  for (const auto& [key, e] : gateway_.table) EXPECT_EQ(e.internal_address, "192.168.1.21");
+  EXPECT_EQ(Count(MappingState::kActive), 54);
+}
+
+TEST_F(ReconcilerTest, NoPcpRequestLeavesForAMappingRemovedBeforeItsNonceIsKept) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10009});
+  pcp.on_map = [&] {
+    if (pcp.maps == 0) {
+      ASSERT_TRUE(store_.RemoveDevice("ata1", Event{0, now_, "device.removed", "ata1", "test", ""}));
+    }
+  };
+  r.RunOnce();
+  pcp.on_map = nullptr;
+  EXPECT_EQ(pcp.maps, 1);  // the one already under way; none after the removal
+  r.RunOnce();
+  EXPECT_TRUE(pcp.table.empty());
+  EXPECT_TRUE(store_.ListReleases().empty());
 }
 
 TEST_F(ReconcilerTest, AnExternalAddressChangeIsAnEvent) {

@@ -162,5 +162,83 @@ TEST_F(StoreSafety, ALeaseGrantedWhileItsMappingWasReleasedIsQueuedForDeletion) 
   EXPECT_EQ(store.ListReleases().size(), in_flight.size());
 }
 
+// A reconciler pass loaded the mappings, the intent changed, and the pass saves the leases it got:
+// whatever is no longer wanted as it was is queued for release, never silently skipped.
+class IntentChangedMidPass : public StoreSafety {
+ protected:
+  std::vector<Mapping> InFlight(SqliteStore& store) {
+    auto in_flight = store.ListMappings("ata1").value();
+    for (auto& m : in_flight) {
+      m.state = MappingState::kActive;
+      m.protocol = GatewayProtocol::kPcp;
+      m.nonce = "00112233445566778899aabb";
+    }
+    return in_flight;
+  }
+};
+
+TEST_F(IntentChangedMidPass, ADeviceRemovedQueuesEveryLeaseItsPassGot) {
+  SqliteStore store(StoreOptions{":memory:"});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  auto in_flight = InFlight(store);
+  ASSERT_TRUE(store.RemoveDevice("ata1", Ev("device.removed")));
+  auto stale = store.SaveMappings(in_flight, {});
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(*stale, in_flight.size());
+  const auto releases = store.ListReleases();
+  ASSERT_EQ(releases.size(), in_flight.size());
+  EXPECT_EQ(releases.front().nonce, "00112233445566778899aabb");  // PCP deletes by nonce
+  EXPECT_EQ(releases.front().protocol, GatewayProtocol::kPcp);
+}
+
+TEST_F(IntentChangedMidPass, ADeviceReAddedUnderTheSameIdsIsNotMistakenForTheOldOne) {
+  SqliteStore store(StoreOptions{":memory:"});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  auto in_flight = InFlight(store);
+  ASSERT_TRUE(store.RemoveDevice("ata1", Ev("device.removed")));
+  Device other = Ata();
+  other.address = "192.168.1.21";  // the new rows may take the old ids (SQLite reuses them)
+  ASSERT_TRUE(store.AddDevice(other, Ev("a")));
+  EXPECT_EQ(*store.SaveMappings(in_flight, {}), in_flight.size());
+  EXPECT_EQ(store.ListReleases().size(), in_flight.size());
+  for (const Mapping& m : store.ListMappings("ata1").value()) {
+    EXPECT_EQ(m.protocol, GatewayProtocol::kNone);  // the new device's rows were not written
+    EXPECT_EQ(m.internal_address, "192.168.1.21");
+  }
+}
+
+TEST_F(IntentChangedMidPass, AMoveQueuesTheOldAddressLeases) {
+  SqliteStore store(StoreOptions{":memory:"});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  auto in_flight = InFlight(store);
+  Device moved = Ata();
+  moved.address = "192.168.1.30";
+  ASSERT_TRUE(store.UpdateDevice(moved, Ev("device.updated")));
+  EXPECT_EQ(*store.SaveMappings(in_flight, {}), in_flight.size());
+  const auto releases = store.ListReleases();
+  ASSERT_EQ(releases.size(), in_flight.size());
+  for (const Release& r : releases) EXPECT_EQ(r.internal_address, "192.168.1.20");
+  for (const Mapping& m : store.ListMappings("ata1").value()) {
+    EXPECT_EQ(m.state, MappingState::kPending);
+    EXPECT_EQ(m.internal_address, "192.168.1.30");
+  }
+}
+
+TEST_F(IntentChangedMidPass, ANarrowedPlanQueuesOnlyTheDroppedPorts) {
+  SqliteStore store(StoreOptions{":memory:"});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  auto in_flight = InFlight(store);
+  Device narrowed = Ata();
+  narrowed.plan.rtp = {10000, 10004};  // 10005-10009 dropped
+  ASSERT_TRUE(store.UpdateDevice(narrowed, Ev("device.updated")));
+  EXPECT_EQ(*store.SaveMappings(in_flight, {}), 5u);
+  const auto releases = store.ListReleases();
+  ASSERT_EQ(releases.size(), 5u);
+  for (const Release& r : releases) EXPECT_GE(r.external_port, 10005);
+  uint32_t active = 0;
+  for (const Mapping& m : store.ListMappings("ata1").value()) active += m.state == MappingState::kActive;
+  EXPECT_EQ(active, 2u + 5u);  // SIP udp+tcp and the five RTP ports kept their leases
+}
+
 }  // namespace
 }  // namespace natpilot
