@@ -132,7 +132,7 @@ class Reconciler {
   void OutageCheck(TimePoint now);
   // Whether the UPnP table shows this protocol's leases too (learnt by reading them back).
   bool ListedByUpnp(GatewayProtocol protocol) const;
-  bool ProcessRelease(const Release& r, TimePoint now);
+  Result<void> ProcessRelease(const Release& r, TimePoint now);
   void NoteExternalAddress(const std::string& address, TimePoint now);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.

@@ -153,12 +153,16 @@ void Reconciler::ProcessReleases(TimePoint now) {
       next_release_ = std::min(next_release_, now < retry_at ? retry_at : now + options_.retry_min);
       continue;
     }
-    if (!ProcessRelease(r, now)) {
-      ++failures;
-      retry_at = Backoff(now, failures, options_.retry_min, options_.retry_max);
+    if (auto done = ProcessRelease(r, now); !done) {
+      // A refusal backs off per release; a gateway that does not answer is the gateway's state
+      // (as for mappings): the release is due again as soon as it is back.
+      const bool unreachable = IsUnreachable(done.error());
+      if (!unreachable) ++failures;
+      retry_at = unreachable ? now + options_.retry_min
+                             : Backoff(now, failures, options_.retry_min, options_.retry_max);
       releases_left_ = true;
       next_release_ = std::min(next_release_, retry_at);
-      if (probe_requested_) break;  // the gateway is gone: the others would fail the same way
+      if (unreachable) break;  // the others would fail the same way
       continue;
     }
     release_backoff_.erase(r.id);
@@ -174,8 +178,8 @@ void Reconciler::ProcessReleases(TimePoint now) {
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
 }
 
-// Deletes one queued release's entry; false when the gateway failed or refused (kept queued).
-bool Reconciler::ProcessRelease(const Release& r, TimePoint now) {
+// Deletes one queued release's entry; an error when the gateway failed or refused (kept queued).
+Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   PortMapper* mapper = ByProtocol(r.protocol);
   const MapRequest req{r.transport, r.internal_address, r.internal_port, r.external_port,
                        Seconds(0), "", r.nonce};
@@ -195,7 +199,7 @@ bool Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   }
   if (done) {
     (void)store_.FinishRelease(r, true, {});
-    return true;
+    return done;
   }
   if (IsUnreachable(done.error())) probe_requested_ = true;
   std::vector<Event> fail;
@@ -204,7 +208,7 @@ bool Reconciler::ProcessRelease(const Release& r, TimePoint now) {
           done.error().message + "; retrying",
       now);
   (void)store_.FinishRelease(r, false, std::move(fail));
-  return false;
+  return done;
 }
 
 void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) {

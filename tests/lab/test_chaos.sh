@@ -13,8 +13,8 @@
 #   test_chaos.sh [SECONDS [SEED]]   180 s by default (CI); bench/soak.sh runs it for 30 minutes.
 # Fault kinds: restart-quick (gateway restarted with an empty table within a second),
 # restart-slow (down 3-8 s), restart-upnp-only (comes back without PCP/NAT-PMP; the next restart
-# brings them back), unreachable (natpilotd's host cut off from the gateway for 10-25 s, 10-90 s
-# in the soak), loss (30 % of the packets between natpilotd and the gateway dropped), kill9
+# brings them back), unreachable (natpilotd's host cut off from the gateway: the first time for
+# longer than the leases, then 10-25 s, 10-90 s in the soak), loss (30 % of the packets between natpilotd and the gateway dropped), kill9
 # (natpilotd killed and restarted), churn (a device added and then removed, moved, narrowed or
 # released while its plan is being mapped), announce-flood (1,000 ANNOUNCEs from the gateway's
 # address and 1,000 from another host).
@@ -23,7 +23,7 @@ SEED=${2:-$((RANDOM * 32768 + RANDOM))}
 export GW_PCP_THIRDPARTY=yes
 source "$(dirname "$0")/lab.sh"
 RANDOM=$((SEED % 32768))
-LEASE_S=60          # short, so that long outages outlast the leases and the gateway drops them
+LEASE_S=30          # miniupnpd's minimum here: outages outlast the leases and the gateway drops them
 VERIFY_S=5          # natpilotd's periodic check: the detection interval for a silent loss
 OUTAGE_MAX_S=${CHAOS_OUTAGE_MAX_S:-$([ "$DURATION_S" -gt 600 ] && echo 90 || echo 25)}
 SETTLE_S=90         # how long a fault may take to settle before the test fails
@@ -158,8 +158,12 @@ fault_restart_upnp_only() {
   lab_gateway_stop forget
   lab_gateway_start  # its ANNOUNCE makes natpilotd probe again and take PCP for new mappings
 }
+outages=0
 fault_unreachable() {
+  # The first outage always outlasts the leases (the gateway drops them); the rest at random.
   local d=$((10 + RANDOM % (OUTAGE_MAX_S - 9)))
+  [ "$outages" -gt 0 ] || d=$((LEASE_S + 5 + RANDOM % 6))
+  outages=$((outages + 1))
   log "gateway unreachable for $d s"
   gateway_link cut
   sleep "$d"
