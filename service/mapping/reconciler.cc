@@ -146,6 +146,9 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
     last_good_ = chosen_;
     const bool new_router = !before.info.address.empty() && !info.address.empty() &&
                             before.info.address != info.address;
+    // PCP's ANNOUNCE carries no external address: the one known from the same router's leases
+    // stands, rather than a "change" to nothing.
+    if (info.external_address.empty() && !new_router) info.external_address = before.info.external_address;
     if (new_router) {
       // Another router answers: the leases were on the old one. Map everything on the new one.
       ForgetLeases(now, "a new gateway (" + before.info.address + " -> " + info.address +

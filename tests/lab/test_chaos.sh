@@ -195,7 +195,7 @@ fault_churn() {
     0) log "churn: removed mid-pass"; np device rm tmp >/dev/null ;;
     1) log "churn: moved mid-pass"; np device update tmp --address "$DEV3" >/dev/null ;;
     2) log "churn: narrowed mid-pass"; np device update tmp --rtp 14000-14009 >/dev/null ;;
-    3) log "churn: released mid-pass"; np mapping release --device tmp >/dev/null ;;
+    3) log "churn: released mid-pass"; np release --device tmp >/dev/null ;;
   esac
   wait_settled "churn"
   np device rm tmp >/dev/null
