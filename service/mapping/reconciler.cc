@@ -57,10 +57,12 @@ void Reconciler::AnnounceFrom(const std::string& sender) {
     const std::string& gateway =
         gateway_.info.address.empty() ? last_gateway_address_ : gateway_.info.address;
     if (sender.empty() || sender != gateway) return;  // not our gateway: ignore
-    // A flood (spoofed or a looping router) costs one check per interval, no more.
+    // A flood (spoofed or a looping router) costs one check per interval, no more; the last one
+    // within it is still acted on at the interval's end (it may be the real restart).
     if (last_announce_ != TimePoint{} && now >= last_announce_ &&
         now < last_announce_ + options_.announce_min_interval) {
-      ++stats_.announces_ignored;
+      ++stats_.announces_coalesced;
+      announce_deferred_ = true;
       return;
     }
     last_announce_ = now;
@@ -68,6 +70,18 @@ void Reconciler::AnnounceFrom(const std::string& sender) {
   spdlog::info("PCP ANNOUNCE from {}: checking the gateway now", sender);
   announce_requested_ = true;
   Wake();
+}
+
+bool Reconciler::TakeAnnounce(TimePoint now) {
+  const bool arrived = announce_requested_.exchange(false);
+  std::lock_guard lock(gateway_mu_);
+  if (!arrived && announce_deferred_ && now >= last_announce_ + options_.announce_min_interval) {
+    announce_deferred_ = false;
+    last_announce_ = now;
+    spdlog::info("PCP ANNOUNCEs came meanwhile: checking the gateway again");
+    return true;
+  }
+  return arrived;
 }
 
 void Reconciler::RequestProbe() {
@@ -90,7 +104,7 @@ TimePoint Reconciler::RunOnce() {
   const TimePoint now = now_();
   rerun_ = false;
   try {
-    const bool announced = announce_requested_.exchange(false);
+    const bool announced = TakeAnnounce(now);
     if (announced && !ready_) probe_requested_ = true;
     if (!ProbeIfDue(now)) {
       OutageCheck(now);
@@ -215,6 +229,10 @@ void Reconciler::MarkUnreachable(TimePoint now) {
 TimePoint Reconciler::NextWake(TimePoint now, TimePoint mappings_due) const {
   TimePoint next = next_probe_;
   if (!ready_ && last_good_ >= 0) next = std::min(next, next_outage_check_);
+  {
+    std::lock_guard lock(gateway_mu_);
+    if (announce_deferred_) next = std::min(next, last_announce_ + options_.announce_min_interval);
+  }
   if (ready_) {
     next = std::min(next, next_verify_);
     next = std::min(next, mappings_due);

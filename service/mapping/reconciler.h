@@ -40,7 +40,8 @@ struct ReconcilerOptions {
   bool follow_default_route = false;
   // After the first usable answer, how long to wait for a more preferred protocol.
   std::chrono::milliseconds preference_window{50};
-  // At most one check per this interval for PCP ANNOUNCEs, however many arrive.
+  // At most one check per this interval for PCP ANNOUNCEs, however many arrive; those that come
+  // within it are coalesced into one more check at its end.
   Seconds announce_min_interval{5};
   // While the gateway is gone: a cheap check this often (the last protocol's heartbeat, one
   // datagram; UPnP, which has none, probes), so the return is noticed within it.
@@ -58,7 +59,7 @@ struct ReconcilerStats {
   std::map<GatewayProtocol, uint64_t> failures;   // requests refused or unanswered
   std::map<GatewayProtocol, double> last_rtt_ms;  // the last request's round trip
   uint64_t state_losses = 0;                      // gateway reboots / lost mappings seen
-  uint64_t announces_ignored = 0;                 // ANNOUNCEs within announce_min_interval
+  uint64_t announces_coalesced = 0;               // ANNOUNCEs within announce_min_interval
   double last_discovery_ms = 0;                   // the last probe, to a decision
 };
 
@@ -130,6 +131,8 @@ class Reconciler {
   // lease at once (a renewal re-creates a lost mapping).
   void OnAnnounce(TimePoint now);
   void OutageCheck(TimePoint now);
+  // Whether an ANNOUNCE is to be acted on in this pass (one that arrived, or a coalesced one due).
+  bool TakeAnnounce(TimePoint now);
   // Whether the UPnP table shows this protocol's leases too (learnt by reading them back).
   bool ListedByUpnp(GatewayProtocol protocol) const;
   Result<void> ProcessRelease(const Release& r, TimePoint now);
@@ -180,6 +183,7 @@ class Reconciler {
   std::set<GatewayProtocol> listed_by_upnp_;
   std::atomic<bool> announce_requested_{false};
   TimePoint last_announce_{};         // under gateway_mu_
+  bool announce_deferred_ = false;    // under gateway_mu_: one more check at the interval's end
   std::string last_gateway_address_;  // under gateway_mu_: the last usable gateway's address
   int last_good_ = -1;                // the last chosen mapper, for the outage check
   TimePoint next_outage_check_{};

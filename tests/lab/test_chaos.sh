@@ -107,6 +107,8 @@ SAMPLER_PID=$!
 lab_cleanup() {
   touch "$LAB_DIR/sampler.stop"
   kill "$SAMPLER_PID" 2>/dev/null
+  # CHAOS_LOG_DIR=DIR keeps natpilotd's and miniupnpd's logs (the lab folder goes with the lab).
+  [ -z "${CHAOS_LOG_DIR:-}" ] || { mkdir -p "$CHAOS_LOG_DIR" && cp "$LAB_DIR"/*.log "$CHAOS_LOG_DIR"/; }
   return 0
 }
 
@@ -198,7 +200,7 @@ fault_churn() {
     3) log "churn: released mid-pass"; np release --device tmp >/dev/null ;;
   esac
   wait_settled "churn"
-  np device rm tmp >/dev/null
+  np device rm tmp >/dev/null 2>&1 || true  # already gone after a removal
 }
 fault_announce_flood() {
   in_ns "$NS_DEV" "$LABTOOL" announce "$LAN_ADDR" 1000 1  # another host: ignored
