@@ -157,6 +157,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   if (ok) {
     probe_failures_ = 0;
     next_probe_ = now + options_.probe_interval;
+    const bool back = !ready_ && last_good_ >= 0;  // a gateway that answered before was gone
     last_good_ = chosen_;
     const bool new_router = !before.info.address.empty() && !info.address.empty() &&
                             before.info.address != info.address;
@@ -169,6 +170,8 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
                             "); mapping everything there");
     }
     if (!ready_ || new_router) RetryAllNow(now);  // back, or new: nothing waits out a backoff
+    // Back after an outage: requests may have been made whose answers were lost; read the table.
+    if (back) unconfirmed_requests_ = true;
     if (!ready_ || new_router || before.info.identity != info.identity) {
       Log(events, new_router ? "gateway.changed" : "gateway.found", "",
           info.detail + ", external address " + info.external_address, now);

@@ -179,6 +179,7 @@ class Reconciler {
   // Per queued release (by id): failures and when to try again, so one the gateway keeps refusing
   // does not hold up the others.
   std::map<int64_t, std::pair<uint32_t, TimePoint>> release_backoff_;
+  bool unconfirmed_requests_ = false;  // a request went unanswered: read the table at the next check
   bool check_unusable_ = false;  // after a probe, until every protocol's probe has finished
   std::set<GatewayProtocol> listed_by_upnp_;
   std::atomic<bool> announce_requested_{false};

@@ -164,6 +164,9 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   ++count;
   reason = error.message;
   if (unreachable) {
+    // The request may have reached the gateway and only its answer been lost: a UPnP entry made
+    // so is tagged, and the next table read (at the next periodic check) finds it.
+    unconfirmed_requests_ = true;
     probe_requested_ = true;
     return false;  // stop this pass; the next one probes first
   }

@@ -211,13 +211,20 @@ void SqliteStore::BumpRegistryVersion() {
   db_->Exec("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_version'");
 }
 
-void SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
+bool SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
+  // A lease is deleted with the protocol that granted it. A PCP request that got no answer may
+  // still have made the mapping (the answer was lost): a nonce without a lease is deleted with PCP
+  // too (deleting a mapping that does not exist succeeds, RFC 6887 15).
+  GatewayProtocol protocol = m.protocol;
+  if (protocol == GatewayProtocol::kNone && !m.nonce.empty()) protocol = GatewayProtocol::kPcp;
+  if (protocol == GatewayProtocol::kNone) return false;
   sqlite::Stmt s(*db_,
                  "INSERT INTO releases(protocol, transport, external_port, internal_address, "
                  "internal_port, device, nonce) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
-  s.Bind(1, ToString(m.protocol)).Bind(2, ToString(m.transport)).Bind(3, m.external_port);
+  s.Bind(1, ToString(protocol)).Bind(2, ToString(m.transport)).Bind(3, m.external_port);
   s.Bind(4, m.internal_address).Bind(5, m.internal_port).Bind(6, device).Bind(7, m.nonce);
   s.Step();
+  return true;
 }
 
 void SqliteStore::InsertEvents(std::vector<Event>& events) {
@@ -294,7 +301,7 @@ Result<uint32_t> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
         // The intent changed while the caller's pass was under way (device removed, moved, plan
         // narrowed, released by an admin or a suspension): the row is not written, and a lease
         // the pass holds for it is queued for deletion instead of kept or silently dropped.
-        if (m.protocol != GatewayProtocol::kNone) QueueRelease(m, m.device);
+        QueueRelease(m, m.device);
         ++stale;
         continue;
       }
@@ -338,10 +345,8 @@ uint32_t SqliteStore::ReleaseWhere(const std::string& where, std::string_view bi
                    "detail = ? WHERE id = ?");
   uint32_t leased = 0;
   for (const Mapping& m : hit) {
-    if (m.protocol != GatewayProtocol::kNone) {
-      QueueRelease(m, m.device);
-      ++leased;
-    }
+    QueueRelease(m, m.device);
+    leased += m.protocol != GatewayProtocol::kNone;
     upd.Reset();
     upd.Bind(1, detail).Bind(2, m.id).Step();
   }

@@ -54,7 +54,9 @@ class SqliteStore final : public Store {
   Result<void> CheckPortConflicts(const Device& device) const;
   std::vector<Device> QueryDevices(std::string_view name) const;
   void InsertMappings(const Device& device);
-  void QueueRelease(const Mapping& m, std::string_view device);
+  // Queues the deletion of what the gateway may hold for m (its lease, or a PCP request that got
+  // no answer); false when there is nothing.
+  bool QueueRelease(const Mapping& m, std::string_view device);
   bool StillWanted(const Mapping& m);
   // Marks the matching unreleased mappings released, queueing releases of their leases.
   // Makes a device's released mappings wanted again (pending, asked for at once).

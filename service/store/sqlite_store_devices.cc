@@ -133,7 +133,7 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
     }
     sqlite::Stmt del(*db_, "DELETE FROM mappings WHERE id = ?");
     for (const Mapping& m : drop) {
-      if (m.protocol != GatewayProtocol::kNone && !m.released) QueueRelease(m, device.name);
+      if (!m.released) QueueRelease(m, device.name);
       del.Reset();
       del.Bind(1, m.id).Step();
     }
@@ -173,7 +173,7 @@ Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
     auto found = QueryDevices(name);
     if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
     sqlite::Stmt cur(*db_, std::string(kMappingColumns) +
-                               " WHERE m.device_id = ? AND m.protocol != 'none' AND m.released = 0");
+                               " WHERE m.device_id = ? AND m.released = 0");
     cur.Bind(1, found.front().id);
     while (cur.Step()) QueueRelease(ReadMapping(cur), name);
     sqlite::Stmt del(*db_, "DELETE FROM devices WHERE id = ?");

@@ -240,5 +240,19 @@ TEST_F(IntentChangedMidPass, ANarrowedPlanQueuesOnlyTheDroppedPorts) {
   EXPECT_EQ(active, 2u + 5u);  // SIP udp+tcp and the five RTP ports kept their leases
 }
 
+TEST_F(IntentChangedMidPass, APcpRequestThatGotNoAnswerIsDeletedWithItsNonceOnRemoval) {
+  SqliteStore store(StoreOptions{":memory:"});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  auto ms = store.ListMappings("ata1").value();
+  ms.front().nonce = "00112233445566778899aabb";  // sent; the answer was lost, so no lease
+  ms.front().state = MappingState::kFailed;
+  ASSERT_EQ(*store.SaveMappings({ms.front()}, {}), 0u);
+  ASSERT_TRUE(store.RemoveDevice("ata1", Ev("device.removed")));
+  const auto releases = store.ListReleases();
+  ASSERT_EQ(releases.size(), 1u);  // the others never asked the gateway for anything
+  EXPECT_EQ(releases.front().protocol, GatewayProtocol::kPcp);
+  EXPECT_EQ(releases.front().nonce, "00112233445566778899aabb");
+}
+
 }  // namespace
 }  // namespace natpilot
