@@ -3,6 +3,10 @@
 // Committers publish after releasing the store lock, so two commits can publish their events in the
 // opposite order of their ids (11, then 10). A subscriber that needs every event in id order (the
 // WatchEvents stream) must not trust arrival order; see EventWriter in api/services.cc.
+//
+// Callbacks run on the committer's thread under the bus lock, after the store lock was released: a
+// callback may read the store (lock order: bus, subscriber, store) but must not write to it, and
+// must not Subscribe or Unsubscribe.
 #pragma once
 
 #include <spdlog/spdlog.h>
