@@ -5,8 +5,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
 
 #include "api/convert.h"
 #include "api/event_bus.h"
@@ -24,7 +26,8 @@ inline grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* c, const Erro
 
 // A server stream fed from the event bus: messages queued under mu_ are written one at a time; the
 // stream ends when the caller goes away, a write fails, or EndLocked's status is reached after the
-// queue drains. A subclass subscribes with Listen() and queues with QueueLocked().
+// queue drains. A subclass starts with Start() and queues with QueueLocked(); its callback runs
+// under no lock of ours, takes mu_ itself and must return at once when EndedLocked().
 template <typename Message>
 class BusStream : public grpc::ServerWriteReactor<Message> {
  public:
@@ -39,13 +42,40 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
     FinishLocked(grpc::Status::CANCELLED);
   }
   void OnDone() override {
-    bus_.Unsubscribe(subscription_);
+    subscription_.Reset();
     delete this;
   }
 
  protected:
   explicit BusStream(EventBus& bus) : bus_(bus) {}
-  void Listen(EventBus::Callback callback) { subscription_ = bus_.Subscribe(std::move(callback)); }
+  // Subscribes, then runs backfill_locked under mu_ (it reads the store; subscribing first means no
+  // commit falls between). Exception-safe: if either throws, the stream ends with INTERNAL and the
+  // subscription is gone before Start returns, so no callback is left pointing at this stream.
+  template <typename Backfill>
+  void Start(EventBus::Callback on_events, Backfill&& backfill_locked) {
+    bool failed = false;
+    {
+      std::lock_guard lock(mu_);
+      try {
+        subscription_ = bus_.Listen(std::move(on_events));
+        backfill_locked();
+      } catch (const std::exception& e) {
+        failed = FailLocked("the stream cannot start", e.what());
+      } catch (...) {
+        failed = FailLocked("the stream cannot start", "unknown exception");
+      }
+    }
+    // Outside mu_: Reset waits for a running callback, which may be waiting for mu_.
+    if (failed) subscription_.Reset();
+  }
+  // Ends the stream with INTERNAL at once, dropping what is queued; logs with context.
+  bool FailLocked(const std::string& context, const std::string& what) {
+    spdlog::error("{}: {}: {}", StreamName(), context, what);
+    DropQueuedLocked();
+    EndLocked(grpc::Status(grpc::StatusCode::INTERNAL, context + ": " + what));
+    return true;
+  }
+  virtual const char* StreamName() const = 0;
   void QueueLocked(Message m) {
     queue_.push_back(std::move(m));
     WriteNextLocked();
@@ -79,7 +109,7 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
   }
 
   EventBus& bus_;
-  uint64_t subscription_ = 0;
+  EventBus::Subscription subscription_;
   std::deque<Message> queue_;
   std::optional<grpc::Status> end_;
   Message current_;

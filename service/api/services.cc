@@ -196,41 +196,77 @@ grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerConte
 namespace {
 
 // Streams the backlog, then every event as it is committed, until the caller goes away.
+//
+// Guarantee: the stream sends every event ListEvents shows from its start on, once each, in
+// strictly increasing id order. Committers publish after releasing the store lock, so the bus can
+// deliver ids 11 before 10. Ids grow in commit order (one writer at a time, each id the largest so
+// far), so an id that is not the next one after the last sent means the ones between are committed
+// and their publish is still on its way: the stream then reads everything after the last sent id
+// from the store (CatchUpLocked) and drops later copies by id. There is no reorder buffer; one
+// catch-up reads at most kMaxCatchUp events, and a stream further behind ends with DATA_LOSS
+// (reconnect with a backlog). A failed read is logged and retried with the next event.
 class EventWriter final : public BusStream<v1::Event> {
  public:
+  static constexpr uint32_t kMaxCatchUp = 10000;
+
   // only_device: a device caller sees its own events only.
   EventWriter(ApiContext ctx, uint32_t backlog, std::string only_device)
-      : BusStream(ctx.bus), only_device_(std::move(only_device)) {
-    std::lock_guard lock(mu_);
-    // Subscribe before reading the backlog so nothing falls between; ids drop the overlap.
-    Listen([this](const std::vector<Event>& events) {
-      std::lock_guard inner(mu_);
-      for (const Event& e : events) {
-        if (e.id <= last_id_) continue;  // already sent with the backlog
-        last_id_ = e.id;
-        Queue(e);
-      }
-    });
-    for (const Event& e : ctx.store.ListEvents(0, std::min<uint32_t>(backlog, 10000))) {
-      Queue(e);
-      last_id_ = std::max(last_id_, e.id);
-    }
+      : BusStream(ctx.bus), store_(ctx.store), only_device_(std::move(only_device)) {
+    Start([this](const std::vector<Event>& events) { OnEvents(events); },
+          [this, backlog] { BackfillLocked(backlog); });
+  }
+
+ private:
+  const char* StreamName() const override { return "WatchEvents"; }
+
+  void BackfillLocked(uint32_t backlog) {
+    for (const Event& e : store_.ListEvents(0, std::min(backlog, kMaxCatchUp))) SendLocked(e);
     if (backlog == 0) {
-      auto newest = ctx.store.ListEvents(0, 1);
+      auto newest = store_.ListEvents(0, 1);
       if (!newest.empty()) last_id_ = std::max(last_id_, newest.back().id);
     }
   }
 
- private:
-  void Queue(const Event& e) {
+  void OnEvents(const std::vector<Event>& events) {
+    std::lock_guard lock(mu_);
+    if (EndedLocked()) return;
+    for (const Event& e : events) {
+      if (e.id <= last_id_) continue;  // sent already (backlog or catch-up)
+      if (e.id != last_id_ + 1) return CatchUpLocked();
+      SendLocked(e);
+    }
+  }
+
+  // Sends every committed event after last_id_; the events of this publish are among them.
+  void CatchUpLocked() {
+    std::vector<Event> missed;
+    try {
+      missed = store_.ListEvents(last_id_, kMaxCatchUp);
+    } catch (const std::exception& e) {
+      spdlog::error("WatchEvents: reading events after id {} failed (retried with the next event): {}",
+                    last_id_, e.what());
+      return;
+    }
+    if (missed.size() >= kMaxCatchUp && missed.front().id != last_id_ + 1) {
+      DropQueuedLocked();
+      return EndLocked(grpc::Status(grpc::StatusCode::DATA_LOSS,
+                                    "the stream fell more than " + std::to_string(kMaxCatchUp) +
+                                        " events behind; watch again with a backlog"));
+    }
+    for (const Event& e : missed) SendLocked(e);
+  }
+
+  void SendLocked(const Event& e) {
+    last_id_ = std::max(last_id_, e.id);
     if (!only_device_.empty() && e.device != only_device_) return;
     v1::Event m;
     ToProto(e, &m);
     QueueLocked(std::move(m));
   }
 
+  const Store& store_;
   const std::string only_device_;
-  int64_t last_id_ = 0;
+  int64_t last_id_ = 0;  // the newest id sent (or skipped by the device filter)
 };
 
 }  // namespace

@@ -14,22 +14,30 @@ NatViewInputs Inputs(const ApiContext& ctx) {
 }
 
 // Sends the view, then again whenever its facts change, until the caller goes away or the device
-// is removed.
+// is removed. Each refresh rebuilds the view from what is committed, and nothing is filtered by event
+// id, so events published out of id order lose nothing: the last refresh sees the newest state.
+// A failed read ends the stream with INTERNAL (as a failed build does); it never escapes.
 class NatViewWriter final : public BusStream<v1::NatView> {
  public:
   NatViewWriter(ApiContext ctx, std::string device) : BusStream(ctx.bus), ctx_(ctx), device_(std::move(device)) {
-    std::lock_guard lock(mu_);
-    Listen([this](const std::vector<Event>& events) {
-      bool relevant = false;
-      for (const Event& e : events) relevant = relevant || e.device == device_ || e.device.empty();
-      if (!relevant) return;
-      std::lock_guard inner(mu_);
-      RefreshLocked();
-    });
-    RefreshLocked();
+    Start([this](const std::vector<Event>& events) { OnEvents(events); }, [this] { RefreshLocked(); });
   }
 
  private:
+  const char* StreamName() const override { return "WatchNatView"; }
+
+  void OnEvents(const std::vector<Event>& events) {
+    bool relevant = false;
+    for (const Event& e : events) relevant = relevant || e.device == device_ || e.device.empty();
+    if (!relevant) return;
+    std::lock_guard inner(mu_);
+    try {
+      RefreshLocked();
+    } catch (const std::exception& e) {
+      FailLocked("rebuilding the view of " + device_ + " failed", e.what());
+    }
+  }
+
   void RefreshLocked() {
     if (EndedLocked()) return;
     auto view = BuildNatView(Inputs(ctx_), device_);

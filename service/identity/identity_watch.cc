@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -114,12 +115,24 @@ void IdentityWatch::Wake() {
   cv_.notify_all();
 }
 
+void IdentityWatch::CheckLogged() {
+  try {
+    CheckOnce();
+  } catch (const std::exception& e) {
+    spdlog::error("identity check failed (next in {} s or when woken): {}", options_.check_interval.count(),
+                  e.what());
+  } catch (...) {
+    spdlog::error("identity check failed (next in {} s or when woken): unknown exception",
+                  options_.check_interval.count());
+  }
+}
+
 void IdentityWatch::Loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
     woken_ = false;
     lock.unlock();
-    CheckOnce();
+    CheckLogged();
     lock.lock();
     cv_.wait_for(lock, options_.check_interval, [this] { return stop_ || woken_; });
   }

@@ -46,6 +46,8 @@ class IdentityWatch {
 
  private:
   void Loop();
+  // CheckOnce that logs a failure (a store read that throws) instead of ending the thread.
+  void CheckLogged();
   Store& store_;
   IdentityOptions options_;
   NeighborFn neighbors_;

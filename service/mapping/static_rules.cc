@@ -103,7 +103,12 @@ void RulesWriter::Refresh() {
     for (const Event& e : events) spdlog::info("{}: {}", e.kind, e.message);
     (void)store_.AppendEvents(std::move(events));
   } catch (const std::exception& e) {
-    spdlog::error("writing static rules failed: {}", e.what());
+    // A store read that threw (sqlite::SqliteError is one): nothing written, tried after the next pass.
+    spdlog::error("writing static rules to {} failed (tried again after the next pass): {}", options_.folder,
+                  e.what());
+  } catch (...) {
+    spdlog::error("writing static rules to {} failed (tried again after the next pass): unknown exception",
+                  options_.folder);
   }
 }
 

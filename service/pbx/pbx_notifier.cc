@@ -1,5 +1,7 @@
 #include "pbx/pbx_notifier.h"
 
+#include <spdlog/spdlog.h>
+
 #include "mapping/static_rules.h"
 #include "pbx/hook.h"
 
@@ -104,21 +106,40 @@ void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
 }
 
+bool PbxNotifier::RunLogged() {
+  try {
+    RunOnce();
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::error("pbx notifier: a pass failed (again in {} s or at the next event): {}", kRetryAfter.count(),
+                  e.what());
+  } catch (...) {
+    spdlog::error("pbx notifier: a pass failed (again in {} s or at the next event): unknown exception",
+                  kRetryAfter.count());
+  }
+  return false;
+}
+
 void PbxNotifier::Start() {
   if (targets_.empty() || thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stop_) {
-      if (dirty_) {
-        dirty_ = false;
-        lock.unlock();
-        RunOnce();
-        lock.lock();
-        continue;
-      }
-      cv_.wait(lock, [this] { return stop_ || dirty_; });
+  thread_ = std::thread([this] { Loop(); });
+}
+
+// Runs a pass whenever an event made the views dirty; a failed pass is tried again after
+// kRetryAfter, so a change is not lost when no further event comes.
+void PbxNotifier::Loop() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (dirty_) {
+      dirty_ = false;
+      lock.unlock();
+      const bool ok = RunLogged();
+      lock.lock();
+      if (!ok && !cv_.wait_for(lock, kRetryAfter, [this] { return stop_ || dirty_; })) dirty_ = true;
+      continue;
     }
-  });
+    cv_.wait(lock, [this] { return stop_ || dirty_; });
+  }
 }
 
 void PbxNotifier::Stop() {

@@ -41,6 +41,10 @@ class PbxNotifier {
   void Stop();
 
  private:
+  static constexpr Seconds kRetryAfter{5};
+  void Loop();
+  // RunOnce that logs a failure (a store read that throws) instead of ending the thread.
+  bool RunLogged();
   void Apply(const PbxTarget& target, const v1::NatView& view);
   Store& store_;
   InputsFn inputs_;

@@ -4,8 +4,10 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/error.h"
 
@@ -35,8 +37,12 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-// Thrown only inside the store, caught at its method boundary and turned into an Error.
-struct SqliteError {
+// Thrown inside the store. Methods returning Result catch it at their boundary (Guarded); the
+// reads that return plain values (ListDevices, ListReleases, ListEvents) let it through, so it is a
+// std::exception: every `catch (const std::exception&)` of a caller sees it.
+struct SqliteError : std::runtime_error {
+  SqliteError(int code_in, std::string message_in)
+      : std::runtime_error(message_in), code(code_in), message(std::move(message_in)) {}
   int code;
   std::string message;
 };

@@ -39,6 +39,32 @@ std::string Sse(const char* type, const std::string& data) {
   return std::string("event: ") + type + "\ndata: " + data + "\n\n";
 }
 
+// f(), or fallback when it throws: logged with context, never escaping into httplib's threads.
+template <typename T, typename F>
+T LoggedOr(T fallback, const char* context, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    spdlog::error("web: {} failed: {}", context, e.what());
+  } catch (...) {
+    spdlog::error("web: {} failed: unknown exception", context);
+  }
+  return fallback;
+}
+
+// A handler that threw (a store read failing): logged, and a JSON 500 without the details.
+void OnHandlerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  spdlog::error("web: {} {} failed: {}", req.method, req.path, what);
+  Reply(res, 500, {{"error", "internal error (see natpilotd's log)"}});
+}
+
 }  // namespace
 
 struct WebServer::Client {
@@ -110,32 +136,36 @@ void WebServer::Routes() {
   });
   http_.Get("/api/stream", [this](const httplib::Request&, httplib::Response& res) {
     auto client = std::make_shared<Client>();
+    // Read before the client is counted: a failed read (500 from the exception handler) leaves no slot taken.
+    for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", EventJson(e).dump()));
     {
       std::lock_guard lock(clients_mu_);
       if (clients_.size() >= 8) return Reply(res, 503, {{"error", "too many open status pages (8)"}});
       clients_.insert(client);
     }
-    for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", EventJson(e).dump()));
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, client](size_t, httplib::DataSink& sink) {
-          std::deque<std::string> out;
-          bool status = false;
-          {
-            std::unique_lock lock(client->mu);
-            client->cv.wait_for(lock, std::chrono::seconds(15),
-                                [&] { return stopping_ || client->status_dirty || !client->out.empty(); });
-            if (stopping_) return false;
-            out.swap(client->out);
-            status = std::exchange(client->status_dirty, false);
-          }
-          if (out.empty() && !status) out.push_back(": keep-alive\n\n");  // finds closed pages
-          if (status) out.push_back(Sse("status", StatusText()));
-          for (const std::string& s : out) {
-            if (!sink.write(s.data(), s.size())) return false;
-          }
-          return true;
+          // Runs after routing, outside httplib's catch: nothing may escape (the page reconnects).
+          return LoggedOr(false, "the status page stream", [&] {
+            std::deque<std::string> out;
+            bool status = false;
+            {
+              std::unique_lock lock(client->mu);
+              client->cv.wait_for(lock, std::chrono::seconds(15),
+                                  [&] { return stopping_ || client->status_dirty || !client->out.empty(); });
+              if (stopping_) return false;
+              out.swap(client->out);
+              status = std::exchange(client->status_dirty, false);
+            }
+            if (out.empty() && !status) out.push_back(": keep-alive\n\n");  // finds closed pages
+            if (status) out.push_back(Sse("status", StatusText()));
+            for (const std::string& s : out) {
+              if (!sink.write(s.data(), s.size())) return false;
+            }
+            return true;
+          });
         },
         [this, client](bool) {
           std::lock_guard lock(clients_mu_);
@@ -228,6 +258,7 @@ void WebServer::Start() {
   }
   http_.new_task_queue = [] { return new httplib::ThreadPool(12); };
   http_.set_payload_max_length(64 * 1024);
+  http_.set_exception_handler(OnHandlerException);
   Routes();
   for (const Event& e : ctx_.store.ListEvents(0, 10000)) {
     if (e.kind == "gateway.state-lost") {
@@ -237,7 +268,7 @@ void WebServer::Start() {
   subscription_ = ctx_.bus.Subscribe([this](const std::vector<Event>& events) { OnEvents(events); });
   port_ = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
   if (port_ <= 0) throw std::runtime_error("cannot listen on web.listen " + listen_ + " (in use, or no permission)");
-  thread_ = std::thread([this] { http_.listen_after_bind(); });
+  thread_ = std::thread([this] { LoggedOr(false, "the HTTP listener", [this] { return http_.listen_after_bind(); }); });
 }
 
 void WebServer::Stop() {

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "faults.h"
 #include "store/sqlite_store.h"
 
 namespace natpilot {
@@ -104,6 +106,32 @@ TEST_F(PbxNotifierTest, AFailingOrHangingHookIsReported) {
   auto missing = Make({"/nonexistent/reload"});
   missing.RunOnce();
   EXPECT_NE(Kinds().back().find("pbx.hook-failed /nonexistent/reload: cannot run"), std::string::npos) << Kinds().back();
+}
+
+TEST_F(PbxNotifierTest, AFailedPassIsLoggedAndTriedAgainWithoutANewEvent) {
+  testing::LogCapture log;
+  std::atomic<bool> failing{true};
+  PbxTarget t;
+  t.device = "pbx1";
+  t.flavor = pbx::Flavor::kJson;
+  t.file = (dir_ / "pbx1.json").string();
+  PbxNotifier notifier(
+      store_,
+      [&] {
+        if (failing) throw std::runtime_error("database disk image is malformed");
+        return NatViewInputs{store_, gateway_, "", {}};
+      },
+      {t}, [] { return Clock::now(); });
+  notifier.Start();  // the first pass runs at once, and fails
+  ASSERT_TRUE(testing::WaitUntil([&] { return log.Contains("pbx notifier: a pass failed"); })) << log.All();
+  EXPECT_TRUE(log.Contains("database disk image is malformed")) << log.All();
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "pbx1.json"));
+  failing = false;
+  // No event comes: the retry after a failed pass (5 s) writes the file.
+  EXPECT_TRUE(testing::WaitUntil([&] { return std::filesystem::exists(dir_ / "pbx1.json"); },
+                                 std::chrono::seconds(15)));
+  notifier.Stop();
+  EXPECT_NE(Read("pbx1.json").find("\"device\""), std::string::npos) << Read("pbx1.json");
 }
 
 }  // namespace
