@@ -93,7 +93,7 @@ sampler() {
       done < <(comm -23 "$LAB_DIR/smp.active" "$LAB_DIR/smp.gw")
       for key in "${!first[@]}"; do
         local span=$((now - first[$key]))
-        if [ "$span" -gt "$max" ]; then max=$span max_key=$key; fi
+        if [ "$span" -gt "$max" ]; then max=$span max_key="$key, from $(date -d "@$((first[$key] / 1000))" +%T)"; fi
         [ -n "${current[$key]:-}" ] || unset "first[$key]"
       done
       unset current
