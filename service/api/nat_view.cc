@@ -18,6 +18,7 @@ Result<v1::NatView> BuildNatView(const NatViewInputs& in, std::string_view name)
   if (!device) return tl::unexpected(device.error());
   auto mappings = in.store.ListMappings(name);
   if (!mappings) return tl::unexpected(mappings.error());
+  LapseExpired(*mappings, Clock::now());
   v1::NatView view;
   view.set_device(device->name);
   view.set_internal_address(device->address);

@@ -47,6 +47,7 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::GetDevice(grpc::CallbackServerConte
   ToProto(*device, resp->mutable_device());
   auto mappings = ctx_.store.ListMappings(req->name());
   if (!mappings) return Done(c, ToStatus(mappings.error()));
+  LapseExpired(*mappings, Clock::now());
   for (const Mapping& m : *mappings) ToProto(m, resp->add_mappings());
   return Done(c, grpc::Status::OK);
 }
@@ -124,6 +125,7 @@ grpc::ServerUnaryReactor* MappingServiceImpl::ListMappings(grpc::CallbackServerC
   if (auto r = MayActOn(*caller, device, "listing mappings"); !r) return Done(c, r.error());
   auto mappings = ctx_.store.ListMappings(device);
   if (!mappings) return Done(c, ToStatus(mappings.error()));
+  LapseExpired(*mappings, Clock::now());
   for (const Mapping& m : *mappings) ToProto(m, resp->add_mappings());
   return Done(c, grpc::Status::OK);
 }

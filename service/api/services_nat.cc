@@ -90,6 +90,7 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
   in.gateway = ctx_.reconciler.Gateway();
   auto mappings = ctx_.store.ListMappings(caller->admin() ? "" : caller->device);
   if (mappings) in.mappings = std::move(*mappings);
+  LapseExpired(in.mappings, Clock::now());
   in.stun_server = ctx_.stun_server;
   if (!in.stun_server.empty()) {
     in.stun = stun::Query(in.stun_server, std::chrono::milliseconds(2000));

@@ -70,4 +70,20 @@ std::string ToString(const PortRange& r) {
   return std::to_string(r.first) + "-" + std::to_string(r.last);
 }
 
+void LapseExpired(std::vector<Mapping>& mappings, TimePoint now) {
+  for (Mapping& m : mappings) {
+    const bool held = m.state == MappingState::kActive || m.state == MappingState::kRenewing;
+    if (!held || m.protocol == GatewayProtocol::kNone || m.expires_at == TimePoint{} ||
+        now < m.expires_at) {
+      continue;
+    }
+    m.state = MappingState::kFailed;
+    m.detail = "the " + std::string(ToString(m.protocol)) +
+               " lease ran out before the gateway confirmed a renewal" +
+               (m.detail.empty() ? "" : " (" + m.detail + ")");
+    m.protocol = GatewayProtocol::kNone;
+    m.external_address.clear();
+  }
+}
+
 }  // namespace natpilot

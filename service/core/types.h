@@ -101,6 +101,12 @@ struct Mapping {
   std::string detail;
 };
 
+// What a reader may claim at `now`. A lease whose end has passed is not held, whatever the store
+// still says: the reconciler may be waiting on a gateway that does not answer (a renewal's
+// retransmissions can outlast a short lease). Such a mapping reads as `failed`, with why, until
+// the reconciler writes what happened. Every edge that shows mappings reads them through this.
+void LapseExpired(std::vector<Mapping>& mappings, TimePoint now);
+
 // A gateway entry that must be deleted: its device or mapping is gone.
 struct Release {
   int64_t id = 0;

@@ -181,6 +181,11 @@ class Reconciler {
   std::map<int64_t, std::pair<uint32_t, TimePoint>> release_backoff_;
   bool unconfirmed_requests_ = false;  // a request went unanswered: read the table at the next check
   bool check_unusable_ = false;  // after a probe, until every protocol's probe has finished
+  // Protocols that answered a probe and then did not (a lossy minute can time a PCP probe out
+  // while UPnP over TCP gets through): probed again soon, on a short backoff, a few times,
+  // rather than at probe_interval; their queued releases and the mappings they held wait on it.
+  std::set<GatewayProtocol> answered_, missing_;
+  uint32_t missing_probes_ = 0;
   std::set<GatewayProtocol> listed_by_upnp_;
   std::atomic<bool> announce_requested_{false};
   TimePoint last_announce_{};         // under gateway_mu_

@@ -252,13 +252,41 @@ void Reconciler::ForgetLeases(TimePoint now, const std::string& why) {
   (void)store_.SaveMappings(changed, {});
 }
 
+// Re-probes for a protocol that stopped answering: 5, 10, 20, 40, 60, 60 s with the defaults.
+constexpr uint32_t kMissingProbes = 6;
+
 void Reconciler::ForgetUnusable(TimePoint now) {
   const std::vector<ProtocolReport> reports = prober_.Reports();
   std::set<GatewayProtocol> gone;
+  bool gained = false;
   for (size_t i = 0; i < mappers_.size() && i < reports.size(); ++i) {
-    if (reports[i].done && !prober_.Usable(i)) gone.insert(mappers_[i]->protocol());
+    const GatewayProtocol p = mappers_[i]->protocol();
+    if (prober_.Usable(i)) {
+      gained = answered_.insert(p).second || gained;
+      missing_.erase(p);
+    } else if (reports[i].done) {
+      gone.insert(p);
+      if (answered_.erase(p) > 0) missing_.insert(p);
+    }
   }
-  if (!ProbesPending()) check_unusable_ = false;
+  // A protocol that answers now and did not before may serve what failed: nothing waits out a
+  // backoff earned with the others.
+  if (gained) RetryAllNow(now);
+  if (!ProbesPending()) {
+    check_unusable_ = false;
+    if (missing_.empty()) {
+      missing_probes_ = 0;
+    } else if (++missing_probes_ <= kMissingProbes) {
+      next_probe_ = std::min(next_probe_, Backoff(now, missing_probes_, options_.probe_retry_min,
+                                                  options_.probe_retry_min * 12));
+      spdlog::info("gateway: {} answered before and not now; probing again in {} s",
+                   ToString(*missing_.begin()),
+                   std::chrono::duration_cast<Seconds>(next_probe_ - now).count());
+    } else {
+      missing_.clear();  // gone for good, it seems: the normal interval from now on
+      missing_probes_ = 0;
+    }
+  }
   if (gone.empty()) return;
   auto mappings = store_.ListMappings();
   if (!mappings) return;

@@ -18,7 +18,9 @@ inline constexpr const char* kDeviceColumns =
     "SELECT d.id, d.name, d.kind, d.address, d.sip_first, d.sip_last, d.sip_udp, d.sip_tcp, "
     "d.rtp_first, d.rtp_last, d.created_at, d.updated_at, "
     "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id), "
-    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id AND m.state = 'active'), "
+    // Active and not past its lease's end (see LapseExpired in core/types.h).
+    "(SELECT COUNT(*) FROM mappings m WHERE m.device_id = d.id AND m.state = 'active' AND "
+    "(m.expires_at = 0 OR m.expires_at > CAST(strftime('%s', 'now') AS INTEGER))), "
     "d.description, d.mac, d.suspended, d.token_hash "
     "FROM devices d";
 

@@ -78,6 +78,7 @@ json Status(const StatusInputs& in) {
   }
   json mappings = json::array();
   if (auto ms = in.store.ListMappings("")) {
+    LapseExpired(*ms, Clock::now());
     for (const Mapping& m : *ms) {
       mappings.push_back({{"device", m.device},
                           {"purpose", ToString(m.purpose)},

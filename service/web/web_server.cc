@@ -87,6 +87,7 @@ std::string WebServer::StatusText() {
 std::string WebServer::Metrics() {
   MetricsInputs in;
   if (auto ms = ctx_.store.ListMappings("")) in.mappings = std::move(*ms);
+  LapseExpired(in.mappings, Clock::now());
   in.devices = ctx_.store.ListDevices().size();
   in.reconciler = ctx_.reconciler.Stats();
   in.gateway = ctx_.reconciler.Gateway();

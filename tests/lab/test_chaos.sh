@@ -11,6 +11,7 @@
 # payload from wan must arrive at active mappings. A sampler reads both sides twice a second the
 # whole time and reports the longest time any mapping was shown active while absent.
 #   test_chaos.sh [SECONDS [SEED]]   180 s by default (CI); bench/soak.sh runs it for 30 minutes.
+#   CHAOS_LOG_DIR=DIR keeps natpilotd's and miniupnpd's logs; CHAOS_KINDS="..." only those faults.
 # Fault kinds: restart-quick (gateway restarted with an empty table within a second),
 # restart-slow (down 3-8 s), restart-upnp-only (comes back without PCP/NAT-PMP; the next restart
 # brings them back), unreachable (natpilotd's host cut off from the gateway: the first time for
@@ -208,6 +209,8 @@ fault_announce_flood() {
 }
 
 kinds=(restart-quick restart-slow restart-upnp-only unreachable loss kill9 churn announce-flood)
+# CHAOS_KINDS="loss kill9" narrows a run to some kinds (to chase one failure).
+[ -z "${CHAOS_KINDS:-}" ] || read -r -a kinds <<<"$CHAOS_KINDS"
 # Every kind once, in a random order, then at random until the time is up.
 order=()
 for k in "${kinds[@]}"; do order+=("$RANDOM $k"); done

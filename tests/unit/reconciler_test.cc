@@ -459,6 +459,46 @@ TEST_F(ReconcilerTest, LeasesOfAProtocolThatStopsAnsweringLeaveActiveAtOnce) {
   EXPECT_EQ(gateway_.table.size(), 3u);
 }
 
+// The chaos test's lossy minute: a PCP probe timed out, UPnP answered, and the gateway refused the
+// UPnP requests for the forwards its PCP side still held (miniupnpd: 501). Nothing announces the
+// end of the loss; PCP is probed again within seconds, not at probe_interval, and takes its
+// mappings back (renewed with their nonces), leaving no release behind.
+TEST_F(ReconcilerTest, AProtocolThatStoppedAnsweringIsProbedAgainSoon) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  RunUntilProbed(r);
+  ASSERT_EQ(pcp.table.size(), 3u);
+  pcp.reachable = false;
+  gateway_.refuse_with = 501;
+  now_ += Seconds(60);
+  r.RequestProbe();
+  RunUntilProbed(r);
+  for (const auto& m : Mappings()) EXPECT_NE(m.state, MappingState::kActive) << m.detail;
+  pcp.reachable = true;  // the loss is over; nobody says so
+  const int probes = pcp.probes;
+  const TimePoint deadline = now_ + options_.probe_retry_min * 2;
+  while (now_ < deadline && pcp.probes == probes) {
+    const TimePoint wake = r.RunOnce();
+    ASSERT_GT(wake, now_ - Seconds(1));
+    now_ = std::min(std::max(wake, now_ + Seconds(1)), deadline);
+  }
+  ASSERT_GT(pcp.probes, probes) << "PCP was not probed again within " << (options_.probe_retry_min * 2).count() << " s";
+  RunUntilProbed(r);
+  r.RunOnce();
+  for (const auto& m : Mappings()) {
+    EXPECT_EQ(m.state, MappingState::kActive) << m.detail;
+    EXPECT_EQ(m.protocol, GatewayProtocol::kPcp);
+  }
+  EXPECT_EQ(pcp.table.size(), 3u);
+  EXPECT_TRUE(gateway_.table.empty());
+  now_ += options_.retry_min;
+  r.RunOnce();
+  EXPECT_TRUE(store_.ListReleases().empty());
+}
+
 TEST_F(ReconcilerTest, AnAnnounceRenewsEveryPcpLeaseAtOnceAndAFloodCostsTwoChecks) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;

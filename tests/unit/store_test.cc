@@ -66,6 +66,45 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<SqliteStore> store_;
 };
 
+// A lease past its end is not counted as active, and readers show it as failed with why: the
+// reconciler may still be waiting on a gateway that does not answer.
+TEST_P(StoreConformance, LeasesPastTheirEndAreNotActive) {
+  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}),
+                                Ev("device.registered")));
+  const TimePoint now = Clock::now();
+  auto ms = Mappings("ata1");
+  ASSERT_EQ(ms.size(), 4u);
+  for (size_t i = 0; i < ms.size(); ++i) {
+    ms[i].state = i == 3 ? MappingState::kRenewing : MappingState::kActive;
+    ms[i].protocol = GatewayProtocol::kPcp;
+    ms[i].external_address = "203.0.113.7";
+    // 0: ended a minute ago, 1: ends in an hour, 2: permanent, 3: renewing, ended a second ago.
+    ms[i].expires_at = i == 0 ? now - Seconds(60)
+                       : i == 1 ? now + Seconds(3600)
+                       : i == 2 ? TimePoint{}
+                                : now - Seconds(1);
+  }
+  ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  EXPECT_EQ(store_->GetDevice("ata1")->mappings_active, 2u);
+
+  auto seen = Mappings("ata1");
+  LapseExpired(seen, now);
+  size_t failed = 0, active = 0;
+  for (const Mapping& m : seen) {
+    if (m.state == MappingState::kFailed) {
+      ++failed;
+      EXPECT_EQ(m.protocol, GatewayProtocol::kNone);
+      EXPECT_TRUE(m.external_address.empty());
+      EXPECT_NE(m.detail.find("pcp lease ran out"), std::string::npos) << m.detail;
+    } else {
+      ++active;
+      EXPECT_EQ(m.protocol, GatewayProtocol::kPcp);
+    }
+  }
+  EXPECT_EQ(failed, 2u);
+  EXPECT_EQ(active, 2u);
+}
+
 TEST_P(StoreConformance, AddDeviceStoresItsWholePlan) {
   auto d = store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}),
                              Ev("device.registered"));
