@@ -326,4 +326,5 @@ gw_dnat() {
     sed -e 's/^0x6 /tcp /' -e 's/^0x11 /udp /'
 }
 gw_dnat_count() { gw_dnat | wc -l; }
-np_protocol_is() { np gateway --json | grep "\"protocol\":\"GATEWAY_PROTOCOL_$1\"" >/dev/null; }
+# The protocol in use (not one of the per-protocol probe reports, which carry a "protocol" too).
+np_protocol_is() { np gateway --json | jq -e --arg p "GATEWAY_PROTOCOL_$1" '.protocol == $p' >/dev/null; }

@@ -76,6 +76,9 @@ lab_on_fail() {
   echo "--- on the gateway, not shown active:"; comm -13 "$LAB_DIR/cmp.active" <(sort -u "$LAB_DIR/cmp.gw") | head
   np mapping list 2>/dev/null | grep -v " active " | head -20
   np events -n 40 2>/dev/null | tail -40
+  echo "--- natpilotd's log, last 30 lines:"; tail -30 "$LAB_DIR/natpilotd.log"
+  echo "--- miniupnpd's log, last 30 lines other than SSDP and HTTP traffic:"
+  grep -v "SSDP\|M-SEARCH\|HTTP REQUEST\|SOAPAction\|HTTP/1\|Single search\|ST:" "$LAB_DIR/miniupnpd.log" | tail -30
 }
 
 # The sampler: phantom spans (first seen -> gone), in milliseconds; the longest goes to a file.
