@@ -43,6 +43,11 @@ std::string AsteriskPjsip(const v1::NatView& v) {
     out += "type = transport\n";
     out += "protocol = " + proto + "\n";
     out += "bind = 0.0.0.0:" + std::to_string(v.sip_port()) + "\n";
+    // Without it Asterisk keeps a transport's previous values on a reload ("Transport ... is not
+    // reloadable, maintaining previous values"): a new external address would never apply.
+    out += "; a new external address applies on 'module reload res_pjsip.so' only with allow_reload;\n";
+    out += "; Asterisk warns that reloading a transport can disrupt calls in progress on it\n";
+    out += "allow_reload = yes\n";
     out += "external_media_address = " + External(v) + "\n";
     out += "external_signaling_address = " + External(v) + "\n";
     // The external port of this transport's SIP port.
@@ -79,6 +84,9 @@ std::string Freeswitch(const v1::NatView& v) {
   out += "       autoload_configs/switch.conf.xml, in <settings>:\n";
   out += "    <param name=\"rtp-start-port\" value=\"$${natpilot_rtp_start}\"/>\n";
   out += "    <param name=\"rtp-end-port\" value=\"$${natpilot_rtp_end}\"/>\n";
+  out += "       A new address applies only after 'reloadxml' and then 'sofia profile PROFILE restart'\n";
+  out += "       (a profile's ext-rtp-ip and ext-sip-ip are read when it starts; the restart ends\n";
+  out += "       the calls on that profile). rtp-start-port/rtp-end-port need a FreeSWITCH restart.\n";
   out += "  -->\n</include>\n";
   return out;
 }

@@ -126,11 +126,15 @@ int Run(const Config& config) {
   reconciler.Start();
   identity.Start();
   natpilot::AnnounceListener announces;
-  if (std::find(config.protocols.begin(), config.protocols.end(), natpilot::GatewayProtocol::kPcp) !=
-      config.protocols.end()) {
+  const auto configured = [&config](natpilot::GatewayProtocol p) {
+    return std::find(config.protocols.begin(), config.protocols.end(), p) != config.protocols.end();
+  };
+  if (configured(natpilot::GatewayProtocol::kPcp) || configured(natpilot::GatewayProtocol::kNatPmp)) {
     auto listening = announces.Start(
-        [&reconciler](const std::string& sender, uint32_t) { reconciler.AnnounceFrom(sender); });
-    if (!listening) spdlog::warn("{}; gateway restarts are noticed by the periodic check only",
+        [&reconciler](const std::string& sender, const natpilot::AnnounceListener::Announcement& a) {
+          reconciler.AnnounceFrom(sender, a.what);
+        });
+    if (!listening) spdlog::warn("{}; gateway restarts and external address changes are noticed by the periodic check only",
                                  listening.error().message);
   }
 

@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <map>
 
 namespace natpilot {
@@ -118,6 +121,28 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
                        "keeps quiet when its own WAN address is private or in 100.64.0.0/10 (another NAT "
                        "in front of it)",
                        "see the upstream-nat and stun findings; set doctor.stun_server if it is not set"));
+  }
+
+  // The last change of the external address, and how long the PBX's configuration lagged it.
+  if (const auto& change = in.gateway.last_address_change) {
+    const auto at = std::chrono::system_clock::to_time_t(change->at);
+    char when[32] = {0};
+    std::tm tm{};
+    gmtime_r(&at, &tm);
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    std::string text = "the external address changed from " + change->from + " to " + change->to +
+                       " at " + when + ", noticed by " + change->noticed_by;
+    if (in.pbx_followed_at) {
+      const auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(*in.pbx_followed_at - change->at);
+      text += "; the [[pbx]] configuration followed " +
+              std::to_string(std::max<int64_t>(0, lag.count()) / 1000) + " s later";
+      out.push_back(Make(L::LEVEL_OK, "address-change", text));
+    } else {
+      text += "; no [[pbx]] file or hook followed it";
+      out.push_back(Make(L::LEVEL_WARNING, "address-change", text,
+                         "if a PBX is behind this gateway, configure it under [[pbx]] (or follow "
+                         "`natpilot pbx-config DEVICE --follow`); `natpilot events` shows a failed write or hook"));
+    }
   }
 
   // Routers after the gateway: a private or shared address there is another NAT.

@@ -21,6 +21,8 @@ struct DoctorInputs {
   // The routers on the way to the STUN server (hop 1 is the gateway), when traced.
   std::optional<Result<std::vector<std::string>>> path;
   bool hairpin_rules = false;                   // rules.hairpin
+  // When a [[pbx]] file or hook first followed the last external address change, if one did.
+  std::optional<TimePoint> pbx_followed_at;
 };
 
 std::vector<v1::Finding> Diagnose(const DoctorInputs& in);

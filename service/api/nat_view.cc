@@ -60,9 +60,11 @@ Result<v1::NatView> BuildNatView(const NatViewInputs& in, std::string_view name)
       view.set_sip_external_port(m.external_port);
     }
   }
-  // The address the internet reaches the device on: the gateway's answer with the leases, else its
-  // current external address, else (static rules only) the router's configured WAN address.
-  std::string external = lease_address.empty() ? in.gateway.info.external_address : lease_address;
+  // The address the internet reaches the device on: the gateway's current external address (one
+  // fact, whatever noticed it last: a lease's answer, an announcement, the periodic check), else
+  // the leases' address, else (static rules only) the router's configured WAN address.
+  std::string external =
+      in.gateway.info.external_address.empty() ? lease_address : in.gateway.info.external_address;
   if (external.empty() && any_static) external = in.wan_address;
   view.set_external_address(external);
   if (valid_until != TimePoint{}) {

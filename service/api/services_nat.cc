@@ -97,6 +97,15 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
     in.path = stun::PathTo(in.stun_server, 4, std::chrono::milliseconds(700));
   }
   in.hairpin_rules = ctx_.static_rules.params.hairpin;
+  if (const auto& change = in.gateway.last_address_change) {
+    for (const Event& e : ctx_.store.ListEvents(0, 1000)) {
+      const bool pbx = e.kind == "pbx.config-written" || e.kind == "pbx.hook-ran";
+      if (pbx && e.at >= std::chrono::time_point_cast<Seconds>(change->at)) {
+        in.pbx_followed_at = e.at;
+        break;
+      }
+    }
+  }
   for (auto& f : natpilot::Diagnose(in)) *resp->add_findings() = std::move(f);
   resp->set_gateway_external_address(in.gateway.info.external_address);
   if (in.stun && *in.stun) resp->set_stun_address((*in.stun)->address);

@@ -49,7 +49,7 @@ GatewaySnapshot Reconciler::Gateway() const {
   return snapshot;
 }
 
-void Reconciler::AnnounceFrom(const std::string& sender) {
+void Reconciler::AnnounceFrom(const std::string& sender, const std::string& what) {
   const TimePoint now = now_();
   {
     std::lock_guard lock(gateway_mu_);
@@ -66,8 +66,9 @@ void Reconciler::AnnounceFrom(const std::string& sender) {
       return;
     }
     last_announce_ = now;
+    announce_what_ = what;
   }
-  spdlog::info("PCP ANNOUNCE from {}: checking the gateway now", sender);
+  spdlog::info("{} from {}: checking the gateway now", what, sender);
   announce_requested_ = true;
   Wake();
 }
@@ -105,6 +106,11 @@ TimePoint Reconciler::RunOnce() {
   rerun_ = false;
   try {
     const bool announced = TakeAnnounce(now);
+    check_reason_.clear();
+    if (announced) {
+      std::lock_guard lock(gateway_mu_);
+      check_reason_ = "the check after a " + (announce_what_.empty() ? "PCP ANNOUNCE" : announce_what_);
+    }
     if (announced && !ready_) probe_requested_ = true;
     if (!ProbeIfDue(now)) {
       OutageCheck(now);
@@ -152,6 +158,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   }
   GatewaySnapshot before = Gateway();
   std::vector<Event> events;
+  std::string probe_address;
   const bool ok = info.status == GatewayInfo::Status::kReady;
   check_unusable_ = true;
   if (ok) {
@@ -177,9 +184,11 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
           info.detail + ", external address " + info.external_address, now);
       // A gateway seen for the first time (or a new one): read its table before mapping.
       table_synced_ = false;
-    } else if (before.info.external_address != info.external_address) {
-      Log(events, "gateway.external-address-changed", "",
-          before.info.external_address + " -> " + info.external_address, now);
+    } else if (!before.info.external_address.empty() &&
+               before.info.external_address != info.external_address) {
+      // Told as one fact below, once the snapshot is in place.
+      probe_address = info.external_address;
+      info.external_address = before.info.external_address;
     }
   } else {
     ++probe_failures_;
@@ -192,10 +201,12 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   ready_ = ok;
   {
     std::lock_guard lock(gateway_mu_);
-    gateway_ = GatewaySnapshot{info, reports, now, next_probe_};
+    const auto last_change = gateway_.last_address_change;
+    gateway_ = GatewaySnapshot{info, reports, now, next_probe_, last_change};
     if (ok && !info.address.empty()) last_gateway_address_ = info.address;
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
+  if (!probe_address.empty()) NoteExternalAddress(probe_address, now, "a gateway probe");
   return ready_;
 }
 

@@ -60,7 +60,15 @@ struct ReconcilerStats {
   std::map<GatewayProtocol, double> last_rtt_ms;  // the last request's round trip
   uint64_t state_losses = 0;                      // gateway reboots / lost mappings seen
   uint64_t announces_coalesced = 0;               // ANNOUNCEs within announce_min_interval
+  uint64_t address_changes = 0;                   // external address changes seen
   double last_discovery_ms = 0;                   // the last probe, to a decision
+};
+
+// The last change of the gateway's external address, and how it was noticed.
+struct AddressChange {
+  TimePoint at{};
+  std::string from, to;
+  std::string noticed_by;  // "a NAT-PMP announcement", "the periodic check (UPnP ...)", ...
 };
 
 struct GatewaySnapshot {
@@ -68,6 +76,7 @@ struct GatewaySnapshot {
   std::vector<ProtocolReport> protocols;  // what each protocol answered
   TimePoint checked_at{};
   TimePoint next_check_at{};
+  std::optional<AddressChange> last_address_change;
 };
 
 class Reconciler {
@@ -89,8 +98,11 @@ class Reconciler {
   ReconcilerStats Stats() const;
   // Probe the gateway again at the next pass.
   void RequestProbe();
-  // An unsolicited PCP ANNOUNCE arrived: if it is from the gateway in use, check it at once.
-  void AnnounceFrom(const std::string& sender);
+  // An unsolicited PCP ANNOUNCE, or a NAT-PMP public address announcement (RFC 6886 3.2.1: sent
+  // after a restart and when the external address changes), arrived: if it is from the gateway
+  // in use, check it at once. What an announcement says is not taken on trust (any LAN host can
+  // send one): the check asks the gateway its external address and renews PCP/NAT-PMP leases.
+  void AnnounceFrom(const std::string& sender, const std::string& what = "PCP ANNOUNCE");
 
   // At shutdown when configured: deletes every held lease from the gateway (the intent stays, so
   // the next start maps again). Gives up at the deadline; what is left expires on the gateway.
@@ -136,7 +148,9 @@ class Reconciler {
   // Whether the UPnP table shows this protocol's leases too (learnt by reading them back).
   bool ListedByUpnp(GatewayProtocol protocol) const;
   Result<void> ProcessRelease(const Release& r, TimePoint now);
-  void NoteExternalAddress(const std::string& address, TimePoint now);
+  // One fact, whatever told it: a change moves every lease's external address, and one event
+  // says old -> new and how it was noticed (the NAT views, the [[pbx]] files and hooks follow).
+  void NoteExternalAddress(const std::string& address, TimePoint now, const std::string& noticed_by);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
   // Returns false when the pass must stop (the device's plan changed under it).
@@ -186,6 +200,8 @@ class Reconciler {
   // rather than at probe_interval; their queued releases and the mappings they held wait on it.
   std::set<GatewayProtocol> answered_, missing_;
   uint32_t missing_probes_ = 0;
+  std::string announce_what_;  // what the last announcement was (under gateway_mu_)
+  std::string check_reason_;   // why this pass checks the gateway, for the events it logs
   std::set<GatewayProtocol> listed_by_upnp_;
   std::atomic<bool> announce_requested_{false};
   TimePoint last_announce_{};         // under gateway_mu_

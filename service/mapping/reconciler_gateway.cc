@@ -45,9 +45,11 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   sync_failures_ = 0;
   auto mappings = store_.ListMappings();
   if (!mappings) return;
-  std::string ext;
+  // The gateway's external address is one fact (see NoteExternalAddress); a probe report's may be
+  // older.
+  std::string ext = Gateway().info.external_address;
   for (const auto& r : Gateway().protocols) {
-    if (r.protocol == lister->protocol()) ext = r.info.external_address;
+    if (ext.empty() && r.protocol == lister->protocol()) ext = r.info.external_address;
   }
   std::map<std::pair<Transport, uint16_t>, Mapping*> wanted;
   for (Mapping& m : *mappings) {
@@ -218,19 +220,45 @@ Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   return done;
 }
 
-void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now) {
+void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now,
+                                     const std::string& noticed_by) {
   if (address.empty()) return;
   std::string before;
   {
     std::lock_guard lock(gateway_mu_);
     before = gateway_.info.external_address;
     gateway_.info.external_address = address;
+    if (!before.empty() && before != address) {
+      gateway_.last_address_change = AddressChange{now, before, address, noticed_by};
+    }
   }
   if (before == address) return;
   std::vector<Event> events;
-  Log(events, before.empty() ? "gateway.external-address" : "gateway.external-address-changed", "",
-      before.empty() ? "external address " + address : before + " -> " + address, now);
-  (void)store_.AppendEvents(std::move(events));
+  if (before.empty()) {
+    Log(events, "gateway.external-address", "", "external address " + address + " (" + noticed_by + ")", now);
+    (void)store_.AppendEvents(std::move(events));
+    return;
+  }
+  {
+    std::lock_guard lock(gateway_mu_);
+    ++stats_.address_changes;
+  }
+  // Every lease is on the same gateway: its external address is the gateway's, now. Their
+  // renewals confirm it later; the PBX must not wait for them.
+  std::vector<Mapping> changed;
+  if (auto mappings = store_.ListMappings()) {
+    for (Mapping& m : *mappings) {
+      if (!HasLease(m) || m.external_address == address) continue;
+      m.external_address = address;
+      changed.push_back(m);
+    }
+  }
+  Log(events, "gateway.external-address-changed", "",
+      before + " -> " + address + " (noticed by " + noticed_by + "; " +
+          std::to_string(changed.size()) + " leases updated)",
+      now);
+  spdlog::info("gateway.external-address-changed: {} -> {} (noticed by {})", before, address, noticed_by);
+  (void)store_.SaveMappings(changed, std::move(events));
 }
 
 void Reconciler::ForgetLeases(TimePoint now, const std::string& why) {
@@ -381,7 +409,11 @@ void Reconciler::Verify(TimePoint now) {
   for (size_t i = 0; i < mappers_.size(); ++i) {
     if (!prober_.Usable(i)) continue;
     auto external = mappers_[i]->Heartbeat();
-    if (external && !external->empty()) NoteExternalAddress(*external, now);
+    if (external && !external->empty()) {
+      NoteExternalAddress(*external, now,
+                          (check_reason_.empty() ? std::string("the periodic check") : check_reason_) +
+                              " (" + std::string(ToString(mappers_[i]->protocol())) + ")");
+    }
     if (!external && IsUnreachable(external.error())) probe_requested_ = true;
   }
   // UPnP has no epoch: read back a sample of our entries. A router that rebooted, or miniupnpd

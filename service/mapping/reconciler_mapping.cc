@@ -130,7 +130,9 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     m.failures = 0;
     m.next_attempt_at = TimePoint{};
     m.detail = lease->lifetime.count() > 0 ? "" : "the gateway grants only permanent leases";
-    NoteExternalAddress(lease->external_address, now);
+    NoteExternalAddress(lease->external_address, now,
+                        "a " + std::string(ToString(lease->protocol)) + " answer for " +
+                            std::to_string(m.external_port) + "/" + std::string(ToString(m.transport)));
     return true;
   }
   if (!refusals.empty() && refusals.size() == candidates.size() && !renewal) {

@@ -14,6 +14,25 @@
 
 namespace natpilot {
 
+std::optional<AnnounceListener::Announcement> AnnounceListener::Decode(std::span<const uint8_t> d) {
+  // NAT-PMP (RFC 6886 3.2): version 0, opcode 128, result 0, epoch, external address: 12 bytes.
+  if (d.size() == 12 && d[0] == 0 && d[1] == 128) {
+    if (d[2] != 0 || d[3] != 0) return std::nullopt;  // a result other than SUCCESS announces nothing
+    Announcement a;
+    a.what = "NAT-PMP announcement";
+    a.epoch_s = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
+    char text[INET_ADDRSTRLEN];
+    in_addr addr{};
+    std::memcpy(&addr, d.data() + 8, 4);
+    inet_ntop(AF_INET, &addr, text, sizeof text);
+    a.external_address = text;
+    return a;
+  }
+  auto resp = pcp::DecodeResponse(d);
+  if (!resp || resp->opcode != pcp::Opcode::kAnnounce) return std::nullopt;
+  return Announcement{"PCP ANNOUNCE", resp->epoch_s, ""};
+}
+
 Result<void> AnnounceListener::Start(Callback callback, uint16_t port) {
   callback_ = std::move(callback);
   fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -25,8 +44,8 @@ Result<void> AnnounceListener::Start(Callback callback, uint16_t port) {
   if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     const std::string err = std::strerror(errno);
     Stop();
-    return Fail(Errc::kUnavailable, "cannot listen for PCP ANNOUNCE on UDP " + std::to_string(port) +
-                                        ": " + err);
+    return Fail(Errc::kUnavailable, "cannot listen for PCP and NAT-PMP announcements on UDP " +
+                                        std::to_string(port) + ": " + err);
   }
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   thread_ = std::thread([this] { Run(); });
@@ -55,12 +74,12 @@ void AnnounceListener::Run() {
     socklen_t len = sizeof from;
     const ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
     if (n <= 0) continue;
-    auto resp = pcp::DecodeResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
-    if (!resp || resp->opcode != pcp::Opcode::kAnnounce) continue;
+    auto announcement = Decode(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+    if (!announcement) continue;
     char sender[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &from.sin_addr, sender, sizeof sender);
     try {
-      callback_(sender, resp->epoch_s);
+      callback_(sender, *announcement);
     } catch (...) {
       // A callback must not take the listener down; the periodic check still runs.
     }

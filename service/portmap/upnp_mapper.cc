@@ -4,6 +4,8 @@
 #include <miniupnpc/upnpcommands.h>
 #include <miniupnpc/upnperrors.h>
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 #include "portmap/netutil.h"
@@ -249,6 +251,18 @@ Result<std::vector<GatewayEntry>> UpnpMapper::ListEntries() {
                                Seconds(std::strtol(duration, nullptr, 10))});
   }
   return out;
+}
+
+Result<std::string> UpnpMapper::Heartbeat() {
+  if (auto r = Ready(); !r) return tl::unexpected(r.error());
+  char ext[40] = {0};
+  const int r = UPNP_GetExternalIPAddress(igd_->control(), igd_->service(), ext);
+  if (r != UPNPCOMMAND_SUCCESS) return tl::unexpected(UpnpError(r, "GetExternalIPAddress"));
+  // What the IGD says is foreign text: only a dotted IPv4 address is taken.
+  in_addr parsed{};
+  if (::inet_pton(AF_INET, ext, &parsed) != 1) return std::string();
+  igd_->external_address = ext;
+  return std::string(ext);
 }
 
 }  // namespace natpilot

@@ -27,6 +27,9 @@ class UpnpMapper final : public PortMapper {
   bool CanList() const override { return true; }
   Result<std::optional<GatewayEntry>> GetEntry(Transport transport, uint16_t external_port) override;
   Result<std::vector<GatewayEntry>> ListEntries() override;
+  // GetExternalIPAddress: the periodic check's look at the external address (UPnP has no epoch
+  // and no announcement of its own).
+  Result<std::string> Heartbeat() override;
 
  private:
   struct Igd;

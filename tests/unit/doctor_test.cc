@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace natpilot {
 namespace {
 
@@ -34,6 +36,25 @@ const v1::Finding& Topic(const std::vector<v1::Finding>& fs, const std::string& 
   static v1::Finding none;
   ADD_FAILURE() << "no finding about " << topic;
   return none;
+}
+
+// The last external address change: when, from what to what, how it was noticed, and how long the
+// [[pbx]] configuration lagged it (or that nothing followed it).
+TEST(Doctor, TellsTheLastAddressChangeAndHowLongThePbxLagged) {
+  auto in = Ready("8.8.4.4");
+  const auto before = Diagnose(in);
+  EXPECT_TRUE(std::none_of(before.begin(), before.end(),
+                           [](const v1::Finding& f) { return f.topic() == "address-change"; }));
+  const TimePoint at = TimePoint(Seconds(1795000000));  // 2026-11-18 11:06:40 UTC
+  in.gateway.last_address_change = AddressChange{at, "8.8.8.8", "8.8.4.4", "a NAT-PMP announcement"};
+  auto f = Topic(Diagnose(in), "address-change");
+  EXPECT_EQ(f.level(), L::LEVEL_WARNING);
+  EXPECT_EQ(f.text(), "the external address changed from 8.8.8.8 to 8.8.4.4 at 2026-11-18 11:06:40 UTC, "
+                      "noticed by a NAT-PMP announcement; no [[pbx]] file or hook followed it");
+  in.pbx_followed_at = at + Seconds(2);
+  f = Topic(Diagnose(in), "address-change");
+  EXPECT_EQ(f.level(), L::LEVEL_OK);
+  EXPECT_NE(f.text().find("the [[pbx]] configuration followed 2 s later"), std::string::npos) << f.text();
 }
 
 TEST(Doctor, APublicAddressConfirmedByStunIsFine) {

@@ -69,7 +69,7 @@ class FakeGateway final : public PortMapper {
   Result<std::string> Heartbeat() override {
     ++heartbeats;
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
-    return std::string();
+    return external_address;  // as UPnP's GetExternalIPAddress and NAT-PMP's request tell it
   }
   bool TakeStateLoss() override { return std::exchange(state_lost, false); }
   Result<void> Unmap(const MapRequest& r) override {

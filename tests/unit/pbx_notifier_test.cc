@@ -84,10 +84,8 @@ TEST_F(PbxNotifierTest, WritesTheFilesAndRunsTheHookWhenTheFactsChangeOnly) {
   EXPECT_NE(Read("rtp.conf").find("rtpstart = 12000\nrtpend = 12001"), std::string::npos);
   EXPECT_EQ(Read("hook.env"), "203.0.113.1 12000-12001 0\n203.0.113.1 12000-12001 1\n");
   EXPECT_EQ(notifier.RunOnce(), 0);  // nothing changed: no file, no hook
-  // A new external address is a change.
-  auto ms = store_.ListMappings("pbx1").value();
-  for (auto& m : ms) m.external_address = "198.51.100.9";
-  ASSERT_TRUE(store_.SaveMappings(ms, {}));
+  // A new external address is a change: the gateway's (one fact), before any lease is renewed.
+  gateway_.info.external_address = "198.51.100.9";
   EXPECT_EQ(notifier.RunOnce(), 1);
   EXPECT_NE(Read("hook.env").find("198.51.100.9 12000-12001 1"), std::string::npos);
   const auto kinds = Kinds();

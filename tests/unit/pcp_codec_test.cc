@@ -1,5 +1,7 @@
 #include "portmap/pcp_codec.h"
 
+#include "portmap/announce_listener.h"
+
 #include <gtest/gtest.h>
 
 namespace natpilot::pcp {
@@ -134,6 +136,36 @@ TEST(PcpEpoch, ATimeThatRunsBackOrTooSlowMeansTheServerLostItsState) {
   EXPECT_FALSE(t.Check(5, 120.0));     // the server restarted: epoch went back
   EXPECT_TRUE(t.Check(65, 180.0));
   EXPECT_FALSE(t.Check(70, 480.0));    // 300 s passed here, 5 s there
+}
+
+// What arrives on 224.0.0.1:5350: NAT-PMP public address announcements (RFC 6886 3.2.1: exactly 12
+// bytes, version 0, opcode 128, result SUCCESS) and PCP ANNOUNCE responses; anything else is not one.
+TEST(Announcements, NatPmpAndPcpAreToldApartAndNothingElseCounts) {
+  std::vector<uint8_t> natpmp = {0, 128, 0, 0, 0, 0, 0x01, 0x2c, 203, 0, 113, 9};
+  auto a = natpilot::AnnounceListener::Decode(natpmp);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->what, "NAT-PMP announcement");
+  EXPECT_EQ(a->epoch_s, 300u);
+  EXPECT_EQ(a->external_address, "203.0.113.9");
+  auto failed = natpmp;
+  failed[3] = 3;  // "network failure": announces nothing
+  EXPECT_FALSE(natpilot::AnnounceListener::Decode(failed).has_value());
+  auto longer = natpmp;
+  longer.push_back(0);
+  EXPECT_FALSE(natpilot::AnnounceListener::Decode(longer).has_value());
+  EXPECT_FALSE(natpilot::AnnounceListener::Decode(std::span(natpmp.data(), 11)).has_value());
+  auto request = natpmp;
+  request[1] = 0;  // a client's request, not an answer
+  EXPECT_FALSE(natpilot::AnnounceListener::Decode(request).has_value());
+
+  auto announce = EncodeAnnounceRequest(*ParseIpv4("192.168.50.1"));
+  announce[1] |= 0x80;  // as the server sends it
+  for (size_t i = 12; i < 24; ++i) announce[i] = 0;
+  auto p = natpilot::AnnounceListener::Decode(announce);
+  ASSERT_TRUE(p.has_value()) << "a PCP ANNOUNCE response";
+  EXPECT_EQ(p->what, "PCP ANNOUNCE");
+  EXPECT_TRUE(p->external_address.empty());
+  EXPECT_FALSE(natpilot::AnnounceListener::Decode(Reply()).has_value()) << "a MAP answer is not one";
 }
 
 }  // namespace

@@ -624,6 +624,53 @@ TEST_F(ReconcilerTest, NoPcpRequestLeavesForAMappingRemovedBeforeItsNonceIsKept)
   EXPECT_TRUE(store_.ListReleases().empty());
 }
 
+// A new external address is one fact: told by an announcement from the gateway (checked with the
+// gateway, not taken from the datagram) or by the periodic check, it moves every lease's external
+// address at once (the NAT views and [[pbx]] files follow), with one event saying how it was
+// noticed, and the gateway snapshot keeps it for the doctor.
+TEST_F(ReconcilerTest, ANewExternalAddressMovesEveryLeaseAtOnce) {
+  gateway_.address = "192.168.1.1";
+  options_.verify_interval = Seconds(60);
+  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
+  r.RunOnce();
+  ASSERT_EQ(gateway_.maps, 4);
+  gateway_.external_address = "198.51.100.8";
+  r.AnnounceFrom("192.168.1.77", "NAT-PMP announcement");  // another host: ignored
+  r.RunOnce();
+  EXPECT_EQ(r.Gateway().info.external_address, "198.51.100.7");
+  now_ += options_.announce_min_interval;
+  r.AnnounceFrom("192.168.1.1", "NAT-PMP announcement");
+  r.RunOnce();
+  EXPECT_EQ(r.Gateway().info.external_address, "198.51.100.8");
+  for (const auto& m : Mappings()) {
+    EXPECT_EQ(m.external_address, "198.51.100.8");
+    EXPECT_EQ(m.state, MappingState::kActive);
+  }
+  EXPECT_EQ(gateway_.maps, 4);  // nothing had to be mapped again for it
+  const auto change = r.Gateway().last_address_change;
+  ASSERT_TRUE(change.has_value());
+  EXPECT_EQ(change->from, "198.51.100.7");
+  EXPECT_EQ(change->to, "198.51.100.8");
+  EXPECT_EQ(change->noticed_by, "the check after a NAT-PMP announcement (upnp-igd)");
+  size_t changes = 0;
+  for (const Event& e : store_.ListEvents(0, 100)) {
+    if (e.kind != "gateway.external-address-changed") continue;
+    ++changes;
+    EXPECT_EQ(e.message, "198.51.100.7 -> 198.51.100.8 (noticed by the check after a NAT-PMP "
+                         "announcement (upnp-igd); 4 leases updated)");
+  }
+  EXPECT_EQ(changes, 1u);
+  // Without an announcement: the periodic check (verify_interval) reads it. (The announcement
+  // also asked for a probe, as no PCP was in use: that pass first.)
+  r.RunOnce();
+  gateway_.external_address = "198.51.100.9";
+  now_ += options_.verify_interval;
+  r.RunOnce();  // the probe is not due for hours: the periodic check notices
+  EXPECT_EQ(r.Gateway().last_address_change->noticed_by, "the periodic check (upnp-igd)");
+  for (const auto& m : Mappings()) EXPECT_EQ(m.external_address, "198.51.100.9");
+}
+
 TEST_F(ReconcilerTest, AnExternalAddressChangeIsAnEvent) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   reconciler_->RunOnce();
