@@ -79,7 +79,7 @@ bool Reconciler::TakeAnnounce(TimePoint now) {
   if (!arrived && announce_deferred_ && now >= last_announce_ + options_.announce_min_interval) {
     announce_deferred_ = false;
     last_announce_ = now;
-    spdlog::info("PCP ANNOUNCEs came meanwhile: checking the gateway again");
+    spdlog::info("more announcements came meanwhile: checking the gateway again");
     return true;
   }
   return arrived;

@@ -257,7 +257,6 @@ void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now,
       before + " -> " + address + " (noticed by " + noticed_by + "; " +
           std::to_string(changed.size()) + " leases updated)",
       now);
-  spdlog::info("gateway.external-address-changed: {} -> {} (noticed by {})", before, address, noticed_by);
   (void)store_.SaveMappings(changed, std::move(events));
 }
 
