@@ -301,7 +301,9 @@ grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerCo
   if (!req->wan_address().empty()) params.wan_address = req->wan_address();
   if (!req->forward_chain().empty()) params.forward_chain = req->forward_chain();
   if (req->has_hairpin()) params.hairpin = req->hairpin();
-  const rules::RulesInput input = StaticRulesInput(ctx_.store, req->all_devices(), Clock::now());
+  auto read = StaticRulesInput(ctx_.store, req->all_devices(), Clock::now());
+  if (!read) return Done(c, ToStatus(read.error()));
+  const rules::RulesInput& input = *read;
   auto text = rules::Generate(format, input, params);
   if (!text) return Done(c, ToStatus(text.error()));
   resp->set_text(*text);

@@ -11,18 +11,18 @@
 
 namespace natpilot {
 
-rules::RulesInput StaticRulesInput(const Store& store, bool all_devices, TimePoint now) {
+Result<rules::RulesInput> StaticRulesInput(const Store& store, bool all_devices, TimePoint now) {
   rules::RulesInput in;
   in.registry_version = store.RegistryVersion();
   in.generated_at = now;
   std::set<std::string> needed;
   if (!all_devices) {
-    if (auto mappings = store.ListMappings("")) {
-      for (const Mapping& m : *mappings) {
-        const bool fallback =
-            m.state == MappingState::kStaticRule || m.state == MappingState::kUnmapped;
-        if (fallback && !m.released) needed.insert(m.device);
-      }
+    auto mappings = store.ListMappings("");
+    if (!mappings) return tl::unexpected(mappings.error());
+    for (const Mapping& m : *mappings) {
+      const bool fallback =
+          m.state == MappingState::kStaticRule || m.state == MappingState::kUnmapped;
+      if (fallback && !m.released) needed.insert(m.device);
     }
   }
   for (Device& d : store.ListDevices()) {
@@ -72,7 +72,12 @@ RulesWriter::RulesWriter(Store& store, StaticRulesOptions options, NowFn now)
 void RulesWriter::Refresh() {
   if (options_.folder.empty()) return;
   try {
-    const rules::RulesInput in = StaticRulesInput(store_, false, now_());
+    auto read = StaticRulesInput(store_, false, now_());
+    if (!read) {
+      spdlog::warn("static rules: cannot read the mappings ({}); the files stay as they are", read.error().message);
+      return;
+    }
+    const rules::RulesInput& in = *read;
     std::string fingerprint;
     for (const Device& d : in.devices) {
       fingerprint += d.name + "|" + d.address + "|" + ToString(d.plan.sip) + (d.plan.sip_udp ? "u" : "") +

@@ -17,7 +17,8 @@ struct StaticRulesOptions {
 
 // Devices with a mapping in static-rule or unmapped state (not released by an admin), or every
 // device when all_devices.
-rules::RulesInput StaticRulesInput(const Store& store, bool all_devices, TimePoint now);
+// An error when the mappings cannot be read: "no device needs rules" would overwrite good files.
+Result<rules::RulesInput> StaticRulesInput(const Store& store, bool all_devices, TimePoint now);
 
 // Writes path via a temporary file, fsync and rename, so a reader never sees half a file.
 Result<void> WriteFileAtomically(const std::string& path, const std::string& text);

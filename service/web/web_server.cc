@@ -178,7 +178,9 @@ void WebServer::Routes() {
     const rules::Format format = ext == "nft" ? rules::Format::kNftables
                                  : ext == "iptables" ? rules::Format::kIptables
                                                      : rules::Format::kOpenwrt;
-    auto text = rules::Generate(format, StaticRulesInput(ctx_.store, false, Clock::now()), ctx_.static_rules.params);
+    auto input = StaticRulesInput(ctx_.store, false, Clock::now());
+    if (!input) return Reply(res, HttpCode(input.error()), {{"error", input.error().message}});
+    auto text = rules::Generate(format, *input, ctx_.static_rules.params);
     if (!text) return Reply(res, HttpCode(text.error()), {{"error", text.error().message}});
     res.set_header("Content-Disposition", "attachment; filename=\"natpilot." + ext + "\"");
     res.set_content(*text, "text/plain; charset=utf-8");

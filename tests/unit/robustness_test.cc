@@ -91,7 +91,8 @@ TEST_F(StoreFaultTest, TheRulesWriterLogsAFailedReadWritesNothingAndWritesOnceIt
   {
     TableAway away(DbPath(), "devices");
     EXPECT_NO_THROW(writer.Refresh());
-    EXPECT_TRUE(log.Contains("writing static rules to " + options.folder + " failed")) << log.All();
+    // The mappings are read with their devices: that read fails first.
+    EXPECT_TRUE(log.Contains("static rules: cannot read the mappings")) << log.All();
     EXPECT_FALSE(std::filesystem::exists(dir_ / "rules" / "natpilot.nft"));
   }
   writer.Refresh();
@@ -99,6 +100,32 @@ TEST_F(StoreFaultTest, TheRulesWriterLogsAFailedReadWritesNothingAndWritesOnceIt
   std::stringstream text;
   text << in.rdbuf();
   EXPECT_NE(text.str().find("dnat to 192.168.1.20"), std::string::npos) << text.str();
+}
+
+// Mappings that cannot be read are not "no device needs rules": the files stay as they are.
+TEST_F(StoreFaultTest, UnreadableMappingsLeaveTheRuleFilesAsTheyAre) {
+  LogCapture log;
+  auto ms = store_->ListMappings("ata1").value();
+  for (auto& m : ms) m.state = MappingState::kStaticRule;
+  ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  StaticRulesOptions options;
+  options.folder = (dir_ / "rules").string();
+  RulesWriter writer(*store_, options, [this] { return now_; });
+  writer.Refresh();
+  auto read = [&] {
+    std::ifstream in(dir_ / "rules" / "natpilot.nft");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  const std::string before = read();
+  ASSERT_NE(before.find("dnat to 192.168.1.20"), std::string::npos) << before;
+  {
+    TableAway away(DbPath(), "mappings");
+    EXPECT_NO_THROW(writer.Refresh());
+    EXPECT_TRUE(log.Contains("cannot read the mappings")) << log.All();
+    EXPECT_EQ(read(), before);
+  }
 }
 
 TEST(EventBusTest, AThrowingSubscriberIsLoggedAndTheOthersStillGetTheEvents) {

@@ -52,12 +52,13 @@ TEST_F(StaticRulesTest, OnlyDevicesThatNeedStaticRulesAreForwarded) {
   SetState("ata1", MappingState::kActive);
   SetState("pbx1", MappingState::kStaticRule);
   auto in = StaticRulesInput(store_, false, now_);
-  ASSERT_EQ(in.devices.size(), 1u);
-  EXPECT_EQ(in.devices[0].name, "pbx1");
+  ASSERT_TRUE(in);
+  ASSERT_EQ(in->devices.size(), 1u);
+  EXPECT_EQ(in->devices[0].name, "pbx1");
   SetState("ata1", MappingState::kUnmapped);  // no usable gateway
-  EXPECT_EQ(StaticRulesInput(store_, false, now_).devices.size(), 2u);
+  EXPECT_EQ(StaticRulesInput(store_, false, now_)->devices.size(), 2u);
   SetState("ata1", MappingState::kActive);
-  EXPECT_EQ(StaticRulesInput(store_, true, now_).devices.size(), 2u);
+  EXPECT_EQ(StaticRulesInput(store_, true, now_)->devices.size(), 2u);
 }
 
 TEST_F(StaticRulesTest, TheWriterKeepsTheFolderCurrentAndSaysSo) {
