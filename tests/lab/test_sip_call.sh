@@ -4,7 +4,9 @@
 #   1. no mappings: the call fails;
 #   2. mappings, but the PBX advertises its private address (no NAT settings): the call connects
 #      and the audio is one-way (LAN->internet RTP arrives, internet->LAN RTP does not);
-#   3. the PBX advertises what natpilot says (natpilot pbx-config): RTP flows both ways.
+#   3. the PBX advertises what natpilot says (natpilot pbx-config): RTP flows both ways;
+#   4. the gateway gets a new external address between two calls: the second call, made with what
+#      natpilotd rewrote into the [[pbx]] file, has two-way audio at the new address.
 # RTP is counted with nft counters in `wan` and `lan`; each run uses fresh caller ports, because
 # the gateway's connection tracking outlives a call. Also checked: the [[pbx]] file and hook that
 # natpilotd keeps current, and the doctor's answers (STUN on `wan` sees the gateway's address).
@@ -15,6 +17,9 @@ lab_up
 SIP_DIR=$(cd "$(dirname "$0")/sip" && pwd)
 RTP_FIRST=16000 RTP_LAST=16009
 cat >"$LAB_DIR/natpilot.toml" <<TOML
+[gateway]
+verify_interval_s = 5   # UPnP alone: the periodic check is what notices a new address
+
 [doctor]
 stun_server = "$WAN_ADDR:3478"
 
@@ -123,4 +128,22 @@ grep -q "^\[ok\] stun: STUN server $WAN_ADDR:3478 sees $EXT_ADDR, the same as th
 grep -q "^\[ok\] mappings: all 11 wanted forwards are in place" "$LAB_DIR/doctor" || fail "doctor: mappings"
 grep -q "^\[ok\] upstream-nat: the STUN server is reached right after the gateway" "$LAB_DIR/doctor" || fail "doctor: path"
 grep -q "^\[info\] sip-alg: " "$LAB_DIR/doctor" || fail "doctor: SIP ALG reminder"
+
+NEW_ADDR=203.0.113.9
+log "run 4: the gateway's external address changes ($EXT_ADDR -> $NEW_ADDR) between two calls"
+in_ns "$NS_GW" ip addr del "$EXT_ADDR/24" dev wan0
+in_ns "$NS_GW" ip addr add "$NEW_ADDR/24" dev wan0
+kill -USR1 "$(cat "$LAB_DIR/miniupnpd.pid")"
+wait_for 20 grep -q "\"external_address\": \"$NEW_ADDR\"" "$LAB_DIR/pbx1.json" ||
+  { cat "$LAB_DIR/pbx1.json"; fail "the [[pbx]] file still has the old address"; }
+wait_for 10 grep -q "^NATPILOT_EXTERNAL_ADDRESS=$NEW_ADDR$" "$LAB_DIR/hook.env" || fail "the hook did not get the new address"
+# The PBX takes what natpilotd wrote: the call goes to the new address with it in SIP and SDP.
+ext=$(sed -nE 's/.*"external_address": "([0-9.]+)".*/\1/p' "$LAB_DIR/pbx1.json")
+sip_ext=$(sed -nE 's/.*"sip_external_port": ([0-9]+).*/\1/p' "$LAB_DIR/pbx1.json")
+rtp_start=$(sed -nE 's/.*"rtp_start": ([0-9]+).*/\1/p' "$LAB_DIR/pbx1.json")
+EXT_ADDR=$ext call 4 "$ext" "$sip_ext" "$rtp_start"
+[ "$CALL_RC" -eq 0 ] || { tail -20 "$LAB_DIR/uac.4.log"; fail "the call to the new address did not connect"; }
+[ "$FROM_LAN" -gt 0 ] || fail "no RTP from the PBX reached the caller after the change"
+[ "$FROM_WAN" -gt 0 ] || fail "no RTP from the caller reached the PBX after the change"
+log "ok: two-way audio at the new address, with the configuration natpilotd rewrote"
 log "PASS"
