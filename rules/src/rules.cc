@@ -61,17 +61,24 @@ Result<void> ValidateRouterParams(const RouterParams& p) {
   if (auto r = CheckInterface(p.wan_interface, "WAN interface"); !r) return r;
   if (auto r = CheckInterface(p.lan_interface, "LAN interface"); !r) return r;
   if (!p.wan_address.empty()) {
-    if (auto r = ParseIpv4Unicast(p.wan_address, "WAN address"); !r) return tl::unexpected(r.error());
+    auto a = ParseIpv4Unicast(p.wan_address, "WAN address");
+    if (!a) return tl::unexpected(a.error());
+    if (*a != p.wan_address) {  // only the canonical form is written
+      return Fail(Errc::kInvalidArgument, "WAN address '" + p.wan_address + "' is not in canonical form; write it as " + *a);
+    }
   }
   std::istringstream words(p.forward_chain);
   std::string family, table, chain, extra;
   words >> family >> table >> chain >> extra;
   const bool family_ok = family == "inet" || family == "ip" || family == "ip6";
-  if (!family_ok || !SafeWord(table, 64) || !SafeWord(chain, 64) || !extra.empty()) {
+  // The exact bytes: words split at any whitespace (newlines too), so the value must be the three
+  // words joined by single spaces, nothing more, before a character of it is written.
+  const bool exact = p.forward_chain == family + " " + table + " " + chain;
+  if (!family_ok || !SafeWord(table, 64) || !SafeWord(chain, 64) || !extra.empty() || !exact) {
     return Fail(Errc::kInvalidArgument,
-                "forward chain '" + p.forward_chain +
-                    "' is not allowed; expected 'FAMILY TABLE CHAIN' such as 'inet fw4 forward', "
-                    "with FAMILY inet, ip or ip6");
+                "forward chain is not allowed; expected 'FAMILY TABLE CHAIN' such as 'inet fw4 "
+                "forward' (single spaces, no other whitespace), with FAMILY inet, ip or ip6, TABLE "
+                "and CHAIN from A-Z a-z 0-9 . _ -");
   }
   return {};
 }

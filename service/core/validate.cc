@@ -3,11 +3,52 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstdio>
 
 namespace natpilot {
 
+namespace {
+// The exact bytes of a dotted IPv4 address: inet_pton reads a C string and stops at a NUL, so
+// "192.168.1.2\0anything" would pass it. Returns why not, or "" when every byte may be there.
+std::string NotDotted(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if ((c < '0' || c > '9') && c != '.') {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return "has byte " + std::string(hex) + " at offset " + std::to_string(i) +
+             "; only digits and dots are allowed";
+    }
+  }
+  if (s.size() > 15) return "is longer than an IPv4 address (" + std::to_string(s.size()) + " bytes)";
+  return "";
+}
+// Foreign text in a message: printable ASCII, anything else as \xNN, at most 64 bytes.
+std::string Shown(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 64; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+}  // namespace
+
 Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view what) {
   const std::string s(text);
+  if (s.find(':') == std::string::npos) {
+    if (const std::string why = NotDotted(s); !why.empty()) {
+      return Fail(Errc::kInvalidArgument, std::string(what) + " '" + Shown(s) + "' " + why +
+                                              "; expected dotted form such as 192.168.1.20");
+    }
+  }
   in_addr addr{};
   if (s.find(':') != std::string::npos) {
     return Fail(Errc::kInvalidArgument,
@@ -81,6 +122,10 @@ Result<Subnet> ParseSubnet(std::string_view text, std::string_view what) {
                                             "' has no prefix length" + allowed);
   }
   const std::string addr(text.substr(0, slash));
+  if (const std::string why = NotDotted(addr); !why.empty()) {
+    return Fail(Errc::kInvalidArgument,
+                std::string(what) + " '" + Shown(text) + "': the address " + why + allowed);
+  }
   in_addr a{};
   uint32_t prefix = 0;
   const auto p = text.substr(slash + 1);
@@ -183,7 +228,7 @@ Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy) {
 Result<void> CheckDeviceNetwork(const std::string& address, const std::vector<Subnet>& networks,
                                 bool from_host_interfaces) {
   in_addr a{};
-  if (inet_pton(AF_INET, address.c_str(), &a) != 1) {
+  if (!NotDotted(address).empty() || inet_pton(AF_INET, address.c_str(), &a) != 1) {
     return Fail(Errc::kInvalidArgument, "device address '" + address + "' is not an IPv4 address");
   }
   std::string list;

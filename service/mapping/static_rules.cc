@@ -1,10 +1,12 @@
 #include "mapping/static_rules.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -32,14 +34,23 @@ Result<rules::RulesInput> StaticRulesInput(const Store& store, bool all_devices,
 }
 
 Result<void> WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
+  // A name nobody can guess, created with O_EXCL (mkstemp) and never through a symlink: a link
+  // planted at a predictable PATH.tmp would make natpilotd (often root) overwrite its target.
+  std::string tmp = path + ".XXXXXX";
   auto fail = [&](const char* what) {
     const std::string msg = std::string(what) + " " + tmp + ": " + std::strerror(errno);
     ::unlink(tmp.c_str());
     return Fail(Errc::kUnavailable, msg);
   };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return fail("cannot create");
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) {
+    const std::string msg = "cannot create a temporary file next to " + path + ": " + std::strerror(errno);
+    return Fail(Errc::kUnavailable, msg);
+  }
+  if (::fchmod(fd, 0644) != 0) {
+    ::close(fd);
+    return fail("cannot set the mode of");
+  }
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);

@@ -178,6 +178,12 @@ TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
     EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(name, "192.168.1.50"), &resp),
                    StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
   }
+  // An address is its exact bytes: what follows a NUL is not ignored.
+  for (const std::string& address : {std::string("192.168.60.60\0garbage", 21), std::string("192.168.1.50\n", 13),
+                                     std::string("192.168.1.50\0", 13)}) {
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", address), &resp),
+                   StatusCode::INVALID_ARGUMENT, "only digits and dots are allowed");
+  }
   EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", std::string(300, 'd')), &resp),
                  StatusCode::INVALID_ARGUMENT, "200 bytes");
   EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", "bell\a"), &resp),

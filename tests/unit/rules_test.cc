@@ -98,6 +98,25 @@ TEST(Rules, RouterParametersAreCheckedBeforeAnythingIsWritten) {
   params.forward_chain = "inet fw4 forward; flush ruleset";
   EXPECT_NE(Generate(Format::kNftables, Registry(), params).error().message.find("forward chain"),
             std::string::npos);
+  // Exact bytes: a NUL or a newline inside a value is refused, not cut short or written out.
+  using namespace std::string_literals;
+  params = Lab(true);
+  params.wan_address = "203.0.113.7\0\nCOMMIT\n*filter\n-I INPUT 1 -j ACCEPT\n"s;
+  for (Format f : {Format::kIptables, Format::kNftables, Format::kOpenwrt}) {
+    auto r = Generate(f, Registry(), params);
+    ASSERT_FALSE(r) << "a WAN address with a NUL and rules after it was accepted";
+    EXPECT_NE(r.error().message.find("WAN address"), std::string::npos) << r.error().message;
+  }
+  params = Lab(false);
+  for (const std::string& bad : {"inet\nfw4\nforward"s, "inet fw4 forward\n"s, "inet  fw4 forward"s,
+                                "inet fw4\tforward"s, "inet fw4 forward\0\nflush ruleset"s}) {
+    params.forward_chain = bad;
+    auto r = Generate(Format::kNftables, Registry(), params);
+    ASSERT_FALSE(r) << "forward chain of " << bad.size() << " bytes accepted";
+    EXPECT_NE(r.error().message.find("forward chain"), std::string::npos);
+  }
+  params.forward_chain = "inet fw4 forward";
+  EXPECT_TRUE(Generate(Format::kNftables, Registry(), params));
 }
 
 TEST(Rules, DevicesAreCheckedToo) {

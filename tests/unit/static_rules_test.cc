@@ -61,6 +61,32 @@ TEST_F(StaticRulesTest, OnlyDevicesThatNeedStaticRulesAreForwarded) {
   EXPECT_EQ(StaticRulesInput(store_, true, now_)->devices.size(), 2u);
 }
 
+// A symlink planted where a predictable temporary file would go does not make the writer
+// overwrite its target; the file lands whole, with mode 0644, and no temporary file stays behind.
+TEST_F(StaticRulesTest, APlantedSymlinkIsNotFollowed) {
+  std::filesystem::create_directories(folder_);
+  const auto victim = folder_ / "victim";
+  { std::ofstream(victim) << "precious\n"; }
+  const auto target = folder_ / "natpilot.nft";
+  std::filesystem::create_symlink(victim, target.string() + ".tmp");
+  ASSERT_TRUE(WriteFileAtomically(target.string(), "table ip natpilot {}\n"));
+  std::ifstream v(victim);
+  std::string line;
+  std::getline(v, line);
+  EXPECT_EQ(line, "precious");
+  std::ifstream t(target);
+  std::getline(t, line);
+  EXPECT_EQ(line, "table ip natpilot {}");
+  EXPECT_EQ(std::filesystem::status(target).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0644));
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(folder_)) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 3u);  // the victim, the planted link, the file: no temporary left
+}
+
 TEST_F(StaticRulesTest, TheWriterKeepsTheFolderCurrentAndSaysSo) {
   StaticRulesOptions options;
   options.folder = folder_.string();

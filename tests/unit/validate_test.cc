@@ -21,6 +21,23 @@ TEST(ParseIpv4Unicast, RefusesWhatIsNotAUnicastIpv4Address) {
   EXPECT_NE(ParseIpv4Unicast("fd00::1", "a").error().message.find("IPv6"), std::string::npos);
 }
 
+// The exact bytes count, not the C string: a NUL is not the end of an address.
+TEST(ParseIpv4Unicast, ANulOrAnyOtherByteIsNotTheEndOfTheAddress) {
+  using namespace std::string_literals;
+  for (const std::string& bad : {"192.168.60.60\0garbage"s, "192.168.60.60\0"s, "192.168.60.60\n"s,
+                                "192.168.60.60\0\nCOMMIT\n"s}) {
+    auto r = ParseIpv4Unicast(bad, "device address");
+    ASSERT_FALSE(r) << "accepted " << bad.size() << " bytes";
+    EXPECT_NE(r.error().message.find("only digits and dots are allowed"), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().message.find('\0'), std::string::npos) << "the message carries the NUL";
+    EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << "the message carries the newline";
+  }
+  EXPECT_NE(ParseIpv4Unicast("192.168.60.60\0garbage"s, "a").error().message.find("\\x00"), std::string::npos);
+  EXPECT_FALSE(ParseSubnet("192.168.1.0\0/24"s, "policy.device_networks"));
+  EXPECT_FALSE(CheckDeviceNetwork("192.168.1.20\0x"s, {*ParseSubnet("192.168.1.0/24", "n")}, false));
+  EXPECT_TRUE(CheckDeviceNetwork("192.168.1.20", {*ParseSubnet("192.168.1.0/24", "n")}, false));
+}
+
 TEST(ParsePortRange, ParsesSinglePortsAndRanges) {
   EXPECT_EQ(*ParsePortRange("5060", "x"), (PortRange{5060, 5060}));
   EXPECT_EQ(*ParsePortRange("10000-10099", "x"), (PortRange{10000, 10099}));
