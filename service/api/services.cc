@@ -1,7 +1,10 @@
 #include "api/services.h"
 
+#include <limits>
+
 #include "api/convert.h"
 #include "api/reactors.h"
+#include "core/validate.h"
 
 namespace natpilot {
 namespace {
@@ -41,6 +44,7 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::GetDevice(grpc::CallbackServerConte
                                                        v1::GetDeviceResponse* resp) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
+  if (auto r = ValidateDeviceName(req->name()); !r) return Done(c, r.error());  // "" is no device
   if (auto r = MayActOn(*caller, req->name(), "reading a device"); !r) return Done(c, r.error());
   auto device = ctx_.store.GetDevice(req->name());
   if (!device) return Done(c, ToStatus(device.error()));
@@ -189,6 +193,8 @@ grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerConte
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
   const uint32_t limit = req->limit() == 0 ? 100 : std::min<uint32_t>(req->limit(), 10000);
+  // Ids are int64 in the store: an after_id beyond that would wrap to a negative one (= all).
+  if (req->after_id() > uint64_t(std::numeric_limits<int64_t>::max())) return Done(c, grpc::Status::OK);
   for (const Event& e : ctx_.store.ListEvents(static_cast<int64_t>(req->after_id()), limit)) {
     if (caller->admin() || e.device == caller->device) ToProto(e, resp->add_events());
   }

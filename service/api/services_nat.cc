@@ -3,6 +3,7 @@
 #include "api/doctor.h"
 #include "api/nat_view.h"
 #include "api/reactors.h"
+#include "core/validate.h"
 #include "api/services.h"
 #include "portmap/netutil.h"
 
@@ -63,6 +64,7 @@ grpc::ServerUnaryReactor* NatServiceImpl::GetNatView(grpc::CallbackServerContext
                                                      const v1::GetNatViewRequest* req, v1::NatView* resp) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
+  if (auto r = ValidateDeviceName(req->device()); !r) return Done(c, r.error());  // "" is no device
   if (auto r = MayActOn(*caller, req->device(), "reading a NAT view"); !r) return Done(c, r.error());
   auto view = BuildNatView(Inputs(ctx_), req->device());
   if (!view) return Done(c, view.error());
@@ -74,6 +76,7 @@ grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::Callba
                                                                     const v1::WatchNatViewRequest* req) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return new RefusedStream<v1::NatView>(ToStatus(caller.error()));
+  if (auto r = ValidateDeviceName(req->device()); !r) return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   if (auto r = MayActOn(*caller, req->device(), "watching a NAT view"); !r) {
     return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   }

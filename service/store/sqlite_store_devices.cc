@@ -188,6 +188,8 @@ Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
 }
 
 Result<Device> SqliteStore::GetDevice(std::string_view name) const {
+  // "" means every device to QueryDevices; here it names none.
+  if (name.empty()) return Fail(Errc::kInvalidArgument, "a device name is required");
   return Guarded([&]() -> Result<Device> {
     std::lock_guard lock(mu_);
     auto found = QueryDevices(name);

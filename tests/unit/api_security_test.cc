@@ -199,6 +199,37 @@ TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
   EXPECT_EQ(store_->ListMappings("").value().size(), 2u * 122 + 2 + 10);
 }
 
+// An empty name is no device (the store reads "" as "all"), and an event id beyond int64 does not
+// wrap around to "every event".
+TEST_F(ApiSecurity, EmptyMeansNothingAndHugeIdsDoNotWrap) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  auto nat = v1::NatService::NewStub(tcp_);
+  auto events = v1::EventService::NewStub(tcp_);
+  v1::GetDeviceRequest get;
+  v1::GetDeviceResponse got;
+  EXPECT_REFUSED(devices->GetDevice(Ctx(kAdminToken).get(), get, &got), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+  EXPECT_EQ(got.mappings_size(), 0);
+  v1::GetNatViewRequest view_req;
+  v1::NatView view;
+  EXPECT_REFUSED(nat->GetNatView(Ctx(kAdminToken).get(), view_req, &view), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+  EXPECT_EQ(view.ports_size(), 0);
+  v1::WatchNatViewRequest watch_req;
+  auto ctx = Ctx(kAdminToken);
+  auto stream = nat->WatchNatView(ctx.get(), watch_req);
+  v1::NatView first;
+  EXPECT_FALSE(stream->Read(&first));
+  EXPECT_EQ(stream->Finish().error_code(), StatusCode::INVALID_ARGUMENT);
+  v1::ListEventsRequest list;
+  list.set_after_id(uint64_t(1) << 63);
+  v1::ListEventsResponse listed;
+  ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), list, &listed).ok());
+  EXPECT_EQ(listed.events_size(), 0);
+  list.set_after_id(~uint64_t(0));
+  ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), list, &listed).ok());
+  EXPECT_EQ(listed.events_size(), 0);
+  EXPECT_FALSE(store_->GetDevice(""));
+}
+
 TEST_F(ApiSecurity, AFloodOfWritesIsLimitedPerCallerAndReadsStayServed) {
   auto devices = v1::DeviceService::NewStub(tcp_);
   const std::string store_before = DumpStore();
