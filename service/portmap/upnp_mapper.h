@@ -1,4 +1,4 @@
-// UPnP IGD v1/v2 through miniupnpc.
+// UPnP IGD v1/v2 through miniupnpc (SOAP); which IGD: upnp_discovery.h.
 #pragma once
 
 #include <memory>
