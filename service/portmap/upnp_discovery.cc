@@ -120,6 +120,41 @@ void Ready(GatewayInfo& info, const ChosenIgd& igd, const std::string& local) {
   info.detail = GatewayLabel(igd.device_type, igd.service_type) + " at " + igd.control_url + warning;
 }
 
+// Another host's IGD: reported, never used. Its description is read (a GET, never SOAP) only
+// when the host is on one of our LAN subnets, and for at most max_other_reads of them.
+void ReportOther(IgdFound& f, const std::string& url, const IgdPolicy& policy, size_t& reads) {
+  const std::string host = Host(url);
+  const bool lan = OnLan(host, policy.lan);
+  if (lan && reads < policy.max_other_reads) {
+    ++reads;
+    if (auto got = Fetch(url)) {
+      if (auto d = ParseRootDescription(got->body)) Describe(f, *d);
+    }
+  }
+  const std::string gw = policy.gateway.empty() ? "unknown" : policy.gateway;
+  f.reason = lan ? "another LAN host, not the gateway (" + gw + "); used only when gateway.root_desc_url names it"
+                 : "its description URL names a host that is neither the gateway (" + gw +
+                       ") nor on the LAN; never contacted";
+}
+
+// Why no IGD is in use, when none is.
+void Explain(GatewayInfo& info, const std::string& not_connected, const std::string& unusable,
+             const std::string& gateway) {
+  if (!not_connected.empty()) {
+    info.status = GatewayInfo::Status::kNotConnected;
+    info.detail = "a UPnP IGD answered at the gateway, but " + not_connected + "; mappings wait until it is up";
+  } else if (!unusable.empty()) {
+    info.detail = "no usable UPnP IGD at the gateway (" + unusable + ")";
+  } else if (!info.other_igds.empty()) {
+    info.detail = "no UPnP IGD at the gateway (" +
+                  (gateway.empty() ? std::string("unknown: no default route") : gateway) + "); " +
+                  std::to_string(info.other_igds.size()) +
+                  " found on other hosts, not used (natpilot gateway lists them)";
+  } else {
+    info.detail = "no UPnP internet gateway device found";
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> DiscoverDescriptionUrls(std::chrono::milliseconds timeout,
@@ -152,6 +187,9 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
   std::stable_partition(urls.begin(), urls.end(), [&](const std::string& u) { return trusted(Host(u)); });
   std::string not_connected;  // why the trusted IGDs' connections cannot be used
   std::string unusable;       // trusted hosts that are no IGD or did not answer
+  // Trusted IGDs that cannot be used: listed as other IGDs only when another one is in use (else
+  // the detail says why each cannot be used).
+  std::vector<IgdFound> passed_over;
   size_t reads = 0;
   for (const std::string& url : urls) {
     IgdFound f;
@@ -159,18 +197,7 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
     f.address = Sanitize(Host(url), 64);
     const std::string host = Host(url);
     if (!trusted(host)) {
-      const bool lan = OnLan(host, policy.lan);
-      if (lan && reads < policy.max_other_reads) {
-        ++reads;
-        if (auto got = Fetch(url)) {
-          if (auto d = ParseRootDescription(got->body)) Describe(f, *d);
-        }
-      }
-      const std::string gw = policy.gateway.empty() ? "unknown" : policy.gateway;
-      f.reason = lan ? "another LAN host, not the gateway (" + gw +
-                           "); used only when gateway.root_desc_url names it"
-                     : "its description URL names a host that is neither the gateway (" + gw +
-                           ") nor on the LAN; never contacted";
+      ReportOther(f, url, policy, reads);
       info.other_igds.push_back(std::move(f));
       continue;
     }
@@ -187,7 +214,7 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
                       : "its description could not be read: " + Sanitize(desc.error().message, 160);
       if (desc) Describe(f, *desc);
       unusable += (unusable.empty() ? "" : "; ") + f.address + ": " + f.reason;
-      info.other_igds.push_back(std::move(f));
+      passed_over.push_back(std::move(f));
       continue;
     }
     Describe(f, *desc);
@@ -196,27 +223,17 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
       f.reason = "no connected WAN connection: " + picked.why_not;
       if (!not_connected.empty()) not_connected += "; ";
       not_connected += f.reason;
-      info.other_igds.push_back(std::move(f));
+      passed_over.push_back(std::move(f));
       continue;
     }
     out.igd = std::move(picked.igd);
     Ready(info, *out.igd, got->local_address);
   }
-  if (out.igd) return out;
-  if (!not_connected.empty()) {
-    info.status = GatewayInfo::Status::kNotConnected;
-    info.detail = "a UPnP IGD answered at the gateway, but " + not_connected +
-                  "; mappings wait until it is up";
-  } else if (!unusable.empty()) {
-    info.detail = "no usable UPnP IGD at the gateway (" + unusable + ")";
-  } else if (!info.other_igds.empty()) {
-    info.detail = "no UPnP IGD at the gateway (" +
-                  (policy.gateway.empty() ? std::string("unknown: no default route") : policy.gateway) +
-                  "); " + std::to_string(info.other_igds.size()) +
-                  " found on other hosts, not used (natpilot gateway lists them)";
-  } else {
-    info.detail = "no UPnP internet gateway device found";
+  if (out.igd) {
+    for (IgdFound& f : passed_over) info.other_igds.push_back(std::move(f));
+    return out;
   }
+  Explain(info, not_connected, unusable, policy.gateway);
   return out;
 }
 

@@ -50,6 +50,7 @@ TEST(UpnpIgdChoice, NoConnectedConnectionMeansNotConnected) {
   EXPECT_EQ(info.status, GatewayInfo::Status::kNotConnected) << info.detail;
   EXPECT_NE(info.detail.find("Disconnected"), std::string::npos) << info.detail;
   EXPECT_NE(info.detail.find("Connecting"), std::string::npos) << info.detail;
+  EXPECT_TRUE(info.other_igds.empty()) << "the gateway's own IGD is explained in the detail";
   EXPECT_FALSE(mapper.Map(Req(5060)));
 }
 
