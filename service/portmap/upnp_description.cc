@@ -79,7 +79,10 @@ struct Builder {
   size_t devices_seen = 0;
   bool saw_root = false;
 
-  std::string_view Parent() const { return open.size() >= 2 ? open[open.size() - 2] : ""; }
+  std::string_view Parent() const {
+    if (open.size() < 2) return {};
+    return open[open.size() - 2];  // a view of the element, never of a temporary
+  }
 
   Result<void> Start(std::string_view name) {
     if (open.size() >= kMaxDepth) return Fail(Errc::kInvalidArgument, "description nested too deep");
