@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "portmap/upnp_description.h"
+#include "portmap/upnp_http.h"
 
 namespace natpilot::upnp {
 namespace {
@@ -21,8 +22,21 @@ struct Fetched {
   std::string local_address;  // ours, towards the host that answered
 };
 
-// HTTP GET through miniupnpc (which reads the whole body; we parse at most kMaxDescriptionBytes).
-Result<Fetched> Fetch(const std::string& url) {
+// A description: a GET bounded in time and bytes (upnp_http.h) from an IPv4 host, which every
+// SSDP answer natpilot reads names; a host name (only gateway.root_desc_url can bring one, since
+// SSDP answers are read only from hosts on our LAN subnets or at the gateway's address) goes
+// through miniupnpc's miniwget.
+Result<Fetched> Fetch(const std::string& url, std::chrono::milliseconds timeout) {
+  auto parsed = ParseHttpUrl(url);
+  if (!parsed) return Fail(Errc::kInvalidArgument, "not a plain http:// URL");
+  in_addr a{};
+  if (inet_pton(AF_INET, parsed->host.c_str(), &a) == 1) {
+    auto got = HttpGet(*parsed, timeout, kMaxDescriptionBytes);
+    if (!got) return tl::unexpected(got.error());
+    if (got->status != 200) return Fail(Errc::kUnavailable, "HTTP status " + std::to_string(got->status));
+    if (got->body.size() > kMaxDescriptionBytes) return Fail(Errc::kInvalidArgument, "description too large");
+    return Fetched{std::move(got->body), Sanitize(got->local_address, 63)};
+  }
   int size = 0, status = 0;
   char local[64] = {0};
   std::unique_ptr<char, decltype(&std::free)> body(
@@ -127,7 +141,7 @@ void ReportOther(IgdFound& f, const std::string& url, const IgdPolicy& policy, s
   const bool lan = OnLan(host, policy.lan);
   if (lan && reads < policy.max_other_reads) {
     ++reads;
-    if (auto got = Fetch(url)) {
+    if (auto got = Fetch(url, policy.other_description_timeout)) {
       if (auto d = ParseRootDescription(got->body)) Describe(f, *d);
     }
   }
@@ -207,7 +221,7 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
       info.other_igds.push_back(std::move(f));
       continue;
     }
-    auto got = Fetch(url);
+    auto got = Fetch(url, policy.description_timeout);
     auto desc = got ? ParseRootDescription(got->body) : Result<RootDescription>(tl::unexpected(got.error()));
     if (!desc || desc->WanConnections().empty()) {
       f.reason = desc ? "not an internet gateway device (no WANIPConnection or WANPPPConnection)"

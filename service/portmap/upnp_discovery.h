@@ -18,6 +18,10 @@ struct IgdPolicy {
   std::string configured_url;  // gateway.root_desc_url: its host is trusted like the gateway
   std::vector<Subnet> lan;     // other IGDs here get their description read, to be reported
   size_t max_other_reads = 4;  // at most this many descriptions of IGDs that are not used
+  // Each description read, connect to last byte (the gateway's; another host's, read only to be
+  // reported). The SOAP calls to the gateway keep miniupnpc's own timeouts.
+  std::chrono::milliseconds description_timeout{3000};
+  std::chrono::milliseconds other_description_timeout{1000};
 };
 
 struct ChosenIgd {

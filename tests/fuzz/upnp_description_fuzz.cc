@@ -1,12 +1,13 @@
-// libFuzzer target for natpilot's own reader of UPnP root descriptions (upnp_description.h), which
-// reads what any LAN host serves: whatever the bytes, a result or an error, and every text field
-// and resolved URL printable ASCII.
+// libFuzzer target for natpilot's own readers of what any LAN host serves: UPnP root descriptions
+// (upnp_description.h) and the HTTP answers around them (upnp_http.h). Whatever the bytes, a result
+// or an error, and every text field and resolved URL printable ASCII.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "portmap/upnp_description.h"
+#include "portmap/upnp_http.h"
 
 namespace {
 
@@ -21,6 +22,7 @@ void CheckPrintable(std::string_view s) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace natpilot::upnp;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (auto answer = ParseHttpAnswer(text); answer && answer->body.size() > size) std::abort();
   auto d = ParseRootDescription(text);
   if (!d) return 0;
   CheckPrintable(d->friendly_name);
