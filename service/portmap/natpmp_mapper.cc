@@ -37,7 +37,8 @@ struct NatPmpMapper::Session {
   // retransmits on RFC 6886 3.1's schedule (250 ms, doubling). The deadline counts every attempt:
   // an answer `accept` refuses (a late answer to an earlier request) is ignored and never extends
   // it, so a stream of wrong answers cannot hold the caller.
-  Result<natpmpresp_t> Wait(double deadline, const std::function<bool(const natpmpresp_t&)>& accept) {
+  Result<natpmpresp_t> Wait(double deadline,
+                            const std::function<bool(const natpmpresp_t&)>& accept) {
     for (;;) {
       natpmpresp_t resp{};
       const int r = readnatpmpresponseorretry(&n, &resp);

@@ -164,8 +164,9 @@ Result<Lease> PcpMapper::Map(const MapRequest& r) {
     // NOT_AUTHORIZED also answers a nonce that does not match the mapping's (MAP processing,
     // 11.3): once the gateway has granted a THIRD_PARTY request since the probe, it allows
     // THIRD_PARTY and the refusal is about this one request.
-    if (third_party && (resp->result == pcp::ResultCode::kUnsuppOption ||
-                        (resp->result == pcp::ResultCode::kNotAuthorized && !third_party_granted_))) {
+    if (third_party &&
+        (resp->result == pcp::ResultCode::kUnsuppOption ||
+         (resp->result == pcp::ResultCode::kNotAuthorized && !third_party_granted_))) {
       third_party_refused_ = true;
     }
     return Fail(pcp::MakePcpError(resp->result), what + ": " + pcp::MakePcpError(resp->result).message());

@@ -35,11 +35,16 @@ void AppendDecoded(std::string& out, std::string_view raw) {
     }
     const std::string_view ent = raw.substr(i + 1, semi - i - 1);
     char c = '?';
-    if (ent == "amp") c = '&';
-    else if (ent == "lt") c = '<';
-    else if (ent == "gt") c = '>';
-    else if (ent == "quot") c = '"';
-    else if (ent == "apos") c = '\'';
+    if (ent == "amp")
+      c = '&';
+    else if (ent == "lt")
+      c = '<';
+    else if (ent == "gt")
+      c = '>';
+    else if (ent == "quot")
+      c = '"';
+    else if (ent == "apos")
+      c = '\'';
     else if (StartsWith(ent, "#")) {
       const bool hex = StartsWith(ent, "#x") || StartsWith(ent, "#X");
       const std::string digits(ent.substr(hex ? 2 : 1));
@@ -85,7 +90,8 @@ struct Builder {
   }
 
   Result<void> Start(std::string_view name) {
-    if (open.size() >= kMaxDepth) return Fail(Errc::kInvalidArgument, "description nested too deep");
+    if (open.size() >= kMaxDepth)
+      return Fail(Errc::kInvalidArgument, "description nested too deep");
     open.emplace_back(name);
     text.clear();
     if (name == "root" && open.size() == 1) saw_root = true;
@@ -105,14 +111,21 @@ struct Builder {
     const std::string_view parent = Parent();
     if (parent == "device" && !devices.empty()) {
       Device& d = devices.back();
-      if (name == "deviceType") d.type = Sanitize(value);
-      else if (name == "friendlyName") d.friendly = Sanitize(value, 64);
-      else if (name == "manufacturer") d.manufacturer = Sanitize(value, 64);
-      else if (name == "modelName") d.model = Sanitize(value, 64);
-      else if (name == "UDN") d.udn = Sanitize(value);
+      if (name == "deviceType")
+        d.type = Sanitize(value);
+      else if (name == "friendlyName")
+        d.friendly = Sanitize(value, 64);
+      else if (name == "manufacturer")
+        d.manufacturer = Sanitize(value, 64);
+      else if (name == "modelName")
+        d.model = Sanitize(value, 64);
+      else if (name == "UDN")
+        d.udn = Sanitize(value);
     } else if (parent == "service" && service) {
-      if (name == "serviceType") service->service_type = Sanitize(value);
-      else if (name == "controlURL") service->control_url = IsUrlText(value) ? value : "";
+      if (name == "serviceType")
+        service->service_type = Sanitize(value);
+      else if (name == "controlURL")
+        service->control_url = IsUrlText(value) ? value : "";
     } else if (parent == "root" && name == "URLBase" && IsUrlText(value)) {
       out.url_base = value;
     }
@@ -160,8 +173,8 @@ std::vector<ServiceDescription> RootDescription::WanConnections() const {
 
 Result<RootDescription> ParseRootDescription(std::string_view xml) {
   if (xml.size() > kMaxDescriptionBytes) {
-    return Fail(Errc::kInvalidArgument, "description larger than " +
-                                            std::to_string(kMaxDescriptionBytes) + " bytes");
+    return Fail(Errc::kInvalidArgument,
+                "description larger than " + std::to_string(kMaxDescriptionBytes) + " bytes");
   }
   Builder b;
   size_t i = 0;
@@ -200,7 +213,9 @@ Result<RootDescription> ParseRootDescription(std::string_view xml) {
     i = lt + end;
   }
   if (!b.saw_root) return Fail(Errc::kInvalidArgument, "not a UPnP description (no <root>)");
-  if (!b.open.empty()) return Fail(Errc::kInvalidArgument, "description ends inside <" + Sanitize(b.open.back(), 40) + ">");
+  if (!b.open.empty())
+    return Fail(Errc::kInvalidArgument,
+                "description ends inside <" + Sanitize(b.open.back(), 40) + ">");
   return std::move(b.out);
 }
 
@@ -227,7 +242,8 @@ std::optional<HttpUrl> ParseHttpUrl(std::string_view url) {
   if (out.host.empty()) return std::nullopt;
   if (port_colon != std::string_view::npos) {
     const std::string digits(authority.substr(port_colon + 1));
-    if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
       return std::nullopt;
     }
     const long port = std::strtol(digits.c_str(), nullptr, 10);
@@ -280,10 +296,9 @@ bool IsReservedIpv4(std::string_view address) {
     int prefix;
   };
   static constexpr Range kReserved[] = {
-      {0x00000000, 8},  {0x0a000000, 8},  {0x64400000, 10}, {0x7f000000, 8},
-      {0xa9fe0000, 16}, {0xac100000, 12}, {0xc0000000, 24}, {0xc0000200, 24},
-      {0xc0a80000, 16}, {0xc6120000, 15}, {0xc6336400, 24}, {0xcb007100, 24},
-      {0xe0000000, 4},  {0xf0000000, 4},
+      {0x00000000, 8},  {0x0a000000, 8},  {0x64400000, 10}, {0x7f000000, 8},  {0xa9fe0000, 16},
+      {0xac100000, 12}, {0xc0000000, 24}, {0xc0000200, 24}, {0xc0a80000, 16}, {0xc6120000, 15},
+      {0xc6336400, 24}, {0xcb007100, 24}, {0xe0000000, 4},  {0xf0000000, 4},
   };
   for (const Range& r : kReserved) {
     const uint32_t mask = ~uint32_t(0) << (32 - r.prefix);

@@ -33,8 +33,10 @@ Result<Fetched> Fetch(const std::string& url, std::chrono::milliseconds timeout)
   if (inet_pton(AF_INET, parsed->host.c_str(), &a) == 1) {
     auto got = HttpGet(*parsed, timeout, kMaxDescriptionBytes);
     if (!got) return tl::unexpected(got.error());
-    if (got->status != 200) return Fail(Errc::kUnavailable, "HTTP status " + std::to_string(got->status));
-    if (got->body.size() > kMaxDescriptionBytes) return Fail(Errc::kInvalidArgument, "description too large");
+    if (got->status != 200)
+      return Fail(Errc::kUnavailable, "HTTP status " + std::to_string(got->status));
+    if (got->body.size() > kMaxDescriptionBytes)
+      return Fail(Errc::kInvalidArgument, "description too large");
     return Fetched{std::move(got->body), Sanitize(got->local_address, 63)};
   }
   int size = 0, status = 0;
@@ -93,10 +95,12 @@ Picked PickConnection(const std::string& url, const RootDescription& d,
     }
     char status[64] = {0}, last_error[64] = {0};
     unsigned uptime = 0;
-    const int r = UPNP_GetStatusInfo(control.c_str(), s.service_type.c_str(), status, &uptime, last_error);
+    const int r =
+        UPNP_GetStatusInfo(control.c_str(), s.service_type.c_str(), status, &uptime, last_error);
     status[sizeof status - 1] = '\0';
     if (r != UPNPCOMMAND_SUCCESS || std::strcmp(status, "Connected") != 0) {
-      out.why_not += name + " " + (r == UPNPCOMMAND_SUCCESS ? Sanitize(status, 63) : MakeUpnpError(r).message());
+      out.why_not += name + " " +
+                     (r == UPNPCOMMAND_SUCCESS ? Sanitize(status, 63) : MakeUpnpError(r).message());
       continue;
     }
     char ext[40] = {0};
@@ -104,8 +108,10 @@ Picked PickConnection(const std::string& url, const RootDescription& d,
     ext[sizeof ext - 1] = '\0';
     in_addr parsed{};
     if (e != UPNPCOMMAND_SUCCESS || inet_pton(AF_INET, ext, &parsed) != 1) {
-      out.why_not += name + " Connected but no external address (" +
-                     (e == UPNPCOMMAND_SUCCESS ? "'" + Sanitize(ext, 39) + "'" : MakeUpnpError(e).message()) + ")";
+      out.why_not +=
+          name + " Connected but no external address (" +
+          (e == UPNPCOMMAND_SUCCESS ? "'" + Sanitize(ext, 39) + "'" : MakeUpnpError(e).message()) +
+          ")";
       continue;
     }
     out.igd = ChosenIgd{url, control, s.service_type, d.device_type, ext};
@@ -131,7 +137,8 @@ void Ready(GatewayInfo& info, const ChosenIgd& igd, const std::string& local) {
               " is private or reserved, so another NAT upstream (double NAT or carrier-grade NAT) "
               "may still block incoming traffic";
   }
-  info.detail = GatewayLabel(igd.device_type, igd.service_type) + " at " + igd.control_url + warning;
+  info.detail =
+      GatewayLabel(igd.device_type, igd.service_type) + " at " + igd.control_url + warning;
 }
 
 // Another host's IGD: reported, never used. Its description is read (a GET, never SOAP) only
@@ -146,7 +153,8 @@ void ReportOther(IgdFound& f, const std::string& url, const IgdPolicy& policy, s
     }
   }
   const std::string gw = policy.gateway.empty() ? "unknown" : policy.gateway;
-  f.reason = lan ? "another LAN host, not the gateway (" + gw + "); used only when gateway.root_desc_url names it"
+  f.reason = lan ? "another LAN host, not the gateway (" + gw +
+                       "); used only when gateway.root_desc_url names it"
                  : "its description URL names a host that is neither the gateway (" + gw +
                        ") nor on the LAN; never contacted";
 }
@@ -156,7 +164,8 @@ void Explain(GatewayInfo& info, const std::string& not_connected, const std::str
              const std::string& gateway) {
   if (!not_connected.empty()) {
     info.status = GatewayInfo::Status::kNotConnected;
-    info.detail = "a UPnP IGD answered at the gateway, but " + not_connected + "; mappings wait until it is up";
+    info.detail = "a UPnP IGD answered at the gateway, but " + not_connected +
+                  "; mappings wait until it is up";
   } else if (!unusable.empty()) {
     info.detail = "no usable UPnP IGD at the gateway (" + unusable + ")";
   } else if (!info.other_igds.empty()) {
@@ -175,8 +184,8 @@ std::vector<std::string> DiscoverDescriptionUrls(std::chrono::milliseconds timeo
                                                  const std::string& multicast_interface) {
   int error = 0;
   const char* mif = multicast_interface.empty() ? nullptr : multicast_interface.c_str();
-  UPNPDev* devices = upnpDiscover(static_cast<int>(timeout.count()), mif, nullptr, UPNP_LOCAL_PORT_ANY,
-                                  0, 2, &error);
+  UPNPDev* devices = upnpDiscover(static_cast<int>(timeout.count()), mif, nullptr,
+                                  UPNP_LOCAL_PORT_ANY, 0, 2, &error);
   std::vector<std::string> out;
   for (UPNPDev* d = devices; d != nullptr && out.size() < 32; d = d->pNext) {
     if (d->descURL == nullptr) continue;
@@ -198,7 +207,8 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
                              (!configured_host.empty() && host == configured_host));
   };
   std::vector<std::string> urls = description_urls;
-  std::stable_partition(urls.begin(), urls.end(), [&](const std::string& u) { return trusted(Host(u)); });
+  std::stable_partition(urls.begin(), urls.end(),
+                        [&](const std::string& u) { return trusted(Host(u)); });
   std::string not_connected;  // why the trusted IGDs' connections cannot be used
   std::string unusable;       // trusted hosts that are no IGD or did not answer
   // Trusted IGDs that cannot be used: listed as other IGDs only when another one is in use (else
@@ -222,7 +232,8 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
       continue;
     }
     auto got = Fetch(url, policy.description_timeout);
-    auto desc = got ? ParseRootDescription(got->body) : Result<RootDescription>(tl::unexpected(got.error()));
+    auto desc = got ? ParseRootDescription(got->body)
+                    : Result<RootDescription>(tl::unexpected(got.error()));
     if (!desc || desc->WanConnections().empty()) {
       f.reason = desc ? "not an internet gateway device (no WANIPConnection or WANPPPConnection)"
                       : "its description could not be read: " + Sanitize(desc.error().message, 160);

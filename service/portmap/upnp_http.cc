@@ -44,7 +44,8 @@ Result<std::string> Dechunk(std::string_view body) {
   size_t pos = 0;
   for (;;) {
     const size_t eol = body.find("\r\n", pos);
-    if (eol == std::string_view::npos) return Fail(Errc::kInvalidArgument, "truncated chunked body");
+    if (eol == std::string_view::npos)
+      return Fail(Errc::kInvalidArgument, "truncated chunked body");
     const std::string size_line(body.substr(pos, std::min<size_t>(eol - pos, 16)));
     char* end = nullptr;
     const unsigned long n = std::strtoul(size_line.c_str(), &end, 16);
@@ -75,7 +76,8 @@ struct Fd {
 
 Result<HttpAnswer> ParseHttpAnswer(std::string_view raw) {
   const size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string_view::npos) return Fail(Errc::kInvalidArgument, "no end of HTTP headers");
+  if (head_end == std::string_view::npos)
+    return Fail(Errc::kInvalidArgument, "no end of HTTP headers");
   const std::string_view head = raw.substr(0, head_end);
   const size_t eol = head.find("\r\n");
   const std::string_view status_line = head.substr(0, eol);
@@ -102,14 +104,16 @@ Result<HttpAnswer> ParseHttpAnswer(std::string_view raw) {
       return Fail(Errc::kInvalidArgument, "bad Content-Length");
     }
     const size_t n = std::stoul(len);
-    if (n > body.size()) return Fail(Errc::kInvalidArgument, "HTTP body shorter than its Content-Length");
+    if (n > body.size())
+      return Fail(Errc::kInvalidArgument, "HTTP body shorter than its Content-Length");
     body = body.substr(0, n);
   }
   out.body = std::string(body);
   return out;
 }
 
-Result<HttpAnswer> HttpGet(const HttpUrl& url, std::chrono::milliseconds timeout, size_t max_bytes) {
+Result<HttpAnswer> HttpGet(const HttpUrl& url, std::chrono::milliseconds timeout,
+                           size_t max_bytes) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_in to{};
   to.sin_family = AF_INET;
@@ -142,7 +146,8 @@ Result<HttpAnswer> HttpGet(const HttpUrl& url, std::chrono::milliseconds timeout
   char buf[4096];
   for (;;) {
     p = {s.fd, POLLIN, 0};
-    if (::poll(&p, 1, Remaining(deadline)) <= 0) return Fail(Errc::kUnavailable, "answer timed out");
+    if (::poll(&p, 1, Remaining(deadline)) <= 0)
+      return Fail(Errc::kUnavailable, "answer timed out");
     const ssize_t n = ::recv(s.fd, buf, sizeof buf, 0);
     if (n == 0) break;
     if (n < 0) {

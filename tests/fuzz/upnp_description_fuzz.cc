@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckPrintable(d->friendly_name);
   CheckPrintable(d->device_type);
   CheckPrintable(d->url_base);
-  const std::string base = d->url_base.empty() ? "http://192.168.1.1:5000/rootDesc.xml" : d->url_base;
+  const std::string base =
+      d->url_base.empty() ? "http://192.168.1.1:5000/rootDesc.xml" : d->url_base;
   for (const ServiceDescription& s : d->WanConnections()) {
     CheckPrintable(s.control_url);
     const std::string url = ResolveUrl(base, s.control_url);

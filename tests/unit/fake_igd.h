@@ -70,8 +70,9 @@ class FakeIgd {
 
  private:
   static std::string Service(const std::string& type, const std::string& control) {
-    return "<service><serviceType>urn:schemas-upnp-org:service:" + type + "</serviceType><serviceId>urn:upnp-org:serviceId:" +
-           type.substr(0, type.find(':')) + "</serviceId><controlURL>" + control +
+    return "<service><serviceType>urn:schemas-upnp-org:service:" + type +
+           "</serviceType><serviceId>urn:upnp-org:serviceId:" + type.substr(0, type.find(':')) +
+           "</serviceId><controlURL>" + control +
            "</controlURL><eventSubURL>/evt/x</eventSubURL><SCPDURL>/x.xml</SCPDURL></service>";
   }
   std::string RootDesc() const {
@@ -81,12 +82,14 @@ class FakeIgd {
       connections += Service(more_connections[i].type, "/ctl/Conn" + std::to_string(i + 1));
     }
     return R"(<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>0</minor></specVersion>)"
-           "<URLBase>" + base + "</URLBase>" +
-           "<device><deviceType>" + device_type + "</deviceType><friendlyName>" + friendly_name +
+           "<URLBase>" +
+           base + "</URLBase>" + "<device><deviceType>" + device_type +
+           "</deviceType><friendlyName>" + friendly_name +
            R"(</friendlyName><manufacturer>Fake</manufacturer><modelName>IGD</modelName><UDN>uuid:fake-igd</UDN><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:1</deviceType><serviceList>)" +
            Service("WANCommonInterfaceConfig:1", "/ctl/CmnIfCfg") +
            R"(</serviceList><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:1</deviceType><serviceList>)" +
-           connections + "</serviceList></device></deviceList></device></deviceList></device></root>";
+           connections +
+           "</serviceList></device></deviceList></device></deviceList></device></root>";
   }
   static std::string Envelope(const std::string& body) {
     return R"(<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>)" +
@@ -131,7 +134,9 @@ class FakeIgd {
       for (size_t i = 0; i < more_connections.size(); ++i) {
         if (req.path == "/ctl/Conn" + std::to_string(i + 1)) status = more_connections[i].status;
       }
-      out = "<NewConnectionStatus>" + status + "</NewConnectionStatus><NewLastConnectionError>ERROR_NONE</NewLastConnectionError><NewUptime>100</NewUptime>";
+      out = "<NewConnectionStatus>" + status +
+            "</NewConnectionStatus><NewLastConnectionError>ERROR_NONE</"
+            "NewLastConnectionError><NewUptime>100</NewUptime>";
     } else if (action == "AddPortMapping") {
       std::lock_guard lock(mu_);
       table[key] = call.args["NewInternalClient"];

@@ -53,7 +53,8 @@ class StreamingNatPmpServer {
       if (poll(&p, 1, static_cast<int>(every_.count())) > 0) {
         uint8_t buf[64];
         len = sizeof from;
-        const ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+        const ssize_t n =
+            recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
         if (n > 0) {
           last.assign(buf, buf + n);
           ++requests_;
@@ -91,7 +92,8 @@ std::vector<uint8_t> PublicAddress(uint32_t epoch) {
 }
 
 // A mapping answer (RFC 6886 3.3) for UDP (opcode 1) or TCP (2).
-std::vector<uint8_t> Mapping(uint8_t opcode, uint16_t private_port, uint16_t public_port, uint32_t epoch) {
+std::vector<uint8_t> Mapping(uint8_t opcode, uint16_t private_port, uint16_t public_port,
+                             uint32_t epoch) {
   std::vector<uint8_t> b(16, 0);
   b[1] = uint8_t(128 + opcode);
   Put32(b, 4, epoch);
@@ -102,7 +104,8 @@ std::vector<uint8_t> Mapping(uint8_t opcode, uint16_t private_port, uint16_t pub
 }
 
 // The server: a public-address request gets a public address; a mapping request gets `mapping`.
-StreamingNatPmpServer::Reply Answers(std::function<std::vector<uint8_t>(const std::vector<uint8_t>&)> mapping) {
+StreamingNatPmpServer::Reply Answers(
+    std::function<std::vector<uint8_t>(const std::vector<uint8_t>&)> mapping) {
   return [mapping](const std::vector<uint8_t>& req) {
     if (req.size() >= 2 && req[1] == 0) return PublicAddress(100);
     return mapping(req);
@@ -127,9 +130,10 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 
 TEST(NatPmpMapper, MapsPortPreserving) {
   StreamingNatPmpServer server("127.0.53.1", Answers([](const std::vector<uint8_t>& req) {
-    const uint16_t port = uint16_t(req[4] << 8 | req[5]);
-    return Mapping(req[1], port, port, 100);
-  }), 200ms);
+                                 const uint16_t port = uint16_t(req[4] << 8 | req[5]);
+                                 return Mapping(req[1], port, port, 100);
+                               }),
+                               200ms);
   if (!server.bound()) GTEST_SKIP() << "127.0.53.1:5351 is taken";
   NatPmpMapper mapper(Options("127.0.53.1"));
   const GatewayInfo info = mapper.Probe();
@@ -143,8 +147,9 @@ TEST(NatPmpMapper, MapsPortPreserving) {
 TEST(NatPmpMapper, AStreamOfWrongAnswersCannotHoldAMapPastItsDeadline) {
   // Every 20 ms an answer for another private port: a late answer to some other request.
   StreamingNatPmpServer server("127.0.53.2", Answers([](const std::vector<uint8_t>& req) {
-    return Mapping(req[1], 4444, 4444, 100);
-  }), 20ms);
+                                 return Mapping(req[1], 4444, 4444, 100);
+                               }),
+                               20ms);
   if (!server.bound()) GTEST_SKIP() << "127.0.53.2:5351 is taken";
   NatPmpMapper mapper(Options("127.0.53.2"));
   ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
@@ -162,9 +167,8 @@ TEST(NatPmpMapper, AStreamOfWrongAnswersCannotHoldAMapPastItsDeadline) {
 
 TEST(NatPmpMapper, AStreamOfWrongAnswersCannotHoldAProbePastItsDeadline) {
   // Whatever it is asked, a mapping answer every 20 ms: never a public address.
-  StreamingNatPmpServer server("127.0.53.3", [](const std::vector<uint8_t>&) {
-    return Mapping(1, 4444, 4444, 100);
-  }, 20ms);
+  StreamingNatPmpServer server(
+      "127.0.53.3", [](const std::vector<uint8_t>&) { return Mapping(1, 4444, 4444, 100); }, 20ms);
   if (!server.bound()) GTEST_SKIP() << "127.0.53.3:5351 is taken";
   NatPmpMapper mapper(Options("127.0.53.3"));
   const auto start = std::chrono::steady_clock::now();
@@ -177,9 +181,11 @@ TEST(NatPmpMapper, AStreamOfWrongAnswersCannotHoldAProbePastItsDeadline) {
 TEST(NatPmpMapper, AWrongAnswerBeforeTheRightOneIsIgnored) {
   std::atomic<int> n{0};
   StreamingNatPmpServer server("127.0.53.4", Answers([&n](const std::vector<uint8_t>& req) {
-    const uint16_t port = uint16_t(req[4] << 8 | req[5]);
-    return ++n == 1 ? Mapping(req[1], 4444, 4444, 100) : Mapping(req[1], port, port, 100);
-  }), 50ms);
+                                 const uint16_t port = uint16_t(req[4] << 8 | req[5]);
+                                 return ++n == 1 ? Mapping(req[1], 4444, 4444, 100)
+                                                 : Mapping(req[1], port, port, 100);
+                               }),
+                               50ms);
   if (!server.bound()) GTEST_SKIP() << "127.0.53.4:5351 is taken";
   NatPmpMapper mapper(Options("127.0.53.4"));
   ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);

@@ -274,7 +274,8 @@ TEST(PcpMapper, UnsuppOptionDisablesThirdPartyEvenAfterAGrant) {
   std::atomic<bool> unsupported{false};
   ScriptedPcpServer server([&unsupported](const std::vector<uint8_t>& req) {
     const bool third_party = req.size() > 60;
-    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, third_party && unsupported ? 5 : 0, 100)}};
+    return std::vector<ScriptedPcpServer::Reply>{
+        {Answer(req, third_party && unsupported ? 5 : 0, 100)}};
   });
   PcpMapper mapper(Options(server.port()));
   ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);

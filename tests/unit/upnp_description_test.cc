@@ -42,7 +42,8 @@ TEST(UpnpDescription, AHostileDescriptionYieldsOnlySafeText) {
   EXPECT_LE(d->friendly_name.size(), 64u);
   const auto wan = d->WanConnections();
   ASSERT_EQ(wan.size(), 1u) << "a control URL with a space or a binary byte is left out";
-  EXPECT_EQ(wan[0].control_url, "http://127.0.0.1:22/ctl");  // parsed; the IGD choice refuses the host
+  EXPECT_EQ(wan[0].control_url,
+            "http://127.0.0.1:22/ctl");  // parsed; the IGD choice refuses the host
 }
 
 TEST(UpnpDescription, NotADescriptionIsAnError) {
@@ -86,7 +87,8 @@ TEST(UpnpDescription, ResolvesControlUrlsAgainstTheBase) {
 }
 
 TEST(UpnpDescription, LabelsAndTextHelpers) {
-  EXPECT_EQ(TypeAndVersion("urn:schemas-upnp-org:device:InternetGatewayDevice:2"), "InternetGatewayDevice:2");
+  EXPECT_EQ(TypeAndVersion("urn:schemas-upnp-org:device:InternetGatewayDevice:2"),
+            "InternetGatewayDevice:2");
   EXPECT_EQ(TypeAndVersion("garbage"), "");
   EXPECT_EQ(GatewayLabel("", "urn:schemas-upnp-org:service:WANIPConnection:1"),
             "UPnP device of unknown type with WANIPConnection:1");

@@ -16,11 +16,14 @@ namespace natpilot::upnp {
 namespace {
 
 TEST(UpnpHttp, ParsesAnswers) {
-  auto a = ParseHttpAnswer("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\nhello, and more");
+  auto a = ParseHttpAnswer(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\nhello, and more");
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->status, 200);
   EXPECT_EQ(a->body, "hello");
-  a = ParseHttpAnswer("HTTP/1.1 200 OK\r\ntransfer-encoding:  Chunked \r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n");
+  a = ParseHttpAnswer(
+      "HTTP/1.1 200 OK\r\ntransfer-encoding:  Chunked "
+      "\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n");
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->body, "abcde");
   a = ParseHttpAnswer("HTTP/1.0 404 Not Found\r\n\r\n");
@@ -39,7 +42,8 @@ TEST(UpnpHttp, RefusesMalformedAnswers) {
   EXPECT_FALSE(ParseHttpAnswer("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nshort"));
   EXPECT_FALSE(ParseHttpAnswer("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"));
   EXPECT_FALSE(ParseHttpAnswer("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999\r\n\r\n"));
-  EXPECT_FALSE(ParseHttpAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffff\r\nab"));
+  EXPECT_FALSE(
+      ParseHttpAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffff\r\nab"));
   EXPECT_FALSE(ParseHttpAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"));
 }
 
@@ -88,9 +92,10 @@ class DribblingServer {
 TEST(UpnpHttp, AHostThatDribblesForeverCannotHoldTheCaller) {
   DribblingServer server;
   const auto start = std::chrono::steady_clock::now();
-  auto got = HttpGet(HttpUrl{"127.0.0.1", server.port(), "/rootDesc.xml"}, std::chrono::milliseconds(500),
-                     kMaxDescriptionBytes);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto got = HttpGet(HttpUrl{"127.0.0.1", server.port(), "/rootDesc.xml"},
+                     std::chrono::milliseconds(500), kMaxDescriptionBytes);
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_FALSE(got);
   EXPECT_LT(took, 20.0) << "a hang guard only: the deadline is 0.5 s";
 }

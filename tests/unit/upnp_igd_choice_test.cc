@@ -14,7 +14,8 @@ namespace {
 using testing::FakeIgd;
 
 MapRequest Req(uint16_t port) {
-  return MapRequest{Transport::kUdp, "192.168.1.20", port, port, Seconds(3600), "natpilot t ata1", ""};
+  return MapRequest{Transport::kUdp, "192.168.1.20",    port, port,
+                    Seconds(3600),   "natpilot t ata1", ""};
 }
 
 upnp::IgdPolicy Policy(const std::string& gateway, bool loopback_is_lan) {
@@ -61,11 +62,13 @@ TEST(UpnpIgdChoice, TheLabelNamesTheDeviceAndServiceVersions) {
   UpnpMapper mapper(o);
   GatewayInfo info = mapper.Probe();
   ASSERT_EQ(info.status, GatewayInfo::Status::kReady) << info.detail;
-  EXPECT_EQ(info.detail.rfind("UPnP InternetGatewayDevice:1 with WANIPConnection:2 at ", 0), 0u) << info.detail;
+  EXPECT_EQ(info.detail.rfind("UPnP InternetGatewayDevice:1 with WANIPConnection:2 at ", 0), 0u)
+      << info.detail;
   igd.device_type = "urn:schemas-upnp-org:device:InternetGatewayDevice:2";
   igd.version = 1;
   info = mapper.Probe();
-  EXPECT_EQ(info.detail.rfind("UPnP InternetGatewayDevice:2 with WANIPConnection:1 at ", 0), 0u) << info.detail;
+  EXPECT_EQ(info.detail.rfind("UPnP InternetGatewayDevice:2 with WANIPConnection:1 at ", 0), 0u)
+      << info.detail;
 }
 
 TEST(UpnpIgdChoice, TheGatewaysIgdWinsOverAnotherHostClaimingAPublicAddress) {
@@ -110,7 +113,8 @@ TEST(UpnpIgdChoice, AnAnswerNamingAHostOffTheLanIsNeverContacted) {
   EXPECT_EQ(rogue.description_gets, 0) << "not even its description is read";
   ASSERT_EQ(choice.info.other_igds.size(), 1u);
   EXPECT_TRUE(choice.info.other_igds[0].skipped);
-  EXPECT_NE(choice.info.detail.find("found on other hosts"), std::string::npos) << choice.info.detail;
+  EXPECT_NE(choice.info.detail.find("found on other hosts"), std::string::npos)
+      << choice.info.detail;
 }
 
 TEST(UpnpIgdChoice, OnlyAnotherHostsIgdIsNotUsedUnlessConfigured) {
@@ -127,9 +131,10 @@ TEST(UpnpIgdChoice, OnlyAnotherHostsIgdIsNotUsedUnlessConfigured) {
 
 TEST(UpnpIgdChoice, AHostileDescriptionNeverCrashesAndIsNotUsed) {
   FakeIgd gateway(1, "127.0.0.8");
-  gateway.root_desc = "<root><device><deviceType>urn:x:device:InternetGatewayDevice:1</deviceType>"
-                      "<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1"
-                      "</serviceType><controlURL>http://127.0.0.8:1/\x01\xff</controlURL></service>";
+  gateway.root_desc =
+      "<root><device><deviceType>urn:x:device:InternetGatewayDevice:1</deviceType>"
+      "<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1"
+      "</serviceType><controlURL>http://127.0.0.8:1/\x01\xff</controlURL></service>";
   const auto choice = upnp::ChooseIgd({gateway.url()}, Policy("127.0.0.8", true));
   EXPECT_FALSE(choice.igd);
   EXPECT_EQ(choice.info.status, GatewayInfo::Status::kNotFound) << choice.info.detail;
