@@ -73,6 +73,8 @@ void Describe(IgdFound& f, const RootDescription& d) {
   f.device_type = TypeAndVersion(d.device_type);
 }
 
+constexpr size_t kMaxControlUrl = 256;
+
 struct Picked {
   std::optional<ChosenIgd> igd;
   std::string why_not;  // when none: each connection's status, for people
@@ -88,6 +90,11 @@ Picked PickConnection(const std::string& url, const RootDescription& d,
     const std::string control = ResolveUrl(base, s.control_url);
     const std::string name = TypeAndVersion(s.service_type);
     if (!out.why_not.empty()) out.why_not += ", ";
+    // miniupnpc builds each SOAP request in fixed buffers (it kept 128 bytes of a URL itself).
+    if (control.size() > kMaxControlUrl) {
+      out.why_not += name + " (control URL longer than " + std::to_string(kMaxControlUrl) + " bytes)";
+      continue;
+    }
     if (control.empty() || !trusted(Host(control))) {
       out.why_not += name + " at " + Sanitize(control.empty() ? s.control_url : control, 160) +
                      " (not the gateway: never contacted)";

@@ -141,5 +141,19 @@ TEST(UpnpIgdChoice, AHostileDescriptionNeverCrashesAndIsNotUsed) {
   for (char c : choice.info.detail) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << choice.info.detail;
 }
 
+TEST(UpnpIgdChoice, AnOverlongControlUrlIsNotUsed) {
+  FakeIgd gateway(1, "127.0.0.9");
+  gateway.root_desc =
+      "<root><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType>"
+      "<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1"
+      "</serviceType><controlURL>/" +
+      std::string(300, 'a') + "</controlURL></service></serviceList></device></root>";
+  const auto choice = upnp::ChooseIgd({gateway.url()}, Policy("127.0.0.9", true));
+  EXPECT_FALSE(choice.igd);
+  EXPECT_NE(choice.info.detail.find("control URL longer than 256 bytes"), std::string::npos)
+      << choice.info.detail;
+  EXPECT_TRUE(gateway.calls().empty());
+}
+
 }  // namespace
 }  // namespace natpilot
