@@ -22,6 +22,7 @@ std::string_view ToString(GatewayInfo::Status s) {
 
 struct UpnpMapper::Igd {
   upnp::ChosenIgd chosen;
+  std::string external_address;  // the probe's; whatever refreshes it updates it here
   const char* control() const { return chosen.control_url.c_str(); }
   const char* service() const { return chosen.service_type.c_str(); }
 };
@@ -77,6 +78,7 @@ GatewayInfo UpnpMapper::Probe() {
   if (choice.igd) {
     auto igd = std::make_unique<Igd>();
     igd->chosen = std::move(*choice.igd);
+    igd->external_address = igd->chosen.external_address;
     igd_ = std::move(igd);
   }
   return std::move(choice.info);
@@ -144,7 +146,7 @@ Result<Lease> UpnpMapper::Map(const MapRequest& req) {
   lease.transport = req.transport;
   lease.internal_address = req.internal_address;
   lease.internal_port = req.internal_port;
-  lease.external_address = igd_->chosen.external_address;
+  lease.external_address = igd_->external_address;
   lease.external_port = req.external_port;
   lease.lifetime = lifetime;
   return lease;
