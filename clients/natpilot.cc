@@ -460,6 +460,7 @@ int main(int argc, char** argv) {
                       p.external_address().empty() ? "-" : p.external_address(), p.detail()});
         }
         probes.Print(std::cout);
+        natpilot::cli::PrintOtherIgds(g, std::cout);
       }
     } else if (*rules_cmd) {
       v1::GenerateRulesRequest req;

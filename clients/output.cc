@@ -84,4 +84,20 @@ std::string Time(const google::protobuf::Timestamp& t) {
   return buf;
 }
 
+void PrintOtherIgds(const v1::Gateway& g, std::ostream& out) {
+  Table t({"OTHER IGD", "NAME", "MODEL", "DEVICE", "USED", "WHY"});
+  size_t n = 0;
+  for (const auto& p : g.protocols()) {
+    for (const auto& f : p.other_igds()) {
+      auto dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+      t.Add({dash(f.address()), dash(f.friendly_name()), dash(f.model()), dash(f.device_type()),
+             f.skipped() ? "no (skipped)" : "no", f.reason() + " [" + f.root_desc_url() + "]"});
+      ++n;
+    }
+  }
+  if (n == 0) return;
+  out << "\n";
+  t.Print(out);
+}
+
 }  // namespace natpilot::cli

@@ -114,6 +114,17 @@ void ToProto(const GatewaySnapshot& g, pb::Gateway* out) {
     p->set_took_ms(static_cast<uint32_t>(r.took.count()));
     p->set_external_address(r.info.external_address);
     p->set_detail(r.done ? r.info.detail : "still probing");
+    if (!r.done) continue;
+    for (const IgdFound& f : r.info.other_igds) {
+      auto* o = p->add_other_igds();
+      o->set_address(f.address);
+      o->set_root_desc_url(f.root_desc_url);
+      o->set_friendly_name(f.friendly_name);
+      o->set_model(f.model);
+      o->set_device_type(f.device_type);
+      o->set_skipped(f.skipped);
+      o->set_reason(f.reason);
+    }
   }
 }
 

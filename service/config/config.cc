@@ -155,7 +155,9 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
     if (!gw_address.empty()) {
       auto a = ParseIpv4Unicast(gw_address, "gateway.address");
       if (!a) Bad("gateway.address", a.error().message);
-      c.pcp.gateway = c.natpmp.gateway = *a;
+      // Every protocol talks to this gateway: PCP and NAT-PMP send to it; UPnP prefers the IGD
+      // there and sends SOAP nowhere else.
+      c.pcp.gateway = c.natpmp.gateway = c.upnp.gateway = *a;
     }
     Get(gw, "gateway", "pcp_third_party", c.pcp.third_party);
     c.reconciler.preference_window = std::chrono::milliseconds(
@@ -372,7 +374,7 @@ write_burst = 40
 [gateway]
 protocols = ["pcp", "nat-pmp", "upnp-igd"]  # probed at once; most preferred first
 preference_window_ms = 50       # after a first answer, how long a more preferred one may take
-address = ""                    # PCP/NAT-PMP server; "" = the default route's gateway
+address = ""                    # the gateway (PCP, NAT-PMP, UPnP); "" = the default route's
 pcp_third_party = true          # ask PCP THIRD_PARTY mappings for other LAN hosts
 lease_lifetime_s = 3600         # lease asked of the gateway; renewed at half of it
 discovery_timeout_ms = 1000     # how long SSDP discovery waits for answers

@@ -5,6 +5,7 @@
 #include <natpmp.h>
 #include <sys/select.h>
 
+#include <functional>
 #include <utility>
 
 #include "portmap/netutil.h"
@@ -32,16 +33,25 @@ const std::error_category& NatPmpCategory() {
 struct NatPmpMapper::Session {
   natpmp_t n{};
   ~Session() { closenatpmp(&n); }
-  // Waits for the pending request's answer; libnatpmp retransmits on its own schedule.
-  Result<natpmpresp_t> Wait(std::chrono::milliseconds timeout) {
-    const double deadline = SteadySeconds() + std::chrono::duration<double>(timeout).count();
+  // Waits until `deadline` (steady seconds) for an answer `accept` takes, while libnatpmp
+  // retransmits on RFC 6886 3.1's schedule (250 ms, doubling). The deadline counts every attempt:
+  // an answer `accept` refuses (a late answer to an earlier request) is ignored and never extends
+  // it, so a stream of wrong answers cannot hold the caller.
+  Result<natpmpresp_t> Wait(double deadline,
+                            const std::function<bool(const natpmpresp_t&)>& accept) {
     for (;;) {
       natpmpresp_t resp{};
       const int r = readnatpmpresponseorretry(&n, &resp);
-      if (r >= 0) return resp;
-      if (r != NATPMP_TRYAGAIN) return Fail(std::error_code(r, NatPmpCategory()), strnatpmperr(r));
+      if (r >= 0) {
+        if (accept(resp)) return resp;
+        // libnatpmp clears the pending request on any readable answer; ours is still pending.
+        n.has_pending_request = 1;
+      } else if (r != NATPMP_TRYAGAIN) {
+        return Fail(std::error_code(r, NatPmpCategory()), strnatpmperr(r));
+      }
       const double left = deadline - SteadySeconds();
       if (left <= 0) return Fail(Errc::kUnavailable, "no NAT-PMP answer");
+      if (r >= 0) continue;  // read on: more datagrams may be queued
       timeval tv{};
       getnatpmprequesttimeout(&n, &tv);
       const double retry = double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
@@ -55,6 +65,16 @@ struct NatPmpMapper::Session {
     }
   }
 };
+
+namespace {
+
+double Deadline(std::chrono::milliseconds budget) {
+  return SteadySeconds() + std::chrono::duration<double>(budget).count();
+}
+
+bool IsPublicAddress(const natpmpresp_t& r) { return r.type == NATPMP_RESPTYPE_PUBLICADDRESS; }
+
+}  // namespace
 
 struct NatPmpMapper::Answer {
   uint16_t external_port;
@@ -90,13 +110,9 @@ GatewayInfo NatPmpMapper::Probe() {
     info.detail = std::string("NAT-PMP: ") + strnatpmperr(r);
     return info;
   }
-  auto resp = session->Wait(options_.probe_timeout);
+  auto resp = session->Wait(Deadline(options_.probe_timeout), IsPublicAddress);
   if (!resp) {
     info.detail = "no NAT-PMP answer from " + *gw + " (" + resp.error().message + ")";
-    return info;
-  }
-  if (resp->type != NATPMP_RESPTYPE_PUBLICADDRESS) {
-    info.detail = "NAT-PMP answer of the wrong type";
     return info;
   }
   if (!epoch_.Check(resp->epoch, SteadySeconds())) state_lost_ = true;
@@ -114,16 +130,13 @@ Result<std::string> NatPmpMapper::Heartbeat() {
   if (!session_) return Fail(Errc::kUnavailable, "no NAT-PMP gateway has been found yet");
   const int r = sendpublicaddressrequest(&session_->n);
   if (r < 0) return Fail(std::error_code(r, NatPmpCategory()), strnatpmperr(r));
-  for (;;) {
-    auto resp = session_->Wait(options_.probe_timeout);
-    if (!resp) return tl::unexpected(resp.error());
-    if (resp->type != NATPMP_RESPTYPE_PUBLICADDRESS) continue;
-    if (!epoch_.Check(resp->epoch, SteadySeconds())) state_lost_ = true;
-    char ext[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &resp->pnu.publicaddress.addr, ext, sizeof ext);
-    external_ = ext;
-    return external_;
-  }
+  auto resp = session_->Wait(Deadline(options_.probe_timeout), IsPublicAddress);
+  if (!resp) return tl::unexpected(resp.error());
+  if (!epoch_.Check(resp->epoch, SteadySeconds())) state_lost_ = true;
+  char ext[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &resp->pnu.publicaddress.addr, ext, sizeof ext);
+  external_ = ext;
+  return external_;
 }
 
 Result<NatPmpMapper::Answer> NatPmpMapper::Request(const MapRequest& req, uint32_t lifetime_s) {
@@ -134,16 +147,16 @@ Result<NatPmpMapper::Answer> NatPmpMapper::Request(const MapRequest& req, uint32
   const int proto = req.transport == Transport::kTcp ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
   int r = sendnewportmappingrequest(&session_->n, proto, req.internal_port, req.external_port, lifetime_s);
   if (r < 0) return Fail(std::error_code(r, NatPmpCategory()), strnatpmperr(r));
-  for (;;) {
-    auto resp = session_->Wait(options_.request_timeout);
-    if (!resp) return tl::unexpected(resp.error());
-    const int want = req.transport == Transport::kTcp ? NATPMP_RESPTYPE_TCPPORTMAPPING
-                                                      : NATPMP_RESPTYPE_UDPPORTMAPPING;
-    // A late answer to an earlier request is not this one's.
-    if (resp->type != want || resp->pnu.newportmapping.privateport != req.internal_port) continue;
-    if (!epoch_.Check(resp->epoch, SteadySeconds())) state_lost_ = true;
-    return Answer{resp->pnu.newportmapping.mappedpublicport, resp->pnu.newportmapping.lifetime};
-  }
+  const int want = req.transport == Transport::kTcp ? NATPMP_RESPTYPE_TCPPORTMAPPING
+                                                    : NATPMP_RESPTYPE_UDPPORTMAPPING;
+  // A late answer to an earlier request is not this one's.
+  auto ours = [&](const natpmpresp_t& a) {
+    return a.type == want && a.pnu.newportmapping.privateport == req.internal_port;
+  };
+  auto resp = session_->Wait(Deadline(options_.request_timeout), ours);
+  if (!resp) return tl::unexpected(resp.error());
+  if (!epoch_.Check(resp->epoch, SteadySeconds())) state_lost_ = true;
+  return Answer{resp->pnu.newportmapping.mappedpublicport, resp->pnu.newportmapping.lifetime};
 }
 
 Result<Lease> NatPmpMapper::Map(const MapRequest& req) {

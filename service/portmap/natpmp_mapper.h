@@ -12,8 +12,15 @@ namespace natpilot {
 
 struct NatPmpOptions {
   std::string gateway;  // empty: the default route's gateway
+  // Overall deadlines, every retransmission included (libnatpmp resends after 250 ms, doubling,
+  // RFC 6886 3.1); answers to other requests are ignored and never extend them.
+  // Probe and heartbeat (public address): sent at 0, 250 and 750 ms within the default 1 s that
+  // the config gives every protocol's probe (gateway.discovery_timeout_ms).
   std::chrono::milliseconds probe_timeout{500};
-  std::chrono::milliseconds request_timeout{4000};  // libnatpmp retransmits within it
+  // Map and unmap: sent at 0, 0.25, 0.75, 1.75 and 3.75 s, five of RFC 6886's nine tries (the
+  // full 64 s schedule would hold the reconciler's pass that long per mapping). PCP waits 3 s
+  // for its first answer (IRT, RFC 6887 8.1.1); NAT-PMP's faster schedule fits five tries in 4 s.
+  std::chrono::milliseconds request_timeout{4000};
 };
 
 const std::error_category& NatPmpCategory();

@@ -46,6 +46,8 @@ bool PcpMapper::CanMapFor(std::string_view internal_address) const {
 
 GatewayInfo PcpMapper::Probe() {
   Close();
+  third_party_refused_ = false;
+  third_party_granted_ = false;
   GatewayInfo info;
   info.protocol = GatewayProtocol::kPcp;
   info.status = GatewayInfo::Status::kNotFound;
@@ -157,14 +159,19 @@ Result<Lease> PcpMapper::Map(const MapRequest& r) {
   if (!resp) return tl::unexpected(resp.error());
   if (resp->result != pcp::ResultCode::kSuccess) {
     const bool third_party = r.internal_address != local_;
-    // RFC 6887 13.1: a server that does not allow THIRD_PARTY answers NOT_AUTHORIZED or
-    // UNSUPP_OPTION; stop offering this protocol for other hosts.
-    if (third_party && (resp->result == pcp::ResultCode::kNotAuthorized ||
-                        resp->result == pcp::ResultCode::kUnsuppOption)) {
+    // RFC 6887 13.1: a server that does not allow THIRD_PARTY answers UNSUPP_OPTION or
+    // NOT_AUTHORIZED; stop offering this protocol for other hosts until the next probe. But
+    // NOT_AUTHORIZED also answers a nonce that does not match the mapping's (MAP processing,
+    // 11.3): once the gateway has granted a THIRD_PARTY request since the probe, it allows
+    // THIRD_PARTY and the refusal is about this one request.
+    if (third_party &&
+        (resp->result == pcp::ResultCode::kUnsuppOption ||
+         (resp->result == pcp::ResultCode::kNotAuthorized && !third_party_granted_))) {
       third_party_refused_ = true;
     }
     return Fail(pcp::MakePcpError(resp->result), what + ": " + pcp::MakePcpError(resp->result).message());
   }
+  if (r.internal_address != local_) third_party_granted_ = true;
   if (resp->external_port != r.external_port) {
     // Mappings are port-preserving (PBXes rewrite only the address in SDP): give it back.
     (void)SendMap(r, 0);

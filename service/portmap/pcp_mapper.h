@@ -45,7 +45,12 @@ class PcpMapper final : public PortMapper {
   std::string local_;
   pcp::EpochTracker epoch_;
   bool state_lost_ = false;
+  // THIRD_PARTY refused by the gateway since the last probe (a re-probe, a new router or a new
+  // epoch goes through Probe and asks again).
   bool third_party_refused_ = false;
+  // A THIRD_PARTY request was granted since the last probe: a later NOT_AUTHORIZED is about that
+  // request (a nonce mismatch), not a gateway that refuses THIRD_PARTY.
+  bool third_party_granted_ = false;
 };
 
 }  // namespace natpilot

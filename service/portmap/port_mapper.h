@@ -11,6 +11,18 @@
 
 namespace natpilot {
 
+// A UPnP IGD that discovery found but natpilot does not use, for `natpilot gateway`. All text is
+// sanitized (printable ASCII, bounded).
+struct IgdFound {
+  std::string address;        // the host its description URL names
+  std::string root_desc_url;
+  std::string friendly_name;  // "" when its description was not read
+  std::string model;          // manufacturer and model name
+  std::string device_type;    // "InternetGatewayDevice:2"
+  bool skipped = true;        // true: never contacted for SOAP (not the gateway, not configured)
+  std::string reason;         // why it is not the one in use
+};
+
 struct GatewayInfo {
   enum class Status { kSearching, kReady, kNotConnected, kNotFound };
   Status status = Status::kSearching;
@@ -21,6 +33,7 @@ struct GatewayInfo {
   std::string local_address;     // our LAN address towards it
   std::string identity;          // stable identity (UPnP UDN / root description URL)
   std::string detail;            // what was found, for people
+  std::vector<IgdFound> other_igds;  // UPnP: the IGDs found besides the one in use
 };
 std::string_view ToString(GatewayInfo::Status s);
 

@@ -1,6 +1,5 @@
 #include "portmap/upnp_mapper.h"
 
-#include <miniupnpc/miniupnpc.h>
 #include <miniupnpc/upnpcommands.h>
 #include <miniupnpc/upnperrors.h>
 
@@ -9,6 +8,7 @@
 #include <cstring>
 
 #include "portmap/netutil.h"
+#include "portmap/upnp_discovery.h"
 
 namespace natpilot {
 
@@ -23,12 +23,10 @@ std::string_view ToString(GatewayInfo::Status s) {
 }
 
 struct UpnpMapper::Igd {
-  UPNPUrls urls{};
-  IGDdatas data{};
-  std::string external_address;
-  ~Igd() { FreeUPNPUrls(&urls); }
-  const char* control() const { return urls.controlURL; }
-  const char* service() const { return data.first.servicetype; }
+  upnp::ChosenIgd chosen;
+  std::string external_address;  // the probe's; whatever refreshes it updates it here
+  const char* control() const { return chosen.control_url.c_str(); }
+  const char* service() const { return chosen.service_type.c_str(); }
 };
 
 namespace {
@@ -51,89 +49,41 @@ UpnpMapper::~UpnpMapper() = default;
 
 GatewayInfo UpnpMapper::Probe() {
   igd_.reset();
-  GatewayInfo info;
-  info.protocol = GatewayProtocol::kUpnpIgd;
-  auto igd = std::make_unique<Igd>();
-  char lan[64] = {0};
-  int found = 0;
+  upnp::IgdPolicy policy;
+  policy.gateway = options_.gateway;
+  if (policy.gateway.empty()) {
+    if (auto gw = DefaultGateway()) policy.gateway = *gw;
+  }
+  policy.configured_url = options_.root_desc_url;
+  policy.lan = HostLanSubnets();
+  std::vector<std::string> urls;
   if (!options_.root_desc_url.empty()) {
-    found = UPNP_GetIGDFromUrl(options_.root_desc_url.c_str(), &igd->urls, &igd->data, lan, sizeof lan);
-    if (found != 1) {
-      info.status = GatewayInfo::Status::kNotFound;
-      info.detail = "no UPnP IGD at the configured URL " + options_.root_desc_url;
-      return info;
-    }
+    urls.push_back(options_.root_desc_url);
   } else {
-    int error = 0;
     // On a host with several interfaces, SSDP must leave through the LAN one: the configured
-    // interface, else the address that faces the default route's gateway.
+    // interface, else the address that faces the gateway.
     std::string lan_if = options_.multicast_interface;
-    if (lan_if.empty()) {
-      if (auto gw = DefaultGateway()) {
-        if (auto local = LocalAddressTowards(*gw)) lan_if = *local;
-      }
+    if (lan_if.empty() && !policy.gateway.empty()) {
+      if (auto local = LocalAddressTowards(policy.gateway)) lan_if = *local;
     }
-    const char* mif = lan_if.empty() ? nullptr : lan_if.c_str();
-    UPNPDev* devices = upnpDiscover(static_cast<int>(options_.discovery_timeout.count()), mif, nullptr,
-                                    UPNP_LOCAL_PORT_ANY, 0, 2, &error);
-    if (devices == nullptr) {
+    urls = upnp::DiscoverDescriptionUrls(options_.discovery_timeout, lan_if);
+    if (urls.empty()) {
+      GatewayInfo info;
+      info.protocol = GatewayProtocol::kUpnpIgd;
       info.status = GatewayInfo::Status::kNotFound;
       info.detail = "no UPnP device answered SSDP discovery within " +
                     std::to_string(options_.discovery_timeout.count()) + " ms";
       return info;
     }
-    found = UPNP_GetValidIGD(devices, &igd->urls, &igd->data, lan, sizeof lan);
-    freeUPNPDevlist(devices);
   }
-  info.local_address = lan;
-  if (igd->urls.controlURL) info.control_url = igd->urls.controlURL;
-  if (igd->urls.rootdescURL) info.identity = igd->urls.rootdescURL;
-  if (found == 3 || found <= 0) {
-    info.status = GatewayInfo::Status::kNotFound;
-    info.detail = found == 3 ? "UPnP devices answered, but none is an internet gateway device (IGD)"
-                             : "no UPnP internet gateway device found";
-    return info;
+  upnp::IgdChoice choice = upnp::ChooseIgd(urls, policy);
+  if (choice.igd) {
+    auto igd = std::make_unique<Igd>();
+    igd->chosen = std::move(*choice.igd);
+    igd->external_address = igd->chosen.external_address;
+    igd_ = std::move(igd);
   }
-  char ext[40] = {0};
-  const int r = UPNP_GetExternalIPAddress(igd->control(), igd->service(), ext);
-  if (r != UPNPCOMMAND_SUCCESS || ext[0] == '\0') {
-    info.status = GatewayInfo::Status::kNotConnected;
-    info.detail = "the UPnP IGD did not report an external address (" +
-                  MakeUpnpError(r).message() + ")";
-    return info;
-  }
-  std::string warning;
-  // UPNP_GetValidIGD 2: the IGD says it is not connected, or miniupnpc judged its external address
-  // private or reserved (RFC 1918, CGNAT 100.64/10, documentation ranges). Ask the IGD itself: if it
-  // is connected, forwards work on this gateway, but an upstream NAT may still block them, and the
-  // user must hear that; if it is not connected, nothing is mapped until it is.
-  if (found == 2) {
-    char status[64] = {0}, last_error[64] = {0};
-    unsigned uptime = 0;
-    const int s = UPNP_GetStatusInfo(igd->control(), igd->service(), status, &uptime, last_error);
-    if (s != UPNPCOMMAND_SUCCESS || std::strcmp(status, "Connected") != 0) {
-      info.status = GatewayInfo::Status::kNotConnected;
-      info.detail = std::string("a UPnP IGD answered but says its internet connection is down (") +
-                    (status[0] ? status : "no status") + "); mappings wait until it is up";
-      return info;
-    }
-    warning = "; warning: external address " + std::string(ext) +
-              " is private or reserved, so another NAT upstream (double NAT or carrier-grade NAT) "
-              "may still block incoming traffic";
-  }
-  info.external_address = ext;
-  igd->external_address = ext;
-  info.status = GatewayInfo::Status::kReady;
-  info.detail = std::string("UPnP IGD ") + (igd->data.IPv6FC.servicetype[0] ? "v2" : "v1") +
-                " at " + info.control_url + warning;
-  // The gateway's own address is the host part of its control URL.
-  const std::string& url = info.control_url;
-  if (auto start = url.find("://"); start != std::string::npos) {
-    auto end = url.find_first_of(":/", start + 3);
-    info.address = url.substr(start + 3, end - start - 3);
-  }
-  igd_ = std::move(igd);
-  return info;
+  return std::move(choice.info);
 }
 
 Result<void> UpnpMapper::Ready() const {

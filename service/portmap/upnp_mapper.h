@@ -1,4 +1,4 @@
-// UPnP IGD v1/v2 through miniupnpc.
+// UPnP IGD v1/v2 through miniupnpc (SOAP); which IGD: upnp_discovery.h.
 #pragma once
 
 #include <memory>
@@ -9,6 +9,9 @@
 namespace natpilot {
 
 struct UpnpOptions {
+  // The gateway (gateway.address); empty: the default route's. SOAP goes only to an IGD whose
+  // description and control URLs name this host, or the host root_desc_url names.
+  std::string gateway;
   std::chrono::milliseconds discovery_timeout{1000};
   std::string multicast_interface;  // interface name or address for SSDP; empty = default
   std::string root_desc_url;        // skip SSDP and use this root description

@@ -31,7 +31,6 @@ expect_traffic tcp 5081 "$NS_LAN"
 expect_traffic udp 12005 "$NS_LAN"
 
 log "bad input is refused with a reason and changes nothing"
-before=$(gw_adds_total)
 expect_refused() {
   local want=$1; shift
   local out rc=0
@@ -53,7 +52,11 @@ expect_refused "IPv6" device add bad --address fd00::1
 expect_refused "not allowed" device add 'bad name' --address 192.168.50.11
 expect_refused "no device named" device rm nosuch
 [ "$(np device list --json | grep -o '"name"' | wc -l)" -eq 2 ] || fail "a refused request changed the registry"
-[ "$(gw_adds_total)" -eq "$before" ] || fail "a refused request reached the gateway"
+# The gateway's table, not its count of adds: with 30 s leases the renewals of ata1 and pbx1 (at
+# half the lease) fall inside this section on a loaded machine.
+gw_table >"$LAB_DIR/table.after"
+! grep -qE " (192\.168\.50\.11|10\.1\.2\.3):" "$LAB_DIR/table.after" || fail "a refused request reached the gateway"
+[ "$(wc -l <"$LAB_DIR/table.after")" -eq 136 ] || fail "the gateway holds $(wc -l <"$LAB_DIR/table.after") entries, want 136"
 
 log "the loopback TCP API: tokens"
 expect_refused "no token" --server 127.0.0.1:50551 device show pbx1

@@ -141,5 +141,13 @@ TEST_F(ConfigTest, SecurityPolicyAndPbxKeys) {
   EXPECT_EQ(c.pbx[0].hook_timeout, Seconds(5));
 }
 
+TEST_F(ConfigTest, TheGatewayAddressAppliesToEveryProtocol) {
+  Config c;
+  LoadConfigFile(Write("[gateway]\naddress = \"192.168.7.1\"\n"), c);
+  EXPECT_EQ(c.pcp.gateway, "192.168.7.1");
+  EXPECT_EQ(c.natpmp.gateway, "192.168.7.1");
+  EXPECT_EQ(c.upnp.gateway, "192.168.7.1");
+}
+
 }  // namespace
 }  // namespace natpilot

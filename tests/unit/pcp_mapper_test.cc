@@ -231,5 +231,61 @@ TEST(PcpMapper, ThirdPartyIsAskedOnlyUntilTheServerRefusesIt) {
   EXPECT_TRUE(mapper.CanMapFor("127.0.0.1"));
 }
 
+TEST(PcpMapper, AThirdPartyRefusalLastsOnlyUntilTheNextProbe) {
+  std::atomic<bool> refuse{true};
+  ScriptedPcpServer server([&refuse](const std::vector<uint8_t>& req) {
+    const bool third_party = req.size() > 60;
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, third_party && refuse ? 2 : 0, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto r = Req(5060);
+  r.internal_address = "192.168.1.20";
+  ASSERT_FALSE(mapper.Map(r));  // NOT_AUTHORIZED before any THIRD_PARTY grant: refused
+  EXPECT_FALSE(mapper.CanMapFor("192.168.1.20"));
+  refuse = false;  // the gateway was reconfigured, or it was a new router
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  EXPECT_TRUE(mapper.CanMapFor("192.168.1.20")) << "a probe asks again";
+  auto lease = mapper.Map(r);
+  ASSERT_TRUE(lease) << lease.error().message;
+}
+
+TEST(PcpMapper, NotAuthorizedAfterAThirdPartyGrantIsAboutThatRequestOnly) {
+  // A gateway that allows THIRD_PARTY but refuses one request (a nonce that does not match the
+  // mapping's): NOT_AUTHORIZED for nonce byte 0xee, success otherwise.
+  ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
+    const bool bad_nonce = req.size() >= 60 && req[24] == 0xee;
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, bad_nonce ? 2 : 0, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto r = Req(5060);
+  r.internal_address = "192.168.1.20";
+  ASSERT_TRUE(mapper.Map(r));
+  auto other = Req(5062, "ee0203040506070809aabbcc");
+  other.internal_address = "192.168.1.21";
+  auto refused = mapper.Map(other);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, pcp::MakePcpError(pcp::ResultCode::kNotAuthorized));
+  EXPECT_TRUE(mapper.CanMapFor("192.168.1.21")) << "THIRD_PARTY stays on";
+}
+
+TEST(PcpMapper, UnsuppOptionDisablesThirdPartyEvenAfterAGrant) {
+  std::atomic<bool> unsupported{false};
+  ScriptedPcpServer server([&unsupported](const std::vector<uint8_t>& req) {
+    const bool third_party = req.size() > 60;
+    return std::vector<ScriptedPcpServer::Reply>{
+        {Answer(req, third_party && unsupported ? 5 : 0, 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto r = Req(5060);
+  r.internal_address = "192.168.1.20";
+  ASSERT_TRUE(mapper.Map(r));
+  unsupported = true;
+  ASSERT_FALSE(mapper.Map(r));
+  EXPECT_FALSE(mapper.CanMapFor("192.168.1.20"));
+}
+
 }  // namespace
 }  // namespace natpilot

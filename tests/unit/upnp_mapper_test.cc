@@ -72,7 +72,9 @@ TEST(UpnpMapper, ATableFull728IsAnErrorNamedAsSuch) {
   ASSERT_FALSE(lease);
   EXPECT_EQ(lease.error().code, MakeUpnpError(728));
   EXPECT_NE(lease.error().message.find("table is full"), std::string::npos);
-  EXPECT_EQ(igd.calls().size(), 2u) << "the probe's GetExternalIPAddress and one add: no retry";
+  int adds = 0;
+  for (const auto& call : igd.calls()) adds += call.action == "AddPortMapping";
+  EXPECT_EQ(adds, 1) << "one add: no retry";
 }
 
 TEST(UpnpMapper, Igd2UsesAddAnyPortMappingAndKeepsThePort) {
