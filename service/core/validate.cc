@@ -52,7 +52,7 @@ Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view wha
   in_addr addr{};
   if (s.find(':') != std::string::npos) {
     return Fail(Errc::kInvalidArgument,
-                std::string(what) + " '" + s + "' is IPv6; only IPv4 unicast addresses are supported");
+                std::string(what) + " '" + Shown(s) + "' is IPv6; only IPv4 unicast addresses are supported");
   }
   if (s.empty() || inet_pton(AF_INET, s.c_str(), &addr) != 1) {
     return Fail(Errc::kInvalidArgument, std::string(what) + " '" + s +
@@ -69,7 +69,7 @@ Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view wha
   else if ((a >> 16) == 0xA9FE) why = "is link-local (169.254.0.0/16)";
   if (why != nullptr) {
     return Fail(Errc::kInvalidArgument,
-                std::string(what) + " '" + s + "' " + why + "; a device needs a unicast LAN address");
+                std::string(what) + " '" + Shown(s) + "' " + why + "; a device needs a unicast LAN address");
   }
   char buf[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &addr, buf, sizeof buf);

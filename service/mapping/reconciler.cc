@@ -168,9 +168,16 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
     last_good_ = chosen_;
     const bool new_router = !before.info.address.empty() && !info.address.empty() &&
                             before.info.address != info.address;
+    // The last address known from this router, also across an outage (a router that rebooted
+    // with a new PPPoE address is the commonest change).
+    std::string known = before.info.external_address;
+    if (known.empty() && !new_router) {
+      std::lock_guard lock(gateway_mu_);
+      known = last_external_;
+    }
     // PCP's ANNOUNCE carries no external address: the one known from the same router's leases
     // stands, rather than a "change" to nothing.
-    if (info.external_address.empty() && !new_router) info.external_address = before.info.external_address;
+    if (info.external_address.empty() && !new_router) info.external_address = known;
     if (new_router) {
       // Another router answers: the leases were on the old one. Map everything on the new one.
       ForgetLeases(now, "a new gateway (" + before.info.address + " -> " + info.address +
@@ -184,11 +191,11 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
           info.detail + ", external address " + info.external_address, now);
       // A gateway seen for the first time (or a new one): read its table before mapping.
       table_synced_ = false;
-    } else if (!before.info.external_address.empty() &&
-               before.info.external_address != info.external_address) {
+    }
+    if (!new_router && !known.empty() && !info.external_address.empty() && known != info.external_address) {
       // Told as one fact below, once the snapshot is in place.
       probe_address = info.external_address;
-      info.external_address = before.info.external_address;
+      info.external_address = known;
     }
   } else {
     ++probe_failures_;

@@ -137,8 +137,9 @@ class Reconciler {
   void ForgetLeases(TimePoint now, const std::string& why);
   // Leases of protocols whose probe finished without a usable gateway leave `active` at once.
   void ForgetUnusable(TimePoint now);
-  // Mappings without a lease are due now (the gateway is back, or new).
-  void RetryAllNow(TimePoint now);
+  // Mappings without a lease are due now (the gateway is back, or new). With `static_rules`, those
+  // provided by static rules too: a protocol that answers now may serve what none could before.
+  void RetryAllNow(TimePoint now, bool static_rules = false);
   // An ANNOUNCE (the gateway restarted, or says so): read its table, renew every PCP and NAT-PMP
   // lease at once (a renewal re-creates a lost mapping).
   void OnAnnounce(TimePoint now);
@@ -201,6 +202,7 @@ class Reconciler {
   std::set<GatewayProtocol> answered_, missing_;
   uint32_t missing_probes_ = 0;
   std::string announce_what_;  // what the last announcement was (under gateway_mu_)
+  std::string last_external_;  // the last external address known, kept across outages (gateway_mu_)
   std::string check_reason_;   // why this pass checks the gateway, for the events it logs
   std::set<GatewayProtocol> listed_by_upnp_;
   std::atomic<bool> announce_requested_{false};

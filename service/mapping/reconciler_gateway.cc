@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "core/validate.h"
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
 #include "portmap/pcp_codec.h"
@@ -220,14 +221,24 @@ Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   return done;
 }
 
-void Reconciler::NoteExternalAddress(const std::string& address, TimePoint now,
+void Reconciler::NoteExternalAddress(const std::string& told, TimePoint now,
                                      const std::string& noticed_by) {
-  if (address.empty()) return;
+  if (told.empty()) return;
+  // What a gateway says is checked: 0.0.0.0 (miniupnpd with no WAN address, e.g. during a PPPoE
+  // re-dial), multicast or broadcast is "no address", not a change.
+  auto parsed = ParseIpv4Unicast(told, "external address");
+  if (!parsed) {
+    spdlog::warn("{} reported an unusable external address: {}", noticed_by, parsed.error().message);
+    return;
+  }
+  const std::string& address = *parsed;
   std::string before;
   {
     std::lock_guard lock(gateway_mu_);
     before = gateway_.info.external_address;
+    if (before.empty()) before = last_external_;
     gateway_.info.external_address = address;
+    last_external_ = address;
     if (!before.empty() && before != address) {
       gateway_.last_address_change = AddressChange{now, before, address, noticed_by};
     }
@@ -296,9 +307,10 @@ void Reconciler::ForgetUnusable(TimePoint now) {
       if (answered_.erase(p) > 0) missing_.insert(p);
     }
   }
-  // A protocol that answers now and did not before may serve what failed: nothing waits out a
-  // backoff earned with the others.
-  if (gained) RetryAllNow(now);
+  // A protocol that answers now and did not before may serve what failed or fell back to static
+  // rules (e.g. a device at another host while only NAT-PMP answered): nothing waits out a backoff
+  // or a refusal's long schedule earned with the others.
+  if (gained) RetryAllNow(now, true);
   if (!ProbesPending()) {
     check_unusable_ = false;
     if (missing_.empty()) {
@@ -345,13 +357,14 @@ void Reconciler::ForgetUnusable(TimePoint now) {
   releases_left_ = true;
 }
 
-void Reconciler::RetryAllNow(TimePoint now) {
+void Reconciler::RetryAllNow(TimePoint now, bool static_rules) {
   auto mappings = store_.ListMappings();
   if (!mappings) return;
   std::vector<Mapping> changed;
   for (Mapping& m : *mappings) {
     if (m.released || HasLease(m) || ForcedStatic(m) || m.next_attempt_at <= now) continue;
-    if (m.state == MappingState::kStaticRule) continue;  // a refusal is policy: its own schedule
+    // A refusal is policy, with its own schedule, unless a protocol answers now that did not.
+    if (m.state == MappingState::kStaticRule && !static_rules) continue;
     m.next_attempt_at = now;
     changed.push_back(m);
   }

@@ -130,9 +130,17 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
     m.failures = 0;
     m.next_attempt_at = TimePoint{};
     m.detail = lease->lifetime.count() > 0 ? "" : "the gateway grants only permanent leases";
-    NoteExternalAddress(lease->external_address, now,
-                        "a " + std::string(ToString(lease->protocol)) + " answer for " +
-                            std::to_string(m.external_port) + "/" + std::string(ToString(m.transport)));
+    if (lease->protocol == GatewayProtocol::kPcp) {
+      // A PCP answer carries the address the server assigned now; UPnP's and NAT-PMP's leases
+      // carry their mapper's cached one (their heartbeat asks afresh), which must not flip the
+      // fact back to an old address.
+      NoteExternalAddress(lease->external_address, now,
+                          "a pcp answer for " + std::to_string(m.external_port) + "/" +
+                              std::string(ToString(m.transport)));
+    }
+    if (const std::string current = Gateway().info.external_address; !current.empty()) {
+      m.external_address = current;
+    }
     return true;
   }
   if (!refusals.empty() && refusals.size() == candidates.size() && !renewal) {
@@ -289,6 +297,12 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
       }
     }
     uint32_t stale = 0;
+    // The pass's copies may predate an address change noticed during it: leases carry the fact.
+    if (const std::string current = Gateway().info.external_address; !current.empty()) {
+      for (Mapping& m : batch) {
+        if (HasLease(m)) m.external_address = current;
+      }
+    }
     if (!batch.empty() || !events.empty()) {
       stale = store_.SaveMappings(batch, std::move(events)).value_or(0);
     }

@@ -194,7 +194,9 @@ std::vector<std::string> DiscoverDescriptionUrls(std::chrono::milliseconds timeo
   UPNPDev* devices = upnpDiscover(static_cast<int>(timeout.count()), mif, nullptr,
                                   UPNP_LOCAL_PORT_ANY, 0, 2, &error);
   std::vector<std::string> out;
-  for (UPNPDev* d = devices; d != nullptr && out.size() < 32; d = d->pNext) {
+  // Bounded, but not to the first few: a LAN host answering many times must not push the
+  // gateway's answer out (ChooseIgd puts the gateway's first and caps the others).
+  for (UPNPDev* d = devices; d != nullptr && out.size() < 256; d = d->pNext) {
     if (d->descURL == nullptr) continue;
     std::string url(d->descURL, strnlen(d->descURL, 1024));
     if (std::find(out.begin(), out.end(), url) == out.end()) out.push_back(std::move(url));
@@ -214,8 +216,14 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
                              (!configured_host.empty() && host == configured_host));
   };
   std::vector<std::string> urls = description_urls;
-  std::stable_partition(urls.begin(), urls.end(),
-                        [&](const std::string& u) { return trusted(Host(u)); });
+  const auto first_other = std::stable_partition(
+      urls.begin(), urls.end(), [&](const std::string& u) { return trusted(Host(u)); });
+  // At most 4 descriptions read at the gateway (3 s each at worst: a host that accepts and never
+  // answers cannot hold the probe for minutes) and 28 others listed.
+  const auto trusted_n = std::min<std::ptrdiff_t>(first_other - urls.begin(), 4);
+  std::vector<std::string> kept(urls.begin(), urls.begin() + trusted_n);
+  for (auto it = first_other; it != urls.end() && kept.size() < size_t(trusted_n) + 28; ++it) kept.push_back(*it);
+  urls = std::move(kept);
   std::string not_connected;  // why the trusted IGDs' connections cannot be used
   std::string unusable;       // trusted hosts that are no IGD or did not answer
   // Trusted IGDs that cannot be used: listed as other IGDs only when another one is in use (else

@@ -499,6 +499,36 @@ TEST_F(ReconcilerTest, AProtocolThatStoppedAnsweringIsProbedAgainSoon) {
   EXPECT_TRUE(store_.ListReleases().empty());
 }
 
+// The chaos test's other lossy minute: only NAT-PMP answered a probe, so a device at another host
+// fell back to static rules ("no usable protocol can map to it"). When PCP answers again, that is
+// not left to the refusal's long schedule (retry_max): it is mapped with PCP at once.
+TEST_F(ReconcilerTest, WhatFellBackWhileAProtocolWasSilentIsMappedWhenItAnswersAgain) {
+  FakeGateway pcp;
+  pcp.kind = GatewayProtocol::kPcp;
+  FakeGateway natpmp;
+  natpmp.kind = GatewayProtocol::kNatPmp;
+  natpmp.third_party = false;  // maps only to natpilotd's own host
+  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &natpmp}, options_, [this] { return now_; },
+               [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
+  RunUntilProbed(r);
+  ASSERT_EQ(pcp.table.size(), 3u);
+  pcp.reachable = false;
+  now_ += Seconds(60);
+  r.RequestProbe();
+  RunUntilProbed(r);
+  ASSERT_EQ(Count(MappingState::kStaticRule), 3) << "only NAT-PMP answers, and it cannot map for ata1";
+  pcp.reachable = true;
+  const TimePoint deadline = now_ + options_.probe_retry_min * 2;
+  while (now_ < deadline && Count(MappingState::kActive) < 3) {
+    const TimePoint wake = r.RunOnce();
+    now_ = std::min(std::max(wake, now_ + Seconds(1)), deadline);
+    RunUntilProbed(r);
+  }
+  EXPECT_EQ(Count(MappingState::kActive), 3) << "still waiting for the refusal's schedule";
+  for (const auto& m : Mappings()) EXPECT_EQ(m.protocol, GatewayProtocol::kPcp);
+}
+
 TEST_F(ReconcilerTest, AnAnnounceRenewsEveryPcpLeaseAtOnceAndAFloodCostsTwoChecks) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
@@ -669,6 +699,24 @@ TEST_F(ReconcilerTest, ANewExternalAddressMovesEveryLeaseAtOnce) {
   r.RunOnce();  // the probe is not due for hours: the periodic check notices
   EXPECT_EQ(r.Gateway().last_address_change->noticed_by, "the periodic check (upnp-igd)");
   for (const auto& m : Mappings()) EXPECT_EQ(m.external_address, "198.51.100.9");
+  // 0.0.0.0 (miniupnpd with no WAN address during a re-dial) is no address, not a change.
+  gateway_.external_address = "0.0.0.0";
+  now_ += options_.verify_interval;
+  r.RunOnce();
+  EXPECT_EQ(r.Gateway().info.external_address, "198.51.100.9");
+  for (const auto& m : Mappings()) EXPECT_EQ(m.external_address, "198.51.100.9");
+  // A router that comes back from an outage with a new address: a change, not just "found".
+  gateway_.reachable = false;
+  r.RequestProbe();
+  r.RunOnce();
+  gateway_.reachable = true;
+  gateway_.external_address = "198.51.100.10";
+  r.RequestProbe();
+  r.RunOnce();
+  ASSERT_TRUE(r.Gateway().last_address_change.has_value());
+  EXPECT_EQ(r.Gateway().last_address_change->from, "198.51.100.9");
+  EXPECT_EQ(r.Gateway().last_address_change->to, "198.51.100.10");
+  EXPECT_EQ(r.Gateway().info.external_address, "198.51.100.10");
 }
 
 TEST_F(ReconcilerTest, AnExternalAddressChangeIsAnEvent) {
