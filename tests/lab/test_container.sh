@@ -14,6 +14,10 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 command -v podman >/dev/null && command -v debootstrap >/dev/null ||
   { echo "podman and debootstrap are not installed (bash scripts/setup.sh --test)"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "needs root"; exit 77; }
+# One container test at a time on a host (two suites in parallel): the image tag, podman's prune
+# and the host's forwarding settings are shared.
+exec 9>/run/lock/natpilot-container-test.lock
+flock -w 1500 9 || { echo "another container test held the lock for 25 minutes"; exit 1; }
 
 WORK=$(mktemp -d /tmp/natpilot-container.XXXX)
 export CONTAINERS_CONF=$WORK/containers.conf
