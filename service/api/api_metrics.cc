@@ -1,5 +1,9 @@
 #include "api/api_metrics.h"
 
+#include <google/protobuf/descriptor.h>
+
+#include <algorithm>
+
 namespace natpilot {
 namespace {
 
@@ -33,9 +37,24 @@ class Factory final : public gx::ServerInterceptorFactoryInterface {
 
 }  // namespace
 
+std::string ApiMetrics::Known(const std::string& path) {
+  // "/package.Service/Method" -> "package.Service.Method", looked up among the compiled-in
+  // services: a caller's made-up path is counted as "other" (it must neither grow the map nor put
+  // its bytes into the metrics text).
+  if (path.size() < 4 || path.size() > 200 || path[0] != '/') return "other";
+  std::string full = path.substr(1);
+  const auto slash = full.find('/');
+  if (slash == std::string::npos || full.find('/', slash + 1) != std::string::npos) return "other";
+  full[slash] = '.';
+  const auto* m = google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full);
+  return m != nullptr ? path : "other";
+}
+
 void ApiMetrics::Count(const std::string& method, int code) {
+  const std::string key = Known(method);
+  if (code < 0 || code > 16) code = 2;  // UNKNOWN
   std::lock_guard lock(mu_);
-  ++calls_[{method, code}];
+  ++calls_[{key, code}];
 }
 
 std::map<std::pair<std::string, int>, uint64_t> ApiMetrics::Snapshot() const {

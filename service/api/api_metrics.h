@@ -13,7 +13,9 @@ namespace natpilot {
 
 class ApiMetrics {
  public:
+  // Counts a call by its method path; paths of methods natpilotd does not serve count as "other".
   void Count(const std::string& method, int code);
+  static std::string Known(const std::string& path);
   std::map<std::pair<std::string, int>, uint64_t> Snapshot() const;
   // The factory to give grpc::ServerBuilder::experimental().SetInterceptorCreators.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();

@@ -70,7 +70,17 @@ std::string MetricsText(const MetricsInputs& in) {
   Head(out, "natpilot_api_calls_total", "counter", "gRPC API calls by method and status code.");
   for (const auto& [key, n] : in.api_calls) {
     const int code = key.second;
-    out += "natpilot_api_calls_total{method=\"" + key.first + "\",code=\"" +
+    // Label values escaped as the text format wants (backslash, quote, newline), whatever comes.
+    std::string method;
+    for (char ch : key.first) {
+      if (ch == '\\' || ch == '"') method += '\\';
+      if (ch == '\n') {
+        method += "\\n";
+        continue;
+      }
+      method += ch;
+    }
+    out += "natpilot_api_calls_total{method=\"" + method + "\",code=\"" +
            (code >= 0 && code <= 16 ? kCodes[code] : std::to_string(code)) + "\"} " + std::to_string(n) + "\n";
   }
   return out;

@@ -1,5 +1,7 @@
 #include "web/metrics.h"
 
+#include "api/api_metrics.h"
+
 #include <gtest/gtest.h>
 
 namespace natpilot::web {
@@ -45,6 +47,25 @@ TEST(Metrics, PrometheusTextWithEveryFamily) {
        }) {
     EXPECT_NE(t.find(line), std::string::npos) << "missing: " << line << "in:\n" << t;
   }
+}
+
+// A caller's made-up method path neither grows the map nor reaches the metrics text: every unknown
+// one counts as "other"; label values are escaped whatever they hold.
+TEST(Metrics, UnknownMethodsCountAsOtherAndLabelsAreEscaped) {
+  ApiMetrics metrics;
+  metrics.Count("/natpilot.v1.DeviceService/RegisterDevice", 0);
+  for (int i = 0; i < 1000; ++i) metrics.Count("/x" + std::to_string(i) + "\"}\nevil 1", 12);
+  metrics.Count("/natpilot.v1.DeviceService/NoSuchMethod", 12);
+  metrics.Count("natpilot.v1.DeviceService/RegisterDevice", 0);  // no leading slash
+  const auto calls = metrics.Snapshot();
+  EXPECT_EQ(calls.size(), 3u);  // RegisterDevice OK, other UNIMPLEMENTED, other OK
+  EXPECT_EQ(calls.at({"other", 12}), 1001u);
+  EXPECT_EQ(calls.at({"/natpilot.v1.DeviceService/RegisterDevice", 0}), 1u);
+
+  MetricsInputs in;
+  in.api_calls[{"a\"b\\c\nd", 0}] = 1;  // whatever got there, the text stays parseable
+  const std::string t = MetricsText(in);
+  EXPECT_NE(t.find("natpilot_api_calls_total{method=\"a\\\"b\\\\c\\nd\",code=\"OK\"} 1\n"), std::string::npos) << t;
 }
 
 }  // namespace
