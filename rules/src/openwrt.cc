@@ -8,13 +8,18 @@
 namespace natpilot::rules::detail {
 
 namespace {
-// UCI section names allow [A-Za-z0-9_]; device names may also hold '.' and '-'.
+// UCI section names allow [A-Za-z0-9_]; device names may also hold '.' and '-'. They are escaped
+// one-to-one ('_' -> "_u", '.' -> "_d", '-' -> "_h"), so "ata-1", "ata_1" and "ata.1" stay three
+// sections instead of one overwriting the others; a name without them reads as it is.
 std::string SectionName(const std::string& device, std::string_view proto) {
-  std::string s = "natpilot_" + device + "_" + std::string(proto);
-  for (char& c : s) {
-    if (c == '.' || c == '-') c = '_';
+  std::string s = "natpilot_";
+  for (char c : device) {
+    if (c == '_') s += "_u";
+    else if (c == '.') s += "_d";
+    else if (c == '-') s += "_h";
+    else s += c;
   }
-  return s;
+  return s + "_" + std::string(proto);
 }
 }  // namespace
 
@@ -22,7 +27,8 @@ std::string Openwrt(const RulesInput& in, const RouterParams& p, const std::stri
   std::ostringstream o;
   o << header << "#\n"
     << "# WAN and LAN are firewall zone names here ('" << p.wan_interface << "', '" << p.lan_interface
-    << "'). Sections are named natpilot_<device>_<proto>.\n"
+    << "'). Sections are named natpilot_<device>_<proto>\n"
+    << "# ('_', '.' and '-' in a device name are written _u, _d and _h).\n"
     << "# remove: for s in $(uci show firewall | sed -n 's/^firewall\\.\\(natpilot_[A-Za-z0-9_]*\\)=redirect$/\\1/p'); "
        "do uci delete firewall.$s; done; uci commit firewall; service firewall reload\n"
     << "# apply:  (the remove line first, then) uci -m import firewall < FILE && uci commit firewall && "

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "golden.h"
 
 #include <cstdlib>
@@ -138,6 +140,31 @@ TEST(Rules, AnEmptyRegistryStillGivesAValidEmptyTable) {
   ASSERT_TRUE(text);
   EXPECT_NE(text->find("0 devices"), std::string::npos);
   EXPECT_NE(text->find("table ip natpilot {"), std::string::npos);
+}
+
+// Device names that differ only in '-', '_' or '.' get UCI sections of their own: one must not
+// overwrite another's redirect when the file is imported.
+TEST(Rules, OpenwrtSectionNamesDoNotCollide) {
+  RulesInput in;
+  in.generated_at = TimePoint(Seconds(1764100000));
+  int n = 0;
+  for (const char* name : {"ata-1", "ata_1", "ata.1", "ata1", "ata_h1"}) {
+    Device d;
+    d.name = name;
+    d.address = "192.168.50." + std::to_string(10 + n++);
+    in.devices.push_back(d);
+  }
+  auto text = Generate(Format::kOpenwrt, in, Lab(false));
+  ASSERT_TRUE(text) << text.error().message;
+  std::set<std::string> sections;
+  size_t count = 0;
+  for (size_t at = 0; (at = text->find("config redirect '", at)) != std::string::npos; ++count) {
+    at += 17;
+    sections.insert(text->substr(at, text->find('\'', at) - at));
+  }
+  EXPECT_EQ(count, 15u);  // five devices: UDP (SIP and RTP, two ranges) and TCP each
+  EXPECT_EQ(sections.size(), count) << *text;
+  EXPECT_EQ(sections.count("natpilot_ata1_tcp"), 1u) << "a plain name reads as it is";
 }
 
 }  // namespace
