@@ -152,6 +152,8 @@ class Reconciler {
   // One fact, whatever told it: a change moves every lease's external address, and one event
   // says old -> new and how it was noticed (the NAT views, the [[pbx]] files and hooks follow).
   void NoteExternalAddress(const std::string& address, TimePoint now, const std::string& noticed_by);
+  // The gateway's external address alone (Gateway() copies every probe report: not per mapping).
+  std::string ExternalAddress() const;
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
   // Returns false when the pass must stop (the device's plan changed under it).

@@ -48,9 +48,11 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   if (!mappings) return;
   // The gateway's external address is one fact (see NoteExternalAddress); a probe report's may be
   // older.
-  std::string ext = Gateway().info.external_address;
-  for (const auto& r : Gateway().protocols) {
-    if (ext.empty() && r.protocol == lister->protocol()) ext = r.info.external_address;
+  std::string ext = ExternalAddress();
+  if (ext.empty()) {
+    for (const auto& r : Gateway().protocols) {
+      if (r.protocol == lister->protocol()) ext = r.info.external_address;
+    }
   }
   std::map<std::pair<Transport, uint16_t>, Mapping*> wanted;
   for (Mapping& m : *mappings) {
@@ -219,6 +221,11 @@ Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
       now);
   (void)store_.FinishRelease(r, false, std::move(fail));
   return done;
+}
+
+std::string Reconciler::ExternalAddress() const {
+  std::lock_guard lock(gateway_mu_);
+  return gateway_.info.external_address;
 }
 
 void Reconciler::NoteExternalAddress(const std::string& told, TimePoint now,

@@ -138,7 +138,7 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
                           "a pcp answer for " + std::to_string(m.external_port) + "/" +
                               std::string(ToString(m.transport)));
     }
-    if (const std::string current = Gateway().info.external_address; !current.empty()) {
+    if (const std::string current = ExternalAddress(); !current.empty()) {
       m.external_address = current;
     }
     return true;
@@ -283,7 +283,7 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
         Log(events, "mapping.active", device,
             std::to_string(n) + " mappings active via " +
                 std::string(ToString(tally.via[device])) + " (external address " +
-                Gateway().info.external_address + ")",
+                ExternalAddress() + ")",
             now);
       }
       for (const auto& [device, f] : tally.static_rule) {
@@ -298,7 +298,7 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
     }
     uint32_t stale = 0;
     // The pass's copies may predate an address change noticed during it: leases carry the fact.
-    if (const std::string current = Gateway().info.external_address; !current.empty()) {
+    if (const std::string current = ExternalAddress(); !current.empty()) {
       for (Mapping& m : batch) {
         if (HasLease(m)) m.external_address = current;
       }

@@ -150,6 +150,30 @@ NFT
   lab_gateway_start "${1:-}"
 }
 
+# The lines every lab miniupnpd shares: its nftables table and chains, the LAN it serves, and its
+# notify interval.
+miniupnpd_lab_conf() {
+  cat <<CONF
+upnp_table_name=filter
+upnp_nat_table_name=filter
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+notify_interval=60
+allow 1024-65535 192.168.50.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+CONF
+}
+# miniupnpd_run NS NAME: starts miniupnpd in NS, in the background, with $LAB_DIR/NAME.conf,
+# .pid and .log. It logs with LOG_CONS: with no syslog daemon every line would go to /dev/console
+# (slow, and it spams the host), so it runs in a private mount namespace with /dev/console on
+# /dev/null.
+miniupnpd_run() {
+  in_ns "$1" unshare -m --propagation private sh -c \
+    "mount --bind /dev/null /dev/console && exec miniupnpd -d -f '$LAB_DIR/$2.conf' -P '$LAB_DIR/$2.pid'" \
+    >>"$LAB_DIR/$2.log" 2>&1 &
+}
+
 # lab_gateway_start [secure]: miniupnpd, secure_mode as asked. Switches (environment):
 #   GW_UPNP=yes|no          UPnP IGD
 #   GW_NATPMP=yes|no        NAT-PMP and PCP (one switch in miniupnpd; they share UDP 5351)
@@ -189,20 +213,9 @@ uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
 ext_perform_stun=$([ -n "${LAB_UPSTREAM_NAT:-}" ] && echo no || echo yes)
 ext_stun_host=$WAN_ADDR
 ext_stun_port=3478
-upnp_table_name=filter
-upnp_nat_table_name=filter
-upnp_forward_chain=miniupnpd
-upnp_nat_chain=prerouting_miniupnpd
-upnp_nat_postrouting_chain=postrouting_miniupnpd
-notify_interval=60
-allow 1024-65535 192.168.50.0/24 1024-65535
-deny 0-65535 0.0.0.0/0 0-65535
+$(miniupnpd_lab_conf)
 CONF
-  # miniupnpd logs with LOG_CONS: with no syslog daemon every line would go to /dev/console (slow,
-  # and it spams the host), so it runs in a private mount namespace with /dev/console on /dev/null.
-  in_ns "$NS_GW" unshare -m --propagation private sh -c \
-    "mount --bind /dev/null /dev/console && exec miniupnpd -d -f '$LAB_DIR/miniupnpd.conf' -P '$LAB_DIR/miniupnpd.pid'" \
-    >>"$LAB_DIR/miniupnpd.log" 2>&1 &
+  miniupnpd_run "$NS_GW" miniupnpd
   echo $! >"$LAB_DIR/miniupnpd.runner"
   if [ "${GW_UPNP:-yes}" = yes ]; then
     wait_for 15 grep -q "HTTP listening on port" "$LAB_DIR/miniupnpd.log" || fail "miniupnpd did not start"

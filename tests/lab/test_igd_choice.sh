@@ -45,18 +45,9 @@ system_uptime=no
 uuid=7a1e0000-8cf0-11e0-98ee-00000000beef
 friendly_name=Rogue IGD
 ext_perform_stun=no
-upnp_table_name=filter
-upnp_nat_table_name=filter
-upnp_forward_chain=miniupnpd
-upnp_nat_chain=prerouting_miniupnpd
-upnp_nat_postrouting_chain=postrouting_miniupnpd
-notify_interval=60
-allow 1024-65535 192.168.50.0/24 1024-65535
-deny 0-65535 0.0.0.0/0 0-65535
+$(miniupnpd_lab_conf)
 CONF
-in_ns "$NS_ROGUE" unshare -m --propagation private sh -c \
-  "mount --bind /dev/null /dev/console && exec miniupnpd -d -f '$LAB_DIR/rogue.conf' -P '$LAB_DIR/rogue.pid'" \
-  >>"$LAB_DIR/rogue.log" 2>&1 &
+miniupnpd_run "$NS_ROGUE" rogue
 wait_for 15 grep -q "HTTP listening on port" "$LAB_DIR/rogue.log" || fail "the rogue miniupnpd did not start"
 ROGUE_URL="http://$ROGUE_ADDR:2189/rootDesc.xml"
 wait_for 10 in_ns "$NS_LAN" upnpc -u "$ROGUE_URL" -s || fail "the rogue IGD does not answer UPnP"

@@ -41,6 +41,12 @@ class StoreFaultTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   std::string DbPath() const { return (dir_ / "natpilot.db").string(); }
+  // ata1's mappings all on static rules, so the rules writer has something to write.
+  void NeedStaticRules() {
+    auto ms = store_->ListMappings("ata1").value();
+    for (auto& m : ms) m.state = MappingState::kStaticRule;
+    ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  }
 
   std::filesystem::path dir_;
   std::unique_ptr<SqliteStore> store_;
@@ -82,9 +88,7 @@ TEST_F(StoreFaultTest, TheIdentityWatchThreadSurvivesAFailedReadAndWorksOnceItCl
 
 TEST_F(StoreFaultTest, TheRulesWriterLogsAFailedReadWritesNothingAndWritesOnceItClears) {
   LogCapture log;
-  auto ms = store_->ListMappings("ata1").value();
-  for (auto& m : ms) m.state = MappingState::kStaticRule;
-  ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  NeedStaticRules();
   StaticRulesOptions options;
   options.folder = (dir_ / "rules").string();
   RulesWriter writer(*store_, options, [this] { return now_; });
@@ -105,9 +109,7 @@ TEST_F(StoreFaultTest, TheRulesWriterLogsAFailedReadWritesNothingAndWritesOnceIt
 // Mappings that cannot be read are not "no device needs rules": the files stay as they are.
 TEST_F(StoreFaultTest, UnreadableMappingsLeaveTheRuleFilesAsTheyAre) {
   LogCapture log;
-  auto ms = store_->ListMappings("ata1").value();
-  for (auto& m : ms) m.state = MappingState::kStaticRule;
-  ASSERT_TRUE(store_->SaveMappings(ms, {}));
+  NeedStaticRules();
   StaticRulesOptions options;
   options.folder = (dir_ / "rules").string();
   RulesWriter writer(*store_, options, [this] { return now_; });
