@@ -18,6 +18,7 @@
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
 #include "portmap/announce_listener.h"
+#include "portmap/upnp_events.h"
 #include "portmap/upnp_mapper.h"
 #include "store/sqlite_store.h"
 
@@ -123,12 +124,32 @@ int Run(const Config& config) {
                    config.web_listen);
     }
   }
-  reconciler.Start();
-  identity.Start();
-  natpilot::AnnounceListener announces;
   const auto configured = [&config](natpilot::GatewayProtocol p) {
     return std::find(config.protocols.begin(), config.protocols.end(), p) != config.protocols.end();
   };
+  // GENA: the IGD's ExternalIPAddress events. A value other than the one natpilotd holds makes the
+  // reconciler ask the gateway at once (the event itself is a hint, as an announcement is).
+  natpilot::UpnpEvents upnp_events;
+  if (configured(natpilot::GatewayProtocol::kUpnpIgd) && config.upnp.events) {
+    upnp.SetEventUrlListener([&upnp_events](const std::string& url) { upnp_events.Follow(url); });
+    // UpnpEvents reads NOTIFYs only from the IGD's own host, with the current SID.
+    auto started = upnp_events.Start([&reconciler](const std::string&, const std::string& address) {
+      const std::string held = reconciler.ExternalAddress();
+      if (!address.empty() && !held.empty() && address != held) {
+        reconciler.CheckExternalAddress("a UPnP event (ExternalIPAddress " + address + ")");
+      }
+    }, [](const std::string& status, bool problem) {
+      if (problem) {
+        spdlog::warn("UPnP events: {}", status);
+      } else {
+        spdlog::info("UPnP events: {}", status);
+      }
+    });
+    if (!started) spdlog::warn("UPnP events: {}", started.error().message);
+  }
+  reconciler.Start();
+  identity.Start();
+  natpilot::AnnounceListener announces;
   if (configured(natpilot::GatewayProtocol::kPcp) || configured(natpilot::GatewayProtocol::kNatPmp)) {
     auto listening = announces.Start(
         [&reconciler](const std::string& sender, const natpilot::AnnounceListener::Announcement& a) {
@@ -152,6 +173,7 @@ int Run(const Config& config) {
   identity.Stop();
   announces.Stop();
   reconciler.Stop();
+  upnp_events.Stop();  // after the reconciler: its probes tell the event URL
   if (config.release_on_shutdown) {
     reconciler.ReleaseLeasesForShutdown(std::chrono::steady_clock::now() + std::chrono::seconds(20));
   } else {

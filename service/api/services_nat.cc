@@ -6,6 +6,8 @@
 #include "core/validate.h"
 #include "api/services.h"
 #include "portmap/netutil.h"
+#include "portmap/stun.h"
+#include "portmap/upnp_description.h"
 
 namespace natpilot {
 namespace {
@@ -98,6 +100,12 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
   if (!in.stun_server.empty()) {
     in.stun = stun::Query(in.stun_server, std::chrono::milliseconds(2000));
     in.path = stun::PathTo(in.stun_server, 4, std::chrono::milliseconds(700));
+    // The internet sees another address than the gateway last told: ask the gateway now (a change
+    // it did not announce). Behind another NAT (a reserved address on the gateway) they always differ.
+    const std::string& ext = in.gateway.info.external_address;
+    if (in.stun && *in.stun && !ext.empty() && (*in.stun)->address != ext && !upnp::IsReservedIpv4(ext)) {
+      ctx_.reconciler.CheckExternalAddress("the doctor's STUN answer (" + (*in.stun)->address + ")");
+    }
   }
   in.hairpin_rules = ctx_.static_rules.params.hairpin;
   if (const auto& change = in.gateway.last_address_change) {

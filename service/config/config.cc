@@ -132,7 +132,8 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
     const auto& gw = Section(root, "gateway");
     CheckKeys(gw, "gateway.", {"lease_lifetime_s", "discovery_timeout_ms", "interface",
                                "root_desc_url", "probe_interval_s", "protocols", "address",
-                               "pcp_third_party", "preference_window_ms", "verify_interval_s"});
+                               "pcp_third_party", "preference_window_ms", "verify_interval_s",
+                               "upnp_events"});
     c.reconciler.verify_interval =
         Seconds(GetInt(gw, "gateway", "verify_interval_s", c.reconciler.verify_interval.count(), 5, 86400));
     if (const auto* node = gw.get("protocols")) {
@@ -171,6 +172,7 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
         Seconds(GetInt(gw, "gateway", "probe_interval_s", c.reconciler.probe_interval.count(), 10, 86400));
     Get(gw, "gateway", "interface", c.upnp.multicast_interface);
     Get(gw, "gateway", "root_desc_url", c.upnp.root_desc_url);
+    Get(gw, "gateway", "upnp_events", c.upnp.events);
 
     const auto& pol = Section(root, "policy");
     CheckKeys(pol, "policy.", {"internal_ports", "external_ports", "max_rtp_ports", "max_sip_ports",
@@ -380,6 +382,7 @@ lease_lifetime_s = 3600         # lease asked of the gateway; renewed at half of
 discovery_timeout_ms = 1000     # how long SSDP discovery waits for answers
 interface = ""                  # LAN interface (name or address) for SSDP; "" = default route's
 root_desc_url = ""              # skip discovery: the IGD's root description URL
+upnp_events = true              # subscribe to the IGD's events (a new external address at once)
 probe_interval_s = 300          # re-check a working gateway (external address, identity)
 verify_interval_s = 60          # check that the gateway still has our mappings (reboot, purge)
 

@@ -50,25 +50,37 @@ GatewaySnapshot Reconciler::Gateway() const {
 }
 
 void Reconciler::AnnounceFrom(const std::string& sender, const std::string& what) {
-  const TimePoint now = now_();
   {
     std::lock_guard lock(gateway_mu_);
     // The gateway in use, or the last one while it is gone (an ANNOUNCE then ends the wait).
     const std::string& gateway =
         gateway_.info.address.empty() ? last_gateway_address_ : gateway_.info.address;
     if (sender.empty() || sender != gateway) return;  // not our gateway: ignore
+  }
+  RequestCheck(what + " from " + sender, "a " + what, true);
+}
+
+void Reconciler::CheckExternalAddress(const std::string& why) { RequestCheck(why, why, false); }
+
+void Reconciler::RequestCheck(const std::string& told, const std::string& what, bool announcement) {
+  const TimePoint now = now_();
+  {
+    std::lock_guard lock(gateway_mu_);
     // A flood (spoofed or a looping router) costs one check per interval, no more; the last one
     // within it is still acted on at the interval's end (it may be the real restart).
     if (last_announce_ != TimePoint{} && now >= last_announce_ &&
         now < last_announce_ + options_.announce_min_interval) {
       ++stats_.announces_coalesced;
       announce_deferred_ = true;
+      announce_what_ = what;  // the last one is what the deferred check names
+      announce_probes_ = announce_probes_ || announcement;
       return;
     }
     last_announce_ = now;
     announce_what_ = what;
+    announce_probes_ = announcement;
   }
-  spdlog::info("{} from {}: checking the gateway now", what, sender);
+  spdlog::info("{}: checking the gateway now", told);
   announce_requested_ = true;
   Wake();
 }
@@ -106,10 +118,13 @@ TimePoint Reconciler::RunOnce() {
   rerun_ = false;
   try {
     const bool announced = TakeAnnounce(now);
+    bool announce_probe_pcp = false;
     check_reason_.clear();
     if (announced) {
       std::lock_guard lock(gateway_mu_);
-      check_reason_ = "the check after a " + (announce_what_.empty() ? "PCP ANNOUNCE" : announce_what_);
+      // "the check after a PCP ANNOUNCE", "... after the doctor's STUN answer (x)"
+      check_reason_ = "the check after " + (announce_what_.empty() ? std::string("a PCP ANNOUNCE") : announce_what_);
+      announce_probe_pcp = announce_probes_;
     }
     if (announced && !ready_) probe_requested_ = true;
     if (!ProbeIfDue(now)) {
@@ -119,7 +134,7 @@ TimePoint Reconciler::RunOnce() {
       return NextWake(now, TimePoint::max());
     }
     if (check_unusable_) ForgetUnusable(now);
-    if (announced) OnAnnounce(now);
+    if (announced) OnAnnounce(now, announce_probe_pcp);
     if (verify_requested_.exchange(false) || now >= next_verify_) Verify(now);
     if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);

@@ -95,6 +95,8 @@ class Reconciler {
   // One pass; returns when the next one is due.
   TimePoint RunOnce();
   GatewaySnapshot Gateway() const;
+  // The gateway's external address alone (Gateway() copies every probe report: not per mapping).
+  std::string ExternalAddress() const;
   ReconcilerStats Stats() const;
   // Probe the gateway again at the next pass.
   void RequestProbe();
@@ -103,6 +105,9 @@ class Reconciler {
   // in use, check it at once. What an announcement says is not taken on trust (any LAN host can
   // send one): the check asks the gateway its external address and renews PCP/NAT-PMP leases.
   void AnnounceFrom(const std::string& sender, const std::string& what = "PCP ANNOUNCE");
+  // Another source says the external address may have changed (a UPnP event, the doctor's STUN
+  // answer): the same check at once, rate-limited with the announcements.
+  void CheckExternalAddress(const std::string& why);
 
   // At shutdown when configured: deletes every held lease from the gateway (the intent stays, so
   // the next start maps again). Gives up at the deadline; what is left expires on the gateway.
@@ -142,8 +147,12 @@ class Reconciler {
   void RetryAllNow(TimePoint now, bool static_rules = false);
   // An ANNOUNCE (the gateway restarted, or says so): read its table, renew every PCP and NAT-PMP
   // lease at once (a renewal re-creates a lost mapping).
-  void OnAnnounce(TimePoint now);
+  // `announced`: a datagram from the gateway (not a UPnP event or a STUN answer).
+  void OnAnnounce(TimePoint now, bool announced);
   void OutageCheck(TimePoint now);
+  // A check of the gateway at the next pass, at most one per announce_min_interval.
+  // `what` completes "the check after ..."; `announcement`: a PCP/NAT-PMP datagram.
+  void RequestCheck(const std::string& told, const std::string& what, bool announcement);
   // Whether an ANNOUNCE is to be acted on in this pass (one that arrived, or a coalesced one due).
   bool TakeAnnounce(TimePoint now);
   // Whether the UPnP table shows this protocol's leases too (learnt by reading them back).
@@ -152,8 +161,6 @@ class Reconciler {
   // One fact, whatever told it: a change moves every lease's external address, and one event
   // says old -> new and how it was noticed (the NAT views, the [[pbx]] files and hooks follow).
   void NoteExternalAddress(const std::string& address, TimePoint now, const std::string& noticed_by);
-  // The gateway's external address alone (Gateway() copies every probe report: not per mapping).
-  std::string ExternalAddress() const;
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
   // Returns false when the pass must stop (the device's plan changed under it).
@@ -204,6 +211,7 @@ class Reconciler {
   std::set<GatewayProtocol> answered_, missing_;
   uint32_t missing_probes_ = 0;
   std::string announce_what_;  // what the last announcement was (under gateway_mu_)
+  bool announce_probes_ = false;  // it was a PCP/NAT-PMP datagram (under gateway_mu_)
   std::string last_external_;  // the last external address known, kept across outages (gateway_mu_)
   std::string check_reason_;   // why this pass checks the gateway, for the events it logs
   std::set<GatewayProtocol> listed_by_upnp_;

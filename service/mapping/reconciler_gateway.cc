@@ -378,10 +378,11 @@ void Reconciler::RetryAllNow(TimePoint now, bool static_rules) {
   if (!changed.empty()) (void)store_.SaveMappings(changed, {});
 }
 
-void Reconciler::OnAnnounce(TimePoint now) {
+void Reconciler::OnAnnounce(TimePoint now, bool announced) {
   verify_requested_ = true;  // the epoch, at once
-  // An ANNOUNCE proves a PCP server answers now: one not in use is probed again.
-  if (ByProtocol(GatewayProtocol::kPcp) == nullptr) probe_requested_ = true;
+  // An ANNOUNCE proves a PCP server answers now: one not in use is probed again (a UPnP event
+  // or a STUN answer proves nothing of the kind).
+  if (announced && ByProtocol(GatewayProtocol::kPcp) == nullptr) probe_requested_ = true;
   if (ByProtocol(GatewayProtocol::kUpnpIgd) != nullptr) {
     table_synced_ = false;  // and the whole table, where it can be read
     next_sync_ = now;

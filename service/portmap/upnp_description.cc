@@ -126,6 +126,8 @@ struct Builder {
         service->service_type = Sanitize(value);
       else if (name == "controlURL")
         service->control_url = IsUrlText(value) ? value : "";
+      else if (name == "eventSubURL")
+        service->event_sub_url = IsUrlText(value) ? value : "";
     } else if (parent == "root" && name == "URLBase" && IsUrlText(value)) {
       out.url_base = value;
     }

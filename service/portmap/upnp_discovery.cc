@@ -121,7 +121,10 @@ Picked PickConnection(const std::string& url, const RootDescription& d,
           ")";
       continue;
     }
-    out.igd = ChosenIgd{url, control, s.service_type, d.device_type, ext};
+    // Events only from the host SOAP goes to: a description may name any URL.
+    std::string events = s.event_sub_url.empty() ? "" : ResolveUrl(base, s.event_sub_url);
+    if (events.size() > kMaxControlUrl || Host(events) != Host(control)) events.clear();
+    out.igd = ChosenIgd{url, control, s.service_type, events, d.device_type, ext};
     return out;
   }
   if (out.why_not.empty()) out.why_not = "no WANIPConnection or WANPPPConnection service";

@@ -28,6 +28,7 @@ struct ChosenIgd {
   std::string root_desc_url;
   std::string control_url;   // absolute; its host is trusted
   std::string service_type;  // the connected WANIPConnection/WANPPPConnection's
+  std::string event_url;     // its GENA event URL, absolute, on a trusted host; "" when none
   std::string device_type;
   std::string external_address;
 };

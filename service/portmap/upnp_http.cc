@@ -20,8 +20,10 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// The value of header `name` (lowercase) in `headers` (the lines after the status line), or "".
-std::string Header(std::string_view headers, std::string_view name) {
+}  // namespace
+
+std::string HeaderValue(std::string_view headers, std::string_view wanted) {
+  const std::string name = Lower(wanted);
   size_t pos = 0;
   while (pos < headers.size()) {
     size_t end = headers.find("\r\n", pos);
@@ -38,6 +40,8 @@ std::string Header(std::string_view headers, std::string_view name) {
   }
   return "";
 }
+
+namespace {
 
 Result<std::string> Dechunk(std::string_view body) {
   std::string out;
@@ -92,14 +96,15 @@ Result<HttpAnswer> ParseHttpAnswer(std::string_view raw) {
   HttpAnswer out;
   out.status = std::stoi(code);
   const std::string_view headers = eol == std::string_view::npos ? "" : head.substr(eol + 2);
+  out.head = std::string(headers);
   std::string_view body = raw.substr(head_end + 4);
-  if (Lower(Header(headers, "transfer-encoding")).find("chunked") != std::string::npos) {
+  if (Lower(HeaderValue(headers, "transfer-encoding")).find("chunked") != std::string::npos) {
     auto b = Dechunk(body);
     if (!b) return tl::unexpected(b.error());
     out.body = std::move(*b);
     return out;
   }
-  if (const std::string len = Header(headers, "content-length"); !len.empty()) {
+  if (const std::string len = HeaderValue(headers, "content-length"); !len.empty()) {
     if (len.size() > 9 || len.find_first_not_of("0123456789") != std::string::npos) {
       return Fail(Errc::kInvalidArgument, "bad Content-Length");
     }
@@ -112,8 +117,8 @@ Result<HttpAnswer> ParseHttpAnswer(std::string_view raw) {
   return out;
 }
 
-Result<HttpAnswer> HttpGet(const HttpUrl& url, std::chrono::milliseconds timeout,
-                           size_t max_bytes) {
+Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url, std::string_view headers,
+                               std::chrono::milliseconds timeout, size_t max_bytes) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_in to{};
   to.sin_family = AF_INET;
@@ -133,8 +138,11 @@ Result<HttpAnswer> HttpGet(const HttpUrl& url, std::chrono::milliseconds timeout
   if (::getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
     return Fail(Errc::kUnavailable, std::string("connect: ") + std::strerror(err));
   }
-  const std::string request = "GET " + url.path + " HTTP/1.0\r\nHost: " + url.host + ":" +
-                              std::to_string(url.port) + "\r\nConnection: close\r\n\r\n";
+  // GENA requests are HTTP/1.1 (UDA 1.1 section 4); a GET stays 1.0, as miniupnpc sends it.
+  const std::string version = method == "GET" ? "HTTP/1.0" : "HTTP/1.1";
+  const std::string request = std::string(method) + " " + url.path + " " + version + "\r\nHost: " +
+                              url.host + ":" + std::to_string(url.port) +
+                              "\r\nConnection: close\r\n" + std::string(headers) + "\r\n";
   for (size_t sent = 0; sent < request.size();) {
     p = {s.fd, POLLOUT, 0};
     if (::poll(&p, 1, Remaining(deadline)) <= 0) return Fail(Errc::kUnavailable, "send timed out");

@@ -48,6 +48,12 @@ UpnpMapper::UpnpMapper(UpnpOptions options) : options_(std::move(options)) {}
 UpnpMapper::~UpnpMapper() = default;
 
 GatewayInfo UpnpMapper::Probe() {
+  GatewayInfo info = Discover();
+  if (event_url_listener_) event_url_listener_(igd_ ? igd_->chosen.event_url : std::string());
+  return info;
+}
+
+GatewayInfo UpnpMapper::Discover() {
   igd_.reset();
   upnp::IgdPolicy policy;
   policy.gateway = options_.gateway;

@@ -1,6 +1,7 @@
 // UPnP IGD v1/v2 through miniupnpc (SOAP); which IGD: upnp_discovery.h.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,7 @@ struct UpnpOptions {
   std::chrono::milliseconds discovery_timeout{1000};
   std::string multicast_interface;  // interface name or address for SSDP; empty = default
   std::string root_desc_url;        // skip SSDP and use this root description
+  bool events = true;               // subscribe to the IGD's GENA events (upnp_events.h)
 };
 
 class UpnpMapper final : public PortMapper {
@@ -33,12 +35,19 @@ class UpnpMapper final : public PortMapper {
   // GetExternalIPAddress: the periodic check's look at the external address (UPnP has no epoch
   // and no announcement of its own).
   Result<std::string> Heartbeat() override;
+  // Told after every probe: the GENA event URL of the IGD chosen ("" when none was, or it offers
+  // none). Set before the reconciler starts; called on the reconciler's thread.
+  void SetEventUrlListener(std::function<void(const std::string&)> listener) {
+    event_url_listener_ = std::move(listener);
+  }
 
  private:
   struct Igd;
+  GatewayInfo Discover();
   Result<void> Ready() const;
   UpnpOptions options_;
   std::unique_ptr<Igd> igd_;
+  std::function<void(const std::string&)> event_url_listener_;
 };
 
 }  // namespace natpilot

@@ -12,13 +12,17 @@
 case "${1:-}" in
   natpmp) export GW_UPNP=no GW_ONLY=nat-pmp want=NAT_PMP BOUND_S=5 ;;
   pcp) export GW_UPNP=no GW_ONLY=pcp want=PCP BOUND_S=5 ;;
-  upnp) export GW_NATPMP=no want=UPNP_IGD BOUND_S=65 ;;
-  *) echo "usage: test_address_change.sh natpmp|pcp|upnp"; exit 2 ;;
+  upnp) export GW_NATPMP=no want=UPNP_IGD BOUND_S=65 EVENTS=false ;;
+  gena) export GW_NATPMP=no want=UPNP_IGD BOUND_S=5 ;;
+  *) echo "usage: test_address_change.sh natpmp|pcp|upnp|gena"; exit 2 ;;
 esac
 source "$(dirname "$0")/lab.sh"
 NEW_ADDR=203.0.113.9
 lab_up
 cat >"$LAB_DIR/natpilotd.toml" <<TOML
+[gateway]
+upnp_events = ${EVENTS:-true}
+
 [[pbx]]
 device = "pbx1"
 flavor = "json"
@@ -33,6 +37,10 @@ wait_for 10 grep -q "\"external_address\": \"$EXT_ADDR\"" "$LAB_DIR/pbx1.json" |
 np pbx-config pbx1 --flavor json --follow >"$LAB_DIR/follow.out" 2>&1 &
 follow_pid=$!
 wait_for 10 grep -q "$EXT_ADDR" "$LAB_DIR/follow.out" || fail "the --follow stream did not start"
+if [ "$1" = gena ]; then
+  wait_for 10 grep -q "UPnP events: subscribed to" "$LAB_DIR/natpilotd.log" || fail "natpilotd did not subscribe to the IGD's events"
+  grep "UPnP events: subscribed to" "$LAB_DIR/natpilotd.log" | tail -1
+fi
 
 # now in seconds with fractions
 now() { date +%s.%N; }
@@ -57,6 +65,13 @@ log "new address in the NAT view after ${t_view} s, the stream ${t_follow} s, th
 awk -v t="$t_hook" -v b="$BOUND_S" 'BEGIN { exit !(t <= b) }' || fail "the PBX learnt it after ${t_hook} s, more than ${BOUND_S} s"
 np_events_has "gateway.external-address-changed" || fail "no gateway.external-address-changed event"
 grep "gateway.external-address-changed" "$LAB_DIR/events" | tail -1
+case "$1" in
+  gena) noticed="noticed by the check after a UPnP event" ;;
+  upnp) noticed="noticed by the periodic check" ;;  # events off: nothing else can tell
+  *) noticed="noticed by" ;;
+esac
+grep "gateway.external-address-changed" "$LAB_DIR/events" | tail -1 | grep -q "$noticed" ||
+  fail "the event does not say: $noticed"
 np doctor >"$LAB_DIR/doctor.out" || true
 grep -q "changed from $EXT_ADDR to $NEW_ADDR" "$LAB_DIR/doctor.out" || { cat "$LAB_DIR/doctor.out"; fail "the doctor does not tell the change"; }
 grep -q "configuration followed" "$LAB_DIR/doctor.out" || { cat "$LAB_DIR/doctor.out"; fail "the doctor does not tell the PBX's lag"; }

@@ -719,6 +719,36 @@ TEST_F(ReconcilerTest, ANewExternalAddressMovesEveryLeaseAtOnce) {
   EXPECT_EQ(r.Gateway().info.external_address, "198.51.100.10");
 }
 
+// Sources that only hint (a UPnP event's value, the doctor's STUN answer) make the reconciler ask
+// the gateway at once; the address counts only when the gateway says it, and the event names the
+// hint. Hints share the announcements' rate limit.
+TEST_F(ReconcilerTest, AHintOfANewAddressIsCheckedWithTheGatewayAtOnce) {
+  gateway_.address = "192.168.1.1";
+  options_.verify_interval = Seconds(3600);
+  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
+  r.RunOnce();
+  r.RunOnce();
+  // The STUN server sees another address but the gateway still says the old one: nothing moves.
+  r.CheckExternalAddress("the doctor's STUN answer (203.0.113.50)");
+  r.RunOnce();
+  EXPECT_EQ(r.ExternalAddress(), "198.51.100.7");
+  EXPECT_FALSE(r.Gateway().last_address_change.has_value());
+  // The gateway has a new address: the next hint finds it, without waiting for the periodic check.
+  gateway_.external_address = "198.51.100.8";
+  now_ += Seconds(1);
+  r.CheckExternalAddress("the doctor's STUN answer (198.51.100.8)");  // within the interval: deferred
+  r.RunOnce();
+  EXPECT_EQ(r.ExternalAddress(), "198.51.100.7");
+  now_ += options_.announce_min_interval;
+  r.RunOnce();  // the deferred one, at the interval's end
+  EXPECT_EQ(r.ExternalAddress(), "198.51.100.8");
+  ASSERT_TRUE(r.Gateway().last_address_change.has_value());
+  EXPECT_EQ(r.Gateway().last_address_change->noticed_by,
+            "the check after the doctor's STUN answer (198.51.100.8) (upnp-igd)");
+  for (const auto& m : Mappings()) EXPECT_EQ(m.external_address, "198.51.100.8");
+}
+
 TEST_F(ReconcilerTest, AnExternalAddressChangeIsAnEvent) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   reconciler_->RunOnce();
