@@ -82,9 +82,18 @@ int Run(const Config& config) {
   server_options.tls_cert_file = config.tls_cert_file;
   server_options.tls_key_file = config.tls_key_file;
   server_options.tls_client_ca_file = config.tls_client_ca_file;
-  natpilot::ApiServer server(natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules,
-                                                  auth, write_limit, config.stun_server},
-                             server_options);
+  // GENA: the IGD's ExternalIPAddress events (started below, before the reconciler).
+  natpilot::UpnpEvents upnp_events;
+  const auto configured = [&config](natpilot::GatewayProtocol p) {
+    return std::find(config.protocols.begin(), config.protocols.end(), p) != config.protocols.end();
+  };
+  const bool upnp_events_on = configured(natpilot::GatewayProtocol::kUpnpIgd) && config.upnp.events;
+  natpilot::ApiServer server(
+      natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules, auth, write_limit,
+                           config.stun_server,
+                           upnp_events_on ? std::function<std::string()>([&upnp_events] { return upnp_events.Status(); })
+                                          : std::function<std::string()>()},
+      server_options);
   std::vector<natpilot::PbxTarget> pbx_targets;
   for (const natpilot::PbxConfig& p : config.pbx) {
     natpilot::PbxTarget t;
@@ -124,13 +133,9 @@ int Run(const Config& config) {
                    config.web_listen);
     }
   }
-  const auto configured = [&config](natpilot::GatewayProtocol p) {
-    return std::find(config.protocols.begin(), config.protocols.end(), p) != config.protocols.end();
-  };
-  // GENA: the IGD's ExternalIPAddress events. A value other than the one natpilotd holds makes the
-  // reconciler ask the gateway at once (the event itself is a hint, as an announcement is).
-  natpilot::UpnpEvents upnp_events;
-  if (configured(natpilot::GatewayProtocol::kUpnpIgd) && config.upnp.events) {
+  // A NOTIFY's ExternalIPAddress other than the one natpilotd holds makes the reconciler ask the
+  // gateway at once (the event itself is a hint, as an announcement is).
+  if (upnp_events_on) {
     upnp.SetEventUrlListener([&upnp_events](const std::string& url) { upnp_events.Follow(url); });
     // UpnpEvents reads NOTIFYs only from the IGD's own host, with the current SID.
     auto started = upnp_events.Start([&reconciler](const std::string&, const std::string& address) {

@@ -145,6 +145,18 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
     }
   }
 
+  // UPnP events: with them a new external address arrives at once, without at the periodic check.
+  if (in.gateway.info.protocol == GatewayProtocol::kUpnpIgd && !in.upnp_events.empty()) {
+    if (in.upnp_events.rfind("subscribed", 0) == 0) {
+      out.push_back(Make(L::LEVEL_OK, "upnp-events", "UPnP events: " + in.upnp_events));
+    } else {
+      out.push_back(Make(L::LEVEL_INFO, "upnp-events", "UPnP events: " + in.upnp_events,
+                         "a new external address is then seen at the periodic check "
+                         "(gateway.verify_interval_s); a host firewall must let the gateway reach "
+                         "natpilotd's event port"));
+    }
+  }
+
   // Routers after the gateway: a private or shared address there is another NAT.
   if (in.path && *in.path) {
     const std::vector<std::string>& hops = **in.path;

@@ -23,6 +23,8 @@ struct DoctorInputs {
   bool hairpin_rules = false;                   // rules.hairpin
   // When a [[pbx]] file or hook first followed the last external address change, if one did.
   std::optional<TimePoint> pbx_followed_at;
+  // The UPnP event subscription ("subscribed to ...", "not subscribed ..."); "" = events off.
+  std::string upnp_events;
 };
 
 std::vector<v1::Finding> Diagnose(const DoctorInputs& in);

@@ -1,6 +1,8 @@
 // The gRPC services of natpilot.v1. Thin: convert, call the registry/store/reconciler, convert back.
 #pragma once
 
+#include <functional>
+
 #include "api/auth.h"
 #include "api/event_bus.h"
 #include "api/registry.h"
@@ -20,6 +22,8 @@ struct ApiContext {
   const Authenticator& auth;
   RateLimiter& write_limit;
   std::string stun_server = {};  // doctor.stun_server; "" = not configured
+  // The UPnP event subscription's state for the doctor; empty when events are off.
+  std::function<std::string()> upnp_events_status = {};
 };
 
 // Who is calling; a write also spends one from the caller's rate limit.

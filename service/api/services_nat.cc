@@ -108,6 +108,7 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
     }
   }
   in.hairpin_rules = ctx_.static_rules.params.hairpin;
+  if (ctx_.upnp_events_status) in.upnp_events = ctx_.upnp_events_status();
   if (const auto& change = in.gateway.last_address_change) {
     for (const Event& e : ctx_.store.ListEvents(0, 1000)) {
       const bool pbx = e.kind == "pbx.config-written" || e.kind == "pbx.hook-ran";

@@ -75,6 +75,9 @@ grep "gateway.external-address-changed" "$LAB_DIR/events" | tail -1 | grep -q "$
 np doctor >"$LAB_DIR/doctor.out" || true
 grep -q "changed from $EXT_ADDR to $NEW_ADDR" "$LAB_DIR/doctor.out" || { cat "$LAB_DIR/doctor.out"; fail "the doctor does not tell the change"; }
 grep -q "configuration followed" "$LAB_DIR/doctor.out" || { cat "$LAB_DIR/doctor.out"; fail "the doctor does not tell the PBX's lag"; }
+if [ "$1" = gena ]; then
+  grep -q "UPnP events: subscribed to" "$LAB_DIR/doctor.out" || { cat "$LAB_DIR/doctor.out"; fail "the doctor does not tell the subscription"; }
+fi
 wait_for 20 np_all_active pbx1 6 || { np mapping list; fail "not all active after the change"; }
 np mapping list --json | jq -e --arg a "$NEW_ADDR" '[.mappings[] | select(.external_address != $a)] | length == 0' >/dev/null ||
   { np mapping list; fail "a lease still shows the old address"; }

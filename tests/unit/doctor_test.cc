@@ -57,6 +57,21 @@ TEST(Doctor, TellsTheLastAddressChangeAndHowLongThePbxLagged) {
   EXPECT_NE(f.text().find("the [[pbx]] configuration followed 2 s later"), std::string::npos) << f.text();
 }
 
+// The UPnP event subscription, when UPnP is in use and events are on.
+TEST(Doctor, SaysWhetherUpnpEventsAreSubscribed) {
+  auto in = Ready("8.8.4.4");
+  in.upnp_events = "subscribed to http://192.168.1.1:5000/evt (granted 1800 s)";
+  auto none = Diagnose(in);  // PCP in use: not a topic
+  EXPECT_TRUE(std::none_of(none.begin(), none.end(), [](const v1::Finding& f) { return f.topic() == "upnp-events"; }));
+  in.gateway.info.protocol = GatewayProtocol::kUpnpIgd;
+  auto f = Topic(Diagnose(in), "upnp-events");
+  EXPECT_EQ(f.level(), L::LEVEL_OK);
+  in.upnp_events = "not subscribed to http://192.168.1.1:5000/evt: the IGD answered HTTP 501 (next try in 300 s)";
+  f = Topic(Diagnose(in), "upnp-events");
+  EXPECT_EQ(f.level(), L::LEVEL_INFO);
+  EXPECT_NE(f.advice().find("gateway.verify_interval_s"), std::string::npos) << f.advice();
+}
+
 TEST(Doctor, APublicAddressConfirmedByStunIsFine) {
   auto in = Ready("8.8.4.4");
   in.stun_server = "stun.example:3478";
