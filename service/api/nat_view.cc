@@ -1,5 +1,7 @@
 #include "api/nat_view.h"
 
+#include "core/validate.h"
+
 #include <google/protobuf/util/time_util.h>
 
 #include <map>
@@ -66,6 +68,11 @@ Result<v1::NatView> BuildNatView(const NatViewInputs& in, std::string_view name)
   std::string external =
       in.gateway.info.external_address.empty() ? lease_address : in.gateway.info.external_address;
   if (external.empty() && any_static) external = in.wan_address;
+  // It goes into PBX files and a hook's environment: only a dotted IPv4 address, canonical.
+  if (!external.empty()) {
+    auto canonical = ParseIpv4Unicast(external, "external address");
+    external = canonical ? *canonical : std::string();
+  }
   view.set_external_address(external);
   if (valid_until != TimePoint{}) {
     *view.mutable_valid_until() = google::protobuf::util::TimeUtil::SecondsToTimestamp(

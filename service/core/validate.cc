@@ -1,5 +1,7 @@
 #include "core/validate.h"
 
+#include "core/text.h"
+
 #include <arpa/inet.h>
 
 #include <charconv>
@@ -147,20 +149,7 @@ Result<void> ValidateDescription(std::string_view text) {
                                             "control characters");
   };
   if (text.size() > 200) return bad("is " + std::to_string(text.size()) + " bytes long");
-  for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) return bad("contains control character " + std::to_string(c));
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (len == 0 || i + len > text.size()) return bad("is not valid UTF-8");
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return bad("is not valid UTF-8");
-    }
-    if (len == 2 && c < 0xc2) return bad("is not valid UTF-8");  // overlong
-    if (len == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
-      return bad("contains a C1 control character");
-    }
-    i += len;
-  }
+  if (const std::string why = UnsafeTextReason(text); !why.empty()) return bad(why);
   return {};
 }
 

@@ -1,5 +1,7 @@
 #include "pbx/pbx_notifier.h"
 
+#include "core/text.h"
+
 #include <spdlog/spdlog.h>
 
 #include "mapping/static_rules.h"
@@ -29,12 +31,14 @@ std::map<std::string, std::string> HookEnv(const v1::NatView& v, const PbxTarget
   };
 }
 
+// A hook's output is foreign text: one line, its last 300 bytes, valid UTF-8 without controls.
 std::string OneLine(std::string s) {
   for (char& c : s) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   }
   while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s.size() > 300 ? "..." + s.substr(s.size() - 300) : s;
+  if (s.size() > 300) s = "..." + s.substr(s.size() - 300);
+  return SafeText(s, 400);
 }
 
 }  // namespace
@@ -97,7 +101,7 @@ void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
     const HookResult r = RunHook(t.on_change, HookEnv(view, t), t.hook_timeout);
     const bool ok = r.started && !r.timed_out && r.exit_code == 0;
     std::string msg = t.on_change[0] + ": ";
-    if (!r.started) msg += r.output;
+    if (!r.started) msg += SafeText(r.output, 400);
     else if (r.timed_out) msg += "killed after the " + std::to_string(t.hook_timeout.count()) + " s timeout";
     else msg += "exit " + std::to_string(r.exit_code);
     if (r.started && !r.output.empty()) msg += "; output: " + OneLine(r.output);

@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "core/text.h"
+#include "core/validate.h"
 #include "portmap/netutil.h"
 #include "portmap/upnp_discovery.h"
 
@@ -36,6 +38,15 @@ const char* Proto(Transport t) { return t == Transport::kTcp ? "TCP" : "UDP"; }
 Error UpnpError(int code, const std::string& what) {
   return Error{MakeUpnpError(code), what + ": " + MakeUpnpError(code).message()};
 }
+
+// What the IGD's table says about an entry is foreign text (any LAN host sets the description with
+// AddPortMapping): the internal client is taken as an address only in canonical dotted form, the
+// description made safe (UTF-8, no control characters, 80 bytes).
+std::string Client(const char* s) {
+  auto a = ParseIpv4Unicast(std::string_view(s, ::strnlen(s, 63)), "internal client");
+  return a ? *a : SafeText(std::string_view(s, ::strnlen(s, 63)), 64);
+}
+std::string Description(const char* s, size_t size) { return SafeText(std::string_view(s, ::strnlen(s, size - 1)), 80); }
 
 uint16_t ToPort(const char* s) {
   const long v = std::strtol(s, nullptr, 10);
@@ -181,7 +192,7 @@ Result<std::optional<GatewayEntry>> UpnpMapper::GetEntry(Transport transport, ui
   if (r != UPNPCOMMAND_SUCCESS) {
     return tl::unexpected(UpnpError(r, "GetSpecificPortMappingEntry " + ext + "/" + Proto(transport)));
   }
-  GatewayEntry e{transport, external_port, client, ToPort(port), desc,
+  GatewayEntry e{transport, external_port, Client(client), ToPort(port), Description(desc, sizeof desc),
                  Seconds(std::strtol(duration, nullptr, 10))};
   return std::optional<GatewayEntry>(std::move(e));
 }
@@ -203,7 +214,7 @@ Result<std::vector<GatewayEntry>> UpnpMapper::ListEntries() {
       return tl::unexpected(UpnpError(r, "GetGenericPortMappingEntry " + index));
     }
     const auto transport = std::strcmp(proto, "TCP") == 0 ? Transport::kTcp : Transport::kUdp;
-    out.push_back(GatewayEntry{transport, ToPort(ext), client, ToPort(port), desc,
+    out.push_back(GatewayEntry{transport, ToPort(ext), Client(client), ToPort(port), Description(desc, sizeof desc),
                                Seconds(std::strtol(duration, nullptr, 10))});
   }
   return out;

@@ -15,6 +15,10 @@ namespace {
 
 using nlohmann::json;
 
+// Never throws: a string that is not UTF-8 (text that slipped past the boundaries) is written with
+// U+FFFD instead of ending the thread that writes it.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 int HttpCode(const Error& e) {
   if (e.code.category() != NatpilotCategory()) return 502;
   switch (static_cast<Errc>(e.code.value())) {
@@ -32,7 +36,7 @@ int HttpCode(const Error& e) {
 
 void Reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(Dump(body), "application/json");
 }
 
 std::string Sse(const char* type, const std::string& data) {
@@ -79,9 +83,8 @@ WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)),
 WebServer::~WebServer() { Stop(); }
 
 std::string WebServer::StatusText() {
-  return Status(StatusInputs{ctx_.store, ctx_.reconciler.Gateway(), TimePoint(Seconds(last_state_loss_.load())),
-                             Clock::now()})
-      .dump();
+  return Dump(Status(StatusInputs{ctx_.store, ctx_.reconciler.Gateway(), TimePoint(Seconds(last_state_loss_.load())),
+                             Clock::now()}));
 }
 
 std::string WebServer::Metrics() {
@@ -105,7 +108,7 @@ void WebServer::OnEvents(const std::vector<Event>& events) {
   std::lock_guard lock(clients_mu_);
   for (const auto& c : clients_) {
     std::lock_guard inner(c->mu);
-    for (const Event& e : events) c->out.push_back(Sse("natpilot", EventJson(e).dump()));
+    for (const Event& e : events) c->out.push_back(Sse("natpilot", Dump(EventJson(e))));
     c->status_dirty = true;
     c->cv.notify_all();
   }
@@ -138,7 +141,7 @@ void WebServer::Routes() {
   http_.Get("/api/stream", [this](const httplib::Request&, httplib::Response& res) {
     auto client = std::make_shared<Client>();
     // Read before the client is counted: a failed read (500 from the exception handler) leaves no slot taken.
-    for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", EventJson(e).dump()));
+    for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", Dump(EventJson(e))));
     {
       std::lock_guard lock(clients_mu_);
       if (clients_.size() >= 8) return Reply(res, 503, {{"error", "too many open status pages (8)"}});

@@ -41,6 +41,8 @@ class FakeIgd {
   std::string control_base;  // the control URLs' origin; "" = this server's own
   std::string root_desc;     // a description to serve instead of the generated one
   std::atomic<int> description_gets{0};
+  // action -> the answer's inner XML, as sent (a hostile or odd router's fields). Set before calls.
+  std::map<std::string, std::string> answers;
 
   explicit FakeIgd(int igd_version = 1, std::string host = "127.0.0.1")
       : version(igd_version), host_(std::move(host)) {
@@ -115,7 +117,7 @@ class FakeIgd {
         queue.erase(queue.begin());
       }
     }
-    if (error) {
+    if (error && *error != 0) {  // 0 in the queue: this call answers normally
       res.status = 500;
       res.set_content(Envelope("<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>" +
                                std::to_string(*error) + "</errorCode><errorDescription>scripted</errorDescription></UPnPError></detail></s:Fault>"),
@@ -127,7 +129,9 @@ class FakeIgd {
     const std::string end = "</u:" + action + "Response>";
     std::string out;
     const std::string key = call.args["NewProtocol"] + " " + call.args["NewExternalPort"];
-    if (action == "GetExternalIPAddress") {
+    if (auto scripted = answers.find(action); scripted != answers.end()) {
+      out = scripted->second;
+    } else if (action == "GetExternalIPAddress") {
       out = "<NewExternalIPAddress>" + external_address + "</NewExternalIPAddress>";
     } else if (action == "GetStatusInfo") {
       std::string status = first_status;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/text.h"
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -104,6 +106,17 @@ TEST_F(PbxNotifierTest, AFailingOrHangingHookIsReported) {
   auto missing = Make({"/nonexistent/reload"});
   missing.RunOnce();
   EXPECT_NE(Kinds().back().find("pbx.hook-failed /nonexistent/reload: cannot run"), std::string::npos) << Kinds().back();
+}
+
+// A hook's output is foreign text: ESC sequences and invalid UTF-8 do not reach the events.
+TEST_F(PbxNotifierTest, AHooksOutputIsMadeSafeBeforeItIsRecorded) {
+  auto hostile = Make({"/bin/sh", "-c", "printf 'reload \\033[31mred\\033[0m \\377\\376 done'; exit 3"});
+  Activate();
+  hostile.RunOnce();
+  const std::string last = Kinds().back();
+  EXPECT_EQ(last.find('\x1b'), std::string::npos) << last;
+  EXPECT_EQ(UnsafeTextReason(last), "") << last;
+  EXPECT_NE(last.find("output: reload \xef\xbf\xbd[31mred"), std::string::npos) << last;
 }
 
 TEST_F(PbxNotifierTest, AFailedPassIsLoggedAndTriedAgainWithoutANewEvent) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/text.h"
 #include "store/sqlite_store.h"
 
 namespace natpilot {
@@ -35,6 +36,29 @@ class StoreSafety : public ::testing::Test {
   }
   std::filesystem::path dir_;
 };
+
+// The last guard: whatever text an event or a mapping's detail carries is stored valid UTF-8
+// without control characters, bounded (gRPC rejects invalid UTF-8; terminals obey ESC).
+TEST_F(StoreSafety, EventTextAndMappingDetailsAreStoredSafe) {
+  SqliteStore store(StoreOptions{Path()});
+  ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  Event e = Ev("gateway.conflict");
+  e.message = "held by \x1b]0;owned\x07\xff\xfe" + std::string(10000, 'x');
+  ASSERT_TRUE(store.AppendEvents({e}));
+  const auto events = store.ListEvents(0, 10);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(UnsafeTextReason(events.back().message), "");
+  EXPECT_LE(events.back().message.size(), 4096u);
+  EXPECT_EQ(events.back().message.rfind("held by ", 0), 0u);
+  auto mappings = store.ListMappings("");
+  ASSERT_TRUE(mappings && !mappings->empty());
+  Mapping m = mappings->front();
+  m.detail = "refused: \x1b[2J\xc0\xaf";
+  ASSERT_TRUE(store.SaveMappings({m}, {}));
+  mappings = store.ListMappings("");
+  EXPECT_EQ(UnsafeTextReason(mappings->front().detail), "");
+  EXPECT_EQ(mappings->front().detail.rfind("refused: ", 0), 0u);
+}
 
 TEST_F(StoreSafety, TheDatabaseFileIsCreatedPrivate) {
   { SqliteStore store(StoreOptions{Path()}); ASSERT_TRUE(store.AddDevice(Ata(), Ev("a"))); }

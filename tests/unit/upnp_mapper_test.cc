@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "core/text.h"
 #include "fake_igd.h"
 
 namespace natpilot {
@@ -120,6 +121,40 @@ TEST(UpnpMapper, AGatewayThatStopsAnsweringIsUnreachable) {
   UpnpMapper mapper(o);  // the same URL, nobody listening any more
   EXPECT_EQ(mapper.Probe().status, GatewayInfo::Status::kNotFound);
   EXPECT_FALSE(mapper.Map(Req(5060)));
+}
+
+// Any LAN host writes the description of its own entry (AddPortMapping), and a router writes the
+// internal client: what the table says is made safe where it enters, so a conflict message, an
+// event or the status page never carries ESC sequences, newlines or invalid UTF-8.
+TEST(UpnpMapper, TextFromTheGatewaysTableIsMadeSafeWhereItEnters) {
+  FakeIgd igd;
+  const std::string hostile = "evil\x1b[2J\x1b]0;owned\x07\n[transport-udp]\xff\xfe\xc0\xaf\xe2\x80\xae";
+  igd.answers["GetSpecificPortMappingEntry"] =
+      "<NewInternalPort>5060</NewInternalPort><NewInternalClient>192.168.1.66</NewInternalClient>"
+      "<NewEnabled>1</NewEnabled><NewPortMappingDescription>" + hostile +
+      "</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>";
+  igd.answers["GetGenericPortMappingEntry"] =
+      "<NewRemoteHost></NewRemoteHost><NewExternalPort>5060</NewExternalPort><NewProtocol>UDP</NewProtocol>"
+      "<NewInternalPort>5060</NewInternalPort><NewInternalClient>192.168.1.66\r\nX</NewInternalClient>"
+      "<NewEnabled>1</NewEnabled><NewPortMappingDescription>" + hostile +
+      "</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>";
+  auto mapper = ReadyMapper(igd);
+  auto entry = mapper->GetEntry(Transport::kUdp, 5060);
+  ASSERT_TRUE(entry && entry->has_value());
+  EXPECT_EQ((*entry)->internal_address, "192.168.1.66");
+  EXPECT_EQ(UnsafeTextReason((*entry)->description), "") << (*entry)->description;
+  EXPECT_EQ((*entry)->description.find('\x1b'), std::string::npos);
+  EXPECT_EQ((*entry)->description.rfind("evil", 0), 0u);
+  // The listing: the same, and an internal client that is not an address stays no address.
+  igd.errors["GetGenericPortMappingEntry"] = {0, 713};  // one entry, then the end of the table
+  auto list = mapper->ListEntries();
+  ASSERT_TRUE(list);
+  ASSERT_FALSE(list->empty());
+  for (const GatewayEntry& e : *list) {
+    EXPECT_EQ(UnsafeTextReason(e.description), "");
+    EXPECT_EQ(UnsafeTextReason(e.internal_address), "");
+    EXPECT_NE(e.internal_address, "192.168.1.66");
+  }
 }
 
 }  // namespace
