@@ -123,7 +123,8 @@ int Run(const Config& config) {
   if (!config.web_listen.empty()) {
     web = std::make_unique<natpilot::web::WebServer>(
         natpilot::web::WebContext{store, registry, reconciler, bus, config.static_rules, write_limit, api_metrics,
-                                  admin_token.empty() ? "" : natpilot::HashToken(admin_token)},
+                                  admin_token.empty() ? "" : natpilot::HashToken(admin_token),
+                                  config.web_host_names},
         config.web_listen);
     web->Start();
     spdlog::info("status page on http://{}/", config.web_listen);

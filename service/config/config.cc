@@ -255,8 +255,21 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
         Seconds(GetInt(id, "identity", "absent_after_s", c.identity.absent_after.count(), 0, 30 * 86400));
 
     const auto& web = Section(root, "web");
-    CheckKeys(web, "web.", {"listen"});
+    CheckKeys(web, "web.", {"listen", "host_names"});
     Get(web, "web", "listen", c.web_listen);
+    if (const auto* node = web.get("host_names")) {
+      const auto* arr = node->as_array();
+      const std::string allowed = "must be a list of host names such as [\"natpilot.lan\"] (letters, digits, '-', '.')";
+      if (!arr) Bad("web.host_names", allowed);
+      for (const auto& v : *arr) {
+        const auto name = v.value<std::string>();
+        if (!name || name->empty() || name->size() > 253 ||
+            name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != std::string::npos) {
+          Bad("web.host_names", allowed);
+        }
+        c.web_host_names.push_back(*name);
+      }
+    }
     if (!c.web_listen.empty() && c.web_listen.rfind(':') == std::string::npos) {
       Bad("web.listen", "'" + c.web_listen + "' is not HOST:PORT, e.g. 127.0.0.1:8080; \"\" turns the page off");
     }
@@ -422,6 +435,7 @@ force_static = []               # device names always served by static rules; ["
 listen = "127.0.0.1:8080"       # status page, its JSON and /metrics; "" = off. Another address
                                 # shows the LAN's layout to that network, and the admin token
                                 # for changes travels unencrypted: put a TLS proxy in front.
+host_names = []                 # names the page is opened by besides IP addresses and localhost
 
 [doctor]
 stun_server = ""                # HOST:PORT of a STUN server the doctor asks; "" = none

@@ -43,6 +43,7 @@ struct Config {
   uint32_t write_burst = 40;
   IdentityOptions identity;
   std::string web_listen = "127.0.0.1:8080";  // status page, JSON, /metrics; "" = off
+  std::vector<std::string> web_host_names;    // Host names allowed besides IP literals, localhost
   std::string stun_server;  // doctor.stun_server, HOST:PORT; "" = the doctor does not ask
   std::vector<PbxConfig> pbx;
   std::string log_level = "info";

@@ -2,9 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <deque>
 
+#include "core/text.h"
 #include "core/validate.h"
 #include "web/assets.h"
 #include "web/metrics.h"
@@ -72,11 +77,107 @@ void OnHandlerException(const httplib::Request& req, httplib::Response& res, std
 }  // namespace
 
 struct WebServer::Client {
+  std::string address;  // the page's
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::string> out;
+  uint64_t dropped = 0;  // events a slow page missed (the backlog is bounded)
   bool status_dirty = true;
 };
+
+namespace {
+
+thread_local bool overflow_connection = false;
+
+// httplib's own pool queues every accepted connection without limit, each holding a descriptor.
+// This one queues kQueuedConnections; past that a connection is served on the accepting thread,
+// where the pre-routing handler answers 503 at once, and meanwhile nothing more is accepted: new
+// connections wait in the kernel's backlog, not in natpilotd's descriptors.
+class BoundedPool final : public httplib::TaskQueue {
+ public:
+  BoundedPool(size_t workers, size_t queued) : max_queued_(queued) {
+    for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::unique_lock lock(mu_);
+      if (jobs_.size() < max_queued_ && !shutdown_) {
+        jobs_.push_back(std::move(fn));
+        cv_.notify_one();
+        return;
+      }
+    }
+    overflow_connection = true;
+    fn();
+    overflow_connection = false;
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // shut down and drained
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      fn();
+    }
+  }
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool shutdown_ = false;
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+bool AllowedHost(std::string_view host, const std::vector<std::string>& names) {
+  // Exact bytes: inet_pton would stop at a NUL and take "127.0.0.1\0.evil" for an address.
+  if (host.empty() || host.size() > 255 ||
+      host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
+          std::string_view::npos) {
+    return false;
+  }
+  std::string_view name = host;
+  if (name.front() == '[') {  // [v6]:port
+    const size_t close = name.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string v6(name.substr(1, close - 1));
+    const std::string_view rest = name.substr(close + 1);
+    in6_addr a{};
+    if (inet_pton(AF_INET6, v6.c_str(), &a) != 1) return false;
+    return rest.empty() || (rest.size() > 1 && rest.front() == ':' &&
+                            rest.substr(1).find_first_not_of("0123456789") == std::string_view::npos);
+  }
+  if (const size_t colon = name.rfind(':'); colon != std::string_view::npos) {
+    const std::string_view port = name.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    name = name.substr(0, colon);
+  }
+  const std::string lower = Lower(name);
+  in_addr a{};
+  if (inet_pton(AF_INET, lower.c_str(), &a) == 1 || lower == "localhost") return true;
+  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return Lower(n) == lower; });
+}
 
 WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)), listen_(std::move(listen)) {}
 
@@ -106,9 +207,16 @@ void WebServer::OnEvents(const std::vector<Event>& events) {
     }
   }
   std::lock_guard lock(clients_mu_);
+  std::vector<std::string> sse;
+  sse.reserve(events.size());
+  for (const Event& e : events) sse.push_back(Sse("natpilot", Dump(EventJson(e))));
   for (const auto& c : clients_) {
     std::lock_guard inner(c->mu);
-    for (const Event& e : events) c->out.push_back(Sse("natpilot", Dump(EventJson(e))));
+    for (const std::string& s : sse) c->out.push_back(s);
+    while (c->out.size() > kStreamBacklog) {  // a page that does not read: it misses the oldest
+      c->out.pop_front();
+      ++c->dropped;
+    }
     c->status_dirty = true;
     c->cv.notify_all();
   }
@@ -138,13 +246,22 @@ void WebServer::Routes() {
     for (const Event& e : ctx_.store.ListEvents(after, 200)) list.push_back(EventJson(e));
     Reply(res, 200, list);
   });
-  http_.Get("/api/stream", [this](const httplib::Request&, httplib::Response& res) {
+  http_.Get("/api/stream", [this](const httplib::Request& req, httplib::Response& res) {
     auto client = std::make_shared<Client>();
+    client->address = req.remote_addr;
     // Read before the client is counted: a failed read (500 from the exception handler) leaves no slot taken.
     for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", Dump(EventJson(e))));
     {
       std::lock_guard lock(clients_mu_);
-      if (clients_.size() >= 8) return Reply(res, 503, {{"error", "too many open status pages (8)"}});
+      if (clients_.size() >= kStreams) {
+        return Reply(res, 503, {{"error", "too many open status pages (" + std::to_string(kStreams) + ")"}});
+      }
+      const auto mine = std::count_if(clients_.begin(), clients_.end(),
+                                      [&](const auto& c) { return c->address == client->address; });
+      if (static_cast<size_t>(mine) >= kStreamsPerAddress) {
+        return Reply(res, 429, {{"error", "too many open status pages from " + client->address + " (" +
+                                              std::to_string(kStreamsPerAddress) + ")"}});
+      }
       clients_.insert(client);
     }
     res.set_header("Cache-Control", "no-cache");
@@ -162,6 +279,9 @@ void WebServer::Routes() {
               if (stopping_) return false;
               out.swap(client->out);
               status = std::exchange(client->status_dirty, false);
+              if (const uint64_t missed = std::exchange(client->dropped, 0)) {
+                out.push_front(Sse("gap", "{\"missed\":" + std::to_string(missed) + "}"));
+              }
             }
             if (out.empty() && !status) out.push_back(": keep-alive\n\n");  // finds closed pages
             if (status) out.push_back(Sse("status", StatusText()));
@@ -262,8 +382,25 @@ void WebServer::Start() {
   } catch (const std::exception&) {
     throw std::runtime_error("web.listen '" + listen_ + "' has no port number");
   }
-  http_.new_task_queue = [] { return new httplib::ThreadPool(12); };
+  http_.new_task_queue = [] { return new BoundedPool(kWorkers, kQueuedConnections); };
   http_.set_payload_max_length(64 * 1024);
+  http_.set_read_timeout(std::chrono::seconds(5));
+  http_.set_keep_alive_max_count(20);
+  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (overflow_connection) {
+      res.set_header("Retry-After", "5");
+      Reply(res, 503, {{"error", "the status page is busy (too many connections); try again shortly"}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const std::string asked = req.get_header_value("Host");
+    if (!AllowedHost(asked, ctx_.host_names)) {
+      Reply(res, 421, {{"error", "Host '" + SafeText(asked, 100) +
+                                     "' is not a name this server answers to: use its IP address or "
+                                     "localhost, or add the name to web.host_names"}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   http_.set_exception_handler(OnHandlerException);
   Routes();
   for (const Event& e : ctx_.store.ListEvents(0, 10000)) {

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/api_metrics.h"
 #include "api/auth.h"
@@ -32,7 +33,21 @@ struct WebContext {
   RateLimiter& write_limit;
   const ApiMetrics& api_metrics;
   std::string admin_token_hash;  // empty: no admin actions over HTTP
+  // Names a browser may use in the Host header besides IP literals and "localhost" (web.host_names):
+  // any other name is refused, so a DNS-rebinding page cannot read the status, events or rules.
+  std::vector<std::string> host_names = {};
 };
+
+// Whether a request's Host header is one this server answers: an IPv4 or [IPv6] literal or
+// "localhost" (each with an optional port), or one of `names` (case-insensitive).
+bool AllowedHost(std::string_view host, const std::vector<std::string>& names);
+
+// Limits of the HTTP side (exhaustion by connections that never finish, or pages never closed).
+inline constexpr size_t kWorkers = 12;          // requests served at once
+inline constexpr size_t kQueuedConnections = 32;  // accepted and waiting for a worker
+inline constexpr size_t kStreams = 8;           // open status pages
+inline constexpr size_t kStreamsPerAddress = 4;
+inline constexpr size_t kStreamBacklog = 1000;  // events waiting for a slow page; older ones dropped
 
 class WebServer {
  public:
