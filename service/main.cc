@@ -11,6 +11,7 @@
 #include "api/server.h"
 #include "api/auth.h"
 #include "config/config.h"
+#include "core/validate.h"
 #include "identity/identity_watch.h"
 #include "pbx/pbx_notifier.h"
 #include "web/web_server.h"
@@ -35,6 +36,9 @@ int Run(const Config& config) {
   store.SetEventListener([&bus](const std::vector<natpilot::Event>& events) { bus.Publish(events); });
 
   auto now = [] { return natpilot::Clock::now(); };
+  // GENA: the IGD's ExternalIPAddress events (started below, before the reconciler). Declared
+  // first: a UPnP probe may still tell it the event URL while the reconciler shuts down.
+  natpilot::UpnpEvents upnp_events;
   natpilot::PcpMapper pcp(config.pcp);
   natpilot::NatPmpMapper natpmp(config.natpmp);
   natpilot::UpnpMapper upnp(config.upnp);
@@ -82,8 +86,6 @@ int Run(const Config& config) {
   server_options.tls_cert_file = config.tls_cert_file;
   server_options.tls_key_file = config.tls_key_file;
   server_options.tls_client_ca_file = config.tls_client_ca_file;
-  // GENA: the IGD's ExternalIPAddress events (started below, before the reconciler).
-  natpilot::UpnpEvents upnp_events;
   const auto configured = [&config](natpilot::GatewayProtocol p) {
     return std::find(config.protocols.begin(), config.protocols.end(), p) != config.protocols.end();
   };
@@ -141,7 +143,8 @@ int Run(const Config& config) {
     // UpnpEvents reads NOTIFYs only from the IGD's own host, with the current SID.
     auto started = upnp_events.Start([&reconciler](const std::string&, const std::string& address) {
       const std::string held = reconciler.ExternalAddress();
-      if (!address.empty() && !held.empty() && address != held) {
+      // 0.0.0.0 (a WAN without an address during a redial) or no address at all: nothing to check.
+      if (natpilot::ParseIpv4Unicast(address, "external address") && !held.empty() && address != held) {
         reconciler.CheckExternalAddress("a UPnP event (ExternalIPAddress " + address + ")");
       }
     }, [](const std::string& status, bool problem) {

@@ -72,29 +72,33 @@ void Reconciler::RequestCheck(const std::string& told, const std::string& what, 
         now < last_announce_ + options_.announce_min_interval) {
       ++stats_.announces_coalesced;
       announce_deferred_ = true;
-      announce_what_ = what;  // the last one is what the deferred check names
-      announce_probes_ = announce_probes_ || announcement;
+      deferred_what_ = what;  // the last one is what the deferred check names
+      deferred_probes_ = deferred_probes_ || announcement;
       return;
     }
     last_announce_ = now;
     announce_what_ = what;
-    announce_probes_ = announcement;
+    announce_probes_ = announce_probes_ || announcement;  // one still pending keeps its probe
   }
   spdlog::info("{}: checking the gateway now", told);
   announce_requested_ = true;
   Wake();
 }
 
-bool Reconciler::TakeAnnounce(TimePoint now) {
+std::optional<Reconciler::Check> Reconciler::TakeAnnounce(TimePoint now) {
   const bool arrived = announce_requested_.exchange(false);
   std::lock_guard lock(gateway_mu_);
-  if (!arrived && announce_deferred_ && now >= last_announce_ + options_.announce_min_interval) {
+  if (arrived) {
+    return Check{announce_what_.empty() ? std::string("a PCP ANNOUNCE") : announce_what_,
+                 std::exchange(announce_probes_, false)};
+  }
+  if (announce_deferred_ && now >= last_announce_ + options_.announce_min_interval) {
     announce_deferred_ = false;
     last_announce_ = now;
     spdlog::info("more announcements came meanwhile: checking the gateway again");
-    return true;
+    return Check{deferred_what_, std::exchange(deferred_probes_, false)};
   }
-  return arrived;
+  return std::nullopt;
 }
 
 void Reconciler::RequestProbe() {
@@ -117,15 +121,10 @@ TimePoint Reconciler::RunOnce() {
   const TimePoint now = now_();
   rerun_ = false;
   try {
-    const bool announced = TakeAnnounce(now);
-    bool announce_probe_pcp = false;
-    check_reason_.clear();
-    if (announced) {
-      std::lock_guard lock(gateway_mu_);
-      // "the check after a PCP ANNOUNCE", "... after the doctor's STUN answer (x)"
-      check_reason_ = "the check after " + (announce_what_.empty() ? std::string("a PCP ANNOUNCE") : announce_what_);
-      announce_probe_pcp = announce_probes_;
-    }
+    const std::optional<Check> check = TakeAnnounce(now);
+    const bool announced = check.has_value();
+    // "the check after a PCP ANNOUNCE", "... after the doctor's STUN answer (x)"
+    check_reason_ = check ? "the check after " + check->what : std::string();
     if (announced && !ready_) probe_requested_ = true;
     if (!ProbeIfDue(now)) {
       OutageCheck(now);
@@ -134,7 +133,7 @@ TimePoint Reconciler::RunOnce() {
       return NextWake(now, TimePoint::max());
     }
     if (check_unusable_) ForgetUnusable(now);
-    if (announced) OnAnnounce(now, announce_probe_pcp);
+    if (check) OnAnnounce(now, check->announcement);
     if (verify_requested_.exchange(false) || now >= next_verify_) Verify(now);
     if (!table_synced_ && now >= next_sync_) SyncWithGatewayTable(now);
     if (now >= next_release_) ProcessReleases(now);

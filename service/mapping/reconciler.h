@@ -153,8 +153,13 @@ class Reconciler {
   // A check of the gateway at the next pass, at most one per announce_min_interval.
   // `what` completes "the check after ..."; `announcement`: a PCP/NAT-PMP datagram.
   void RequestCheck(const std::string& told, const std::string& what, bool announcement);
-  // Whether an ANNOUNCE is to be acted on in this pass (one that arrived, or a coalesced one due).
-  bool TakeAnnounce(TimePoint now);
+  // A check to make in this pass (one that arrived, or a coalesced one due): what asked for it, and
+  // whether it was a PCP/NAT-PMP datagram from the gateway.
+  struct Check {
+    std::string what;
+    bool announcement = false;
+  };
+  std::optional<Check> TakeAnnounce(TimePoint now);
   // Whether the UPnP table shows this protocol's leases too (learnt by reading them back).
   bool ListedByUpnp(GatewayProtocol protocol) const;
   Result<void> ProcessRelease(const Release& r, TimePoint now);
@@ -212,6 +217,8 @@ class Reconciler {
   uint32_t missing_probes_ = 0;
   std::string announce_what_;  // what the last announcement was (under gateway_mu_)
   bool announce_probes_ = false;  // it was a PCP/NAT-PMP datagram (under gateway_mu_)
+  std::string deferred_what_;     // the last request within the interval (under gateway_mu_)
+  bool deferred_probes_ = false;  // one of them was a datagram (under gateway_mu_)
   std::string last_external_;  // the last external address known, kept across outages (gateway_mu_)
   std::string check_reason_;   // why this pass checks the gateway, for the events it logs
   std::set<GatewayProtocol> listed_by_upnp_;

@@ -379,10 +379,13 @@ void Reconciler::RetryAllNow(TimePoint now, bool static_rules) {
 }
 
 void Reconciler::OnAnnounce(TimePoint now, bool announced) {
-  verify_requested_ = true;  // the epoch, at once
-  // An ANNOUNCE proves a PCP server answers now: one not in use is probed again (a UPnP event
-  // or a STUN answer proves nothing of the kind).
-  if (announced && ByProtocol(GatewayProtocol::kPcp) == nullptr) probe_requested_ = true;
+  verify_requested_ = true;  // the epoch and the external address, at once
+  // A UPnP event or a STUN answer says only that the address may have changed: the periodic
+  // check's look at the gateway (its heartbeat) is all it costs. An ANNOUNCE (or a NAT-PMP
+  // announcement) may be a restart: the table is read and every lease renewed.
+  if (!announced) return;
+  // An ANNOUNCE proves a PCP server answers now: one not in use is probed again.
+  if (ByProtocol(GatewayProtocol::kPcp) == nullptr) probe_requested_ = true;
   if (ByProtocol(GatewayProtocol::kUpnpIgd) != nullptr) {
     table_synced_ = false;  // and the whole table, where it can be read
     next_sync_ = now;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -69,8 +70,9 @@ std::optional<std::string> PropertyText(std::string_view xml, std::string_view n
 
 std::optional<uint32_t> ParseTimeout(std::string_view header) {
   header = Trim(header);
-  if (header.size() == 8 && std::equal(header.begin(), header.end(), "infinite",
-                                       [](char a, char b) { return std::tolower(a) == b; })) {
+  if (header.size() == 8 && std::equal(header.begin(), header.end(), "infinite", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      })) {
     return 0;
   }
   constexpr std::string_view kPrefix = "second-";
@@ -146,7 +148,10 @@ int MsUntil(SteadyClock::time_point t) {
 
 UpnpEvents::UpnpEvents(Options options) : options_(options) {}
 
-UpnpEvents::~UpnpEvents() { Stop(); }
+UpnpEvents::~UpnpEvents() {
+  Stop();
+  CloseFd(wake_fd_);
+}
 
 Result<void> UpnpEvents::Start(Callback callback, StatusCallback on_status) {
   callback_ = std::move(callback);
@@ -166,7 +171,7 @@ void UpnpEvents::Follow(const std::string& event_url) {
       wanted_ = event_url;
     }
   }
-  if (wake_fd_ >= 0) {
+  if (wake_fd_ >= 0) {  // set before the thread starts, closed only by the destructor
     const uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
   }
@@ -178,7 +183,6 @@ void UpnpEvents::Stop() {
   const uint64_t one = 1;
   (void)!::write(wake_fd_, &one, sizeof one);
   thread_.join();
-  CloseFd(wake_fd_);
 }
 
 std::string UpnpEvents::Status() const {
@@ -204,7 +208,13 @@ void UpnpEvents::Run() {
       if (wanted_ != following_) retry = false;
     }
     Switch();
-    if (retry && sid_.empty() && !following_.empty()) next_at_ = SteadyClock::now();
+    // The IGD was probed again (after an outage, a restart, the periodic probe): a failed
+    // subscription is tried now, a live one renewed now if it was not just renewed (an IGD that
+    // restarted forgot it and answers 412; one whose address towards us changed needs a new one).
+    if (retry && !following_.empty() &&
+        (sid_.empty() || SteadyClock::now() >= renewed_at_ + options_.min_renew)) {
+      next_at_ = SteadyClock::now();
+    }
     if (SteadyClock::now() >= next_at_) {
       if (sid_.empty()) {
         Subscribe();
@@ -220,7 +230,11 @@ void UpnpEvents::Run() {
       uint64_t v = 0;
       (void)!::read(wake_fd_, &v, sizeof v);
     }
-    if (listen_fd_ >= 0 && (fds[1].revents & POLLIN)) HandleConnection();
+    if (listen_fd_ >= 0 && (fds[1].revents & POLLIN) && !HandleConnection()) {
+      // accept() failed (out of descriptors): wait a second instead of spinning on a readable socket.
+      pollfd wake{wake_fd_, POLLIN, 0};
+      (void)::poll(&wake, 1, 1000);
+    }
   }
   Unsubscribe();
   CloseFd(listen_fd_);
@@ -285,7 +299,7 @@ void UpnpEvents::Failed(const std::string& why) {
 // Half the granted time (0 = "infinite": half of what was asked), at least min_renew.
 std::chrono::seconds UpnpEvents::RenewEvery() const {
   const auto granted = granted_s_ == 0 ? options_.requested_timeout : std::chrono::seconds(granted_s_);
-  return std::max(options_.min_renew, granted / 2);
+  return std::max(options_.min_renew, granted / 2);  // a 1 s grant is renewed every min_renew
 }
 
 void UpnpEvents::Subscribe() {
@@ -294,7 +308,7 @@ void UpnpEvents::Subscribe() {
   if (!url) return;
   auto local = LocalAddressTowards(host_);
   if (!local) return Failed("no route to " + host_ + ": " + local.error().message);
-  if (!Listen(*local)) return Failed("cannot listen on " + *local + ": " + std::strerror(errno));
+  if (!Listen(*local)) return Failed("cannot listen on " + *local);
   const std::string headers = "CALLBACK: <http://" + local_ + ":" + std::to_string(port_) +
                               std::string(kCallbackPath) + ">\r\nNT: upnp:event\r\nTIMEOUT: Second-" +
                               std::to_string(options_.requested_timeout.count()) + "\r\n";
@@ -311,6 +325,7 @@ void UpnpEvents::Subscribe() {
   sid_ = sid;
   const auto granted = upnp::ParseTimeout(upnp::HeaderValue(answer->head, "timeout"));
   granted_s_ = granted.value_or(static_cast<uint32_t>(options_.requested_timeout.count()));
+  Renewed();
   const auto every = RenewEvery();
   next_at_ = SteadyClock::now() + every;
   failures_ = 0;
@@ -321,9 +336,20 @@ void UpnpEvents::Subscribe() {
             false);
 }
 
+void UpnpEvents::Renewed() {
+  renewed_at_ = SteadyClock::now();
+  expires_at_ = granted_s_ == 0 ? SteadyClock::time_point::max() : renewed_at_ + std::chrono::seconds(granted_s_);
+}
+
 void UpnpEvents::Renew() {
   auto url = upnp::ParseHttpUrl(following_);
   if (!url) return;
+  // Our address towards the IGD changed (DHCP gave this host another): the CALLBACK is stale.
+  if (auto local = LocalAddressTowards(host_); local && *local != local_) {
+    if (on_status_) on_status_("this host's address towards the IGD is now " + *local + "; subscribing again", false);
+    Unsubscribe();
+    return Subscribe();
+  }
   auto answer = upnp::HttpRequest("SUBSCRIBE", *url,
                                   "SID: " + sid_ + "\r\nTIMEOUT: Second-" +
                                       std::to_string(options_.requested_timeout.count()) + "\r\n",
@@ -331,7 +357,24 @@ void UpnpEvents::Renew() {
   if (answer && answer->status == 200) {
     const auto granted = upnp::ParseTimeout(upnp::HeaderValue(answer->head, "timeout"));
     granted_s_ = granted.value_or(granted_s_);
+    Renewed();
     next_at_ = SteadyClock::now() + RenewEvery();
+    if (!last_problem_.empty()) {
+      SetStatus("subscribed to " + upnp::Sanitize(following_, 160) + " (renewed again; events to " +
+                    local_ + ":" + std::to_string(port_) + ")",
+                false);
+    }
+    return;
+  }
+  // Not a 412 (a timeout, a 5xx): the subscription may still be alive; the renewal is tried again
+  // until it would have lapsed, then a new one is made.
+  if (!(answer && answer->status == 412) && SteadyClock::now() < expires_at_) {
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(expires_at_ - SteadyClock::now());
+    next_at_ = SteadyClock::now() + std::clamp(left / 2, std::chrono::seconds(1), options_.retry_min);
+    SetStatus("renewal of " + sid_ + " failed (" +
+                  (answer ? "HTTP " + std::to_string(answer->status) : answer.error().message) +
+                  "); trying again",
+              true);
     return;
   }
   // 412: the IGD no longer knows the SID (it restarted, or the subscription lapsed). Subscribe
@@ -355,12 +398,12 @@ void UpnpEvents::Unsubscribe() {
   sid_.clear();
 }
 
-void UpnpEvents::HandleConnection() {
+bool UpnpEvents::HandleConnection() {
   sockaddr_in peer{};
   socklen_t len = sizeof peer;
   const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) return errno == EAGAIN || errno == EINTR || errno == ECONNABORTED;
   char text[INET_ADDRSTRLEN] = {0};
   inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text);
   const std::string sender = text;
@@ -370,7 +413,7 @@ void UpnpEvents::HandleConnection() {
   } closer{fd};
   if (sender != host_) {  // only the IGD in use may tell; nothing is read from anyone else
     ++rejected_;
-    return;
+    return true;
   }
   const auto deadline = SteadyClock::now() + std::chrono::seconds(2);
   std::string raw;
@@ -398,9 +441,10 @@ void UpnpEvents::HandleConnection() {
   (void)::send(fd, reply, std::strlen(reply), MSG_NOSIGNAL);
   if (!notify || notify->sid != sid_) {
     ++rejected_;
-    return;
+    return true;
   }
   if (notify->external_address && callback_) callback_(sender, *notify->external_address);
+  return true;
 }
 
 }  // namespace natpilot

@@ -54,7 +54,8 @@ class UpnpEvents {
     std::chrono::milliseconds http_timeout{2000};
     std::chrono::seconds retry_min{15};
     std::chrono::seconds retry_max{300};
-    std::chrono::seconds min_renew{5};  // a subscription is never renewed more often
+    // A subscription is never renewed more often (nor renewed again on a new probe sooner).
+    std::chrono::seconds min_renew{5};
   };
   // sender: the IGD's address; address: the ExternalIPAddress it announced (maybe "").
   using Callback = std::function<void(const std::string& sender, const std::string& address)>;
@@ -84,7 +85,9 @@ class UpnpEvents {
   void Renew();
   void Unsubscribe();
   bool Listen(const std::string& local);
-  void HandleConnection();
+  // False when accept() failed for want of descriptors (the caller backs off).
+  bool HandleConnection();
+  void Renewed();
   void SetStatus(std::string status, bool problem);
   void Failed(const std::string& why);
   std::chrono::seconds RenewEvery() const;
@@ -113,6 +116,8 @@ class UpnpEvents {
   uint32_t failures_ = 0;
   std::string last_problem_;
   std::chrono::steady_clock::time_point next_at_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point renewed_at_{};  // the last SUBSCRIBE that succeeded
+  std::chrono::steady_clock::time_point expires_at_{};  // when the IGD drops it unless renewed
 };
 
 }  // namespace natpilot

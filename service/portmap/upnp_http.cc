@@ -164,6 +164,15 @@ Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url, std:
     }
     raw.append(buf, static_cast<size_t>(n));
     if (raw.size() > max_bytes + 16384) return Fail(Errc::kInvalidArgument, "answer too large");
+    // Complete by its Content-Length: a server that keeps the connection open despite
+    // "Connection: close" is not waited for until the deadline.
+    if (const size_t head_end = raw.find("\r\n\r\n"); head_end != std::string::npos) {
+      const std::string want = HeaderValue(std::string_view(raw).substr(0, head_end), "content-length");
+      if (!want.empty() && want.size() <= 9 && want.find_first_not_of("0123456789") == std::string::npos &&
+          raw.size() >= head_end + 4 + std::stoul(want)) {
+        break;
+      }
+    }
   }
   auto answer = ParseHttpAnswer(raw);
   if (!answer) return answer;

@@ -36,7 +36,8 @@ class UpnpMapper final : public PortMapper {
   // and no announcement of its own).
   Result<std::string> Heartbeat() override;
   // Told after every probe: the GENA event URL of the IGD chosen ("" when none was, or it offers
-  // none). Set before the reconciler starts; called on the reconciler's thread.
+  // none). Set before the reconciler starts; called on the thread that probes (the prober's), which
+  // may still run while the reconciler stops: the listener must outlive the reconciler.
   void SetEventUrlListener(std::function<void(const std::string&)> listener) {
     event_url_listener_ = std::move(listener);
   }

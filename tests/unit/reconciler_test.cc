@@ -729,6 +729,7 @@ TEST_F(ReconcilerTest, AHintOfANewAddressIsCheckedWithTheGatewayAtOnce) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   r.RunOnce();
   r.RunOnce();
+  const int probes = gateway_.probes, maps = gateway_.maps;
   // The STUN server sees another address but the gateway still says the old one: nothing moves.
   r.CheckExternalAddress("the doctor's STUN answer (203.0.113.50)");
   r.RunOnce();
@@ -747,6 +748,23 @@ TEST_F(ReconcilerTest, AHintOfANewAddressIsCheckedWithTheGatewayAtOnce) {
   EXPECT_EQ(r.Gateway().last_address_change->noticed_by,
             "the check after the doctor's STUN answer (198.51.100.8) (upnp-igd)");
   for (const auto& m : Mappings()) EXPECT_EQ(m.external_address, "198.51.100.8");
+  // A hint costs the heartbeat only: no probe, no new lease.
+  EXPECT_EQ(gateway_.probes, probes);
+  EXPECT_EQ(gateway_.maps, maps);
+  // An announcement asks for a probe (no PCP in use) once; a hint deferred after it does not
+  // inherit that.
+  now_ += options_.announce_min_interval;
+  r.AnnounceFrom("192.168.1.1", "PCP ANNOUNCE");
+  r.RunOnce();
+  r.RunOnce();
+  const int after_announce = gateway_.probes;
+  EXPECT_GT(after_announce, probes);
+  now_ += Seconds(1);
+  r.CheckExternalAddress("a UPnP event (ExternalIPAddress 198.51.100.8)");
+  now_ += options_.announce_min_interval;
+  r.RunOnce();
+  r.RunOnce();
+  EXPECT_EQ(gateway_.probes, after_announce);
 }
 
 TEST_F(ReconcilerTest, AnExternalAddressChangeIsAnEvent) {

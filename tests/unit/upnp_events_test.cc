@@ -107,7 +107,7 @@ TEST(UpnpNotify, Timeouts) {
 // and sends NOTIFYs to the CALLBACK it was given, from the address the test picks.
 class EventSource {
  public:
-  std::atomic<bool> forget{false};  // renewals answer 412 (the IGD restarted)
+  std::atomic<int> forget{0};  // this many renewals answer 412 (the IGD restarted)
   uint32_t granted_s = 1800;
 
   EventSource() {
@@ -132,17 +132,14 @@ class EventSource {
   }
   std::string Url() const { return "http://127.0.0.2:" + std::to_string(port_) + "/evt/IPConn"; }
 
-  // Waits until `count` requests of `method` arrived; the last one's headers.
+  // Waits until `count` requests of `method` arrived; the count-th one.
   std::string WaitFor(const std::string& method, size_t count, std::chrono::seconds within = 10s) {
     std::unique_lock lock(mu_);
     std::string last;
     cv_.wait_for(lock, within, [&] {
       size_t n = 0;
       for (const auto& r : requests_) {
-        if (r.rfind(method + " ", 0) == 0) {
-          ++n;
-          last = r;
-        }
+        if (r.rfind(method + " ", 0) == 0 && ++n == count) last = r;
       }
       return n >= count;
     });
@@ -206,7 +203,8 @@ class EventSource {
       if (raw.rfind("SUBSCRIBE ", 0) == 0) {
         const bool renewal = !upnp::HeaderValue(raw, "sid").empty();
         std::lock_guard lock(mu_);
-        if (renewal && forget) {
+        if (renewal && forget > 0) {
+          --forget;
           answer = "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n";
         } else {
           if (!renewal) ++sids_;
@@ -312,7 +310,7 @@ TEST(UpnpEvents, RenewsAndSubscribesAgainWhenTheGatewayForgot) {
   EXPECT_EQ(upnp::HeaderValue(renewal, "sid"), "uuid:scripted-1");
   EXPECT_EQ(upnp::HeaderValue(renewal, "callback"), "");
   // The gateway restarts: 412, and a new subscription with a CALLBACK follows at once.
-  source.forget = true;
+  source.forget = 1;
   std::string again;
   for (size_t n = source.Count("SUBSCRIBE") + 1; n < 20; ++n) {
     again = source.WaitFor("SUBSCRIBE", n);
@@ -325,6 +323,28 @@ TEST(UpnpEvents, RenewsAndSubscribesAgainWhenTheGatewayForgot) {
   EXPECT_FALSE(source.WaitFor("UNSUBSCRIBE", 1).empty());
   const std::string status = WaitStatus(events, "not subscribed");
   EXPECT_NE(status.find("not subscribed"), std::string::npos) << status;
+}
+
+// A probe that finds the same IGD again (after an outage or a restart that sent no event) renews at
+// once: an IGD that restarted answers 412 and gets a new subscription, instead of none for up to
+// half the granted time.
+TEST(UpnpEvents, TheSameIgdFoundAgainIsRenewedAtOnce) {
+  EventSource source;  // grants 1800 s: no renewal of its own for 900 s
+  UpnpEvents::Options options;
+  options.min_renew = 1s;
+  UpnpEvents events(options);
+  ASSERT_TRUE(events.Start([](const std::string&, const std::string&) {}));
+  events.Follow(source.Url());
+  ASSERT_FALSE(source.WaitFor("SUBSCRIBE", 1).empty());
+  events.Follow(source.Url());  // found again at once: not renewed within min_renew
+  std::this_thread::sleep_for(1100ms);  // min_renew passes (a lower bound, not a race)
+  source.forget = 1;
+  events.Follow(source.Url());
+  const std::string renewal = source.WaitFor("SUBSCRIBE", 2);
+  EXPECT_EQ(upnp::HeaderValue(renewal, "sid"), "uuid:scripted-1");
+  const std::string again = source.WaitFor("SUBSCRIBE", 3);
+  EXPECT_FALSE(upnp::HeaderValue(again, "callback").empty()) << again;
+  EXPECT_EQ(source.Count("SUBSCRIBE"), 3u);
 }
 
 TEST(UpnpEvents, AnIgdThatRefusesIsTriedAgainLaterNotHammered) {
