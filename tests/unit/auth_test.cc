@@ -35,6 +35,31 @@ TEST(AdminTokenFile, IsMadePrivateOnceAndThenRead) {
   ::chmod(path.c_str(), 0600);
   { std::ofstream(path, std::ios::trunc) << "short\n"; }
   EXPECT_THROW(LoadOrCreateAdminToken(path), std::runtime_error);
+  { std::ofstream(path, std::ios::trunc) << "npa_0123456789abcdef\x1b[2J\n"; }
+  EXPECT_THROW(LoadOrCreateAdminToken(path), std::runtime_error);  // control characters: no token
+  // Empty (a crash or a full disk): a new token, not a daemon that can never start again.
+  { std::ofstream(path, std::ios::trunc); }
+  const std::string fresh = LoadOrCreateAdminToken(path);
+  EXPECT_EQ(fresh.rfind("npa_", 0), 0u);
+  EXPECT_EQ(LoadOrCreateAdminToken(path), fresh);
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A symlink planted at the path is refused, whatever it points to.
+  const std::string target = (dir / "elsewhere").string();
+  { std::ofstream(target) << "npa_0123456789abcdef0123\n"; }
+  ::chmod(target.c_str(), 0600);
+  std::filesystem::remove(path);
+  std::filesystem::create_symlink(target, path);
+  try {
+    LoadOrCreateAdminToken(path);
+    ADD_FAILURE() << "a symlink was followed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+  }
+  // No temporary files are left in the folder.
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++files;
+  EXPECT_EQ(files, 2u);  // admin.token (the link) and elsewhere: no admin.token.XXXXXX
   std::filesystem::remove_all(dir);
 }
 
