@@ -12,6 +12,7 @@
 
 #include "api/convert.h"
 #include "api/event_bus.h"
+#include "api/limits.h"
 
 namespace natpilot {
 
@@ -47,7 +48,8 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
   }
 
  protected:
-  explicit BusStream(EventBus& bus) : bus_(bus) {}
+  // slot: the caller's place among its open streams, given back when the stream is done.
+  explicit BusStream(EventBus& bus, StreamLimits::Slot slot = {}) : bus_(bus), slot_(std::move(slot)) {}
   // Subscribes, then runs backfill_locked under mu_ (it reads the store; subscribing first means no
   // commit falls between). Exception-safe: if either throws, the stream ends with INTERNAL and the
   // subscription is gone before Start returns, so no callback is left pointing at this stream.
@@ -76,7 +78,17 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
     return true;
   }
   virtual const char* StreamName() const = 0;
+  // A reader that does not keep up: past kMaxQueued messages the stream ends (RESOURCE_EXHAUSTED)
+  // instead of growing without bound; the client watches again with a backlog.
+  static constexpr size_t kMaxQueued = 20000;
   void QueueLocked(Message m) {
+    if (queue_.size() >= kMaxQueued) {
+      if (EndedLocked()) return;
+      DropQueuedLocked();
+      return EndLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    "the stream was read too slowly (" + std::to_string(kMaxQueued) +
+                                        " messages waiting); watch again"));
+    }
     queue_.push_back(std::move(m));
     WriteNextLocked();
   }
@@ -109,6 +121,7 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
   }
 
   EventBus& bus_;
+  StreamLimits::Slot slot_;
   EventBus::Subscription subscription_;
   std::deque<Message> queue_;
   std::optional<grpc::Status> end_;

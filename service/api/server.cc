@@ -39,7 +39,14 @@ std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const ServerOptions& o) 
 }  // namespace
 
 ApiServer::ApiServer(ApiContext ctx, ServerOptions options)
-    : options_(std::move(options)), devices_(ctx), mappings_(ctx), gateway_(ctx), events_(ctx), nat_(ctx), rules_(ctx) {}
+    : options_(std::move(options)),
+      doctor_(ctx.stun_server),
+      devices_(Owned(ctx, &streams_, &doctor_)),
+      mappings_(Owned(ctx, &streams_, &doctor_)),
+      gateway_(Owned(ctx, &streams_, &doctor_)),
+      events_(Owned(ctx, &streams_, &doctor_)),
+      nat_(Owned(ctx, &streams_, &doctor_)),
+      rules_(Owned(ctx, &streams_, &doctor_)) {}
 
 ApiServer::~ApiServer() { Shutdown(); }
 
@@ -97,6 +104,7 @@ void ApiServer::Start() {
 }
 
 void ApiServer::Shutdown() {
+  doctor_.Stop();  // a Diagnose waiting for it ends now (UNAVAILABLE), not after its checks
   if (!server_) return;
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -36,7 +36,15 @@ class ApiServer {
   int tcp_port() const { return tcp_port_; }
 
  private:
+  static ApiContext Owned(ApiContext ctx, StreamLimits* streams, DoctorRunner* doctor) {
+    ctx.streams = streams;
+    ctx.doctor = doctor;
+    return ctx;
+  }
   ServerOptions options_;
+  // Before the services: they point at these.
+  StreamLimits streams_;
+  DoctorRunner doctor_;
   DeviceServiceImpl devices_;
   MappingServiceImpl mappings_;
   GatewayServiceImpl gateway_;

@@ -218,8 +218,8 @@ class EventWriter final : public BusStream<v1::Event> {
   static constexpr uint32_t kMaxCatchUp = 10000;
 
   // only_device: a device caller sees its own events only.
-  EventWriter(ApiContext ctx, uint32_t backlog, std::string only_device)
-      : BusStream(ctx.bus), store_(ctx.store), only_device_(std::move(only_device)) {
+  EventWriter(ApiContext ctx, uint32_t backlog, std::string only_device, StreamLimits::Slot slot)
+      : BusStream(ctx.bus, std::move(slot)), store_(ctx.store), only_device_(std::move(only_device)) {
     Start([this](const std::vector<Event>& events) { OnEvents(events); },
           [this, backlog] { BackfillLocked(backlog); });
   }
@@ -283,7 +283,13 @@ grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::Callbac
                                                                    const v1::WatchEventsRequest* req) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return new RefusedStream<v1::Event>(ToStatus(caller.error()));
-  return new EventWriter(ctx_, req->backlog(), caller->admin() ? "" : caller->device);
+  StreamLimits::Slot slot;
+  if (ctx_.streams != nullptr) {
+    auto got = ctx_.streams->Acquire(*caller);
+    if (!got) return new RefusedStream<v1::Event>(ToStatus(got.error()));
+    slot = std::move(*got);
+  }
+  return new EventWriter(ctx_, req->backlog(), caller->admin() ? "" : caller->device, std::move(slot));
 }
 
 grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerContext* c,

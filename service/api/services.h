@@ -5,6 +5,7 @@
 
 #include "api/auth.h"
 #include "api/event_bus.h"
+#include "api/limits.h"
 #include "api/registry.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
@@ -24,6 +25,9 @@ struct ApiContext {
   std::string stun_server = {};  // doctor.stun_server; "" = not configured
   // The UPnP event subscription's state for the doctor; empty when events are off.
   std::function<std::string()> upnp_events_status = {};
+  // Set by ApiServer (it owns them): streams per token, the doctor's network checks.
+  StreamLimits* streams = nullptr;
+  DoctorRunner* doctor = nullptr;
 };
 
 // Who is calling; a write also spends one from the caller's rate limit.

@@ -22,7 +22,8 @@ NatViewInputs Inputs(const ApiContext& ctx) {
 // A failed read ends the stream with INTERNAL (as a failed build does); it never escapes.
 class NatViewWriter final : public BusStream<v1::NatView> {
  public:
-  NatViewWriter(ApiContext ctx, std::string device) : BusStream(ctx.bus), ctx_(ctx), device_(std::move(device)) {
+  NatViewWriter(ApiContext ctx, std::string device, StreamLimits::Slot slot)
+      : BusStream(ctx.bus, std::move(slot)), ctx_(ctx), device_(std::move(device)) {
     Start([this](const std::vector<Event>& events) { OnEvents(events); }, [this] { RefreshLocked(); });
   }
 
@@ -83,45 +84,65 @@ grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::Callba
     return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   }
   if (auto d = ctx_.store.GetDevice(req->device()); !d) return new RefusedStream<v1::NatView>(ToStatus(d.error()));
-  return new NatViewWriter(ctx_, req->device());
+  StreamLimits::Slot slot;
+  if (ctx_.streams != nullptr) {
+    auto got = ctx_.streams->Acquire(*caller);
+    if (!got) return new RefusedStream<v1::NatView>(ToStatus(got.error()));
+    slot = std::move(*got);
+  }
+  return new NatViewWriter(ctx_, req->device(), std::move(slot));
 }
 
 grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest*,
                                                    v1::DiagnoseResponse* resp) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
-  // The STUN exchange and the path check take at most 5 s; made here so nothing outlives the call at shutdown.
-  DoctorInputs in;
-  in.gateway = ctx_.reconciler.Gateway();
+  // What the store and the reconciler know, read here (quick); the STUN exchange and the path
+  // check (up to about 5 s) run on the DoctorRunner's thread, never on gRPC's callback threads.
+  auto in = std::make_shared<DoctorInputs>();
+  in->gateway = ctx_.reconciler.Gateway();
   auto mappings = ctx_.store.ListMappings(caller->admin() ? "" : caller->device);
-  if (mappings) in.mappings = std::move(*mappings);
-  LapseExpired(in.mappings, Clock::now());
-  in.stun_server = ctx_.stun_server;
-  if (!in.stun_server.empty()) {
-    in.stun = stun::Query(in.stun_server, std::chrono::milliseconds(2000));
-    in.path = stun::PathTo(in.stun_server, 4, std::chrono::milliseconds(700));
-    // The internet sees another address than the gateway last told: ask the gateway now (a change
-    // it did not announce). Behind another NAT (a reserved address on the gateway) they always differ.
-    const std::string& ext = in.gateway.info.external_address;
-    if (in.stun && *in.stun && !ext.empty() && (*in.stun)->address != ext && !upnp::IsReservedIpv4(ext)) {
-      ctx_.reconciler.CheckExternalAddress("the doctor's STUN answer (" + (*in.stun)->address + ")");
-    }
-  }
-  in.hairpin_rules = ctx_.static_rules.params.hairpin;
-  if (ctx_.upnp_events_status) in.upnp_events = ctx_.upnp_events_status();
-  if (const auto& change = in.gateway.last_address_change) {
+  if (mappings) in->mappings = std::move(*mappings);
+  LapseExpired(in->mappings, Clock::now());
+  in->stun_server = ctx_.stun_server;
+  in->hairpin_rules = ctx_.static_rules.params.hairpin;
+  if (ctx_.upnp_events_status) in->upnp_events = ctx_.upnp_events_status();
+  if (const auto& change = in->gateway.last_address_change) {
     for (const Event& e : ctx_.store.ListEvents(0, 1000)) {
       const bool pbx = e.kind == "pbx.config-written" || e.kind == "pbx.hook-ran";
       if (pbx && e.at >= std::chrono::time_point_cast<Seconds>(change->at)) {
-        in.pbx_followed_at = e.at;
+        in->pbx_followed_at = e.at;
         break;
       }
     }
   }
-  for (auto& f : natpilot::Diagnose(in)) *resp->add_findings() = std::move(f);
-  resp->set_gateway_external_address(in.gateway.info.external_address);
-  if (in.stun && *in.stun) resp->set_stun_address((*in.stun)->address);
-  return Done(c, grpc::Status::OK);
+  auto* reactor = c->DefaultReactor();
+  Reconciler& reconciler = ctx_.reconciler;
+  auto finish = [reactor, resp, in, &reconciler](const DoctorRunner::Results* r) {
+    if (r == nullptr) return reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "natpilotd is shutting down"));
+    in->stun = r->stun;
+    in->path = r->path;
+    // The internet sees another address than the gateway last told: ask the gateway now (a change
+    // it did not announce). Behind another NAT (a reserved address on the gateway) they always differ.
+    const std::string& ext = in->gateway.info.external_address;
+    if (in->stun && *in->stun && !ext.empty() && (*in->stun)->address != ext && !upnp::IsReservedIpv4(ext)) {
+      reconciler.CheckExternalAddress("the doctor's STUN answer (" + (*in->stun)->address + ")");
+    }
+    for (auto& f : natpilot::Diagnose(*in)) *resp->add_findings() = std::move(f);
+    resp->set_gateway_external_address(in->gateway.info.external_address);
+    if (in->stun && *in->stun) resp->set_stun_address((*in->stun)->address);
+    reactor->Finish(grpc::Status::OK);
+  };
+  if (in->stun_server.empty() || ctx_.doctor == nullptr) {  // nothing to ask the network
+    const DoctorRunner::Results none;
+    finish(&none);
+    return reactor;
+  }
+  if (!ctx_.doctor->Submit(finish)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "the doctor is busy with other requests; try again in a few seconds"));
+  }
+  return reactor;
 }
 
 }  // namespace natpilot

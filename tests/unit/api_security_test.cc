@@ -2,6 +2,12 @@
 // what each token reaches, the policy, hostile input and a flood of writes. Every refused call
 // must leave the store (all tables, dumped through a second SQLite connection) and the gateway's
 // table exactly as they were.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "api_fixture.h"
@@ -274,6 +280,107 @@ TEST_F(ApiSecurity, AFloodOfWritesIsLimitedPerCallerAndReadsStayServed) {
   EXPECT_EQ(other.load(), 50);  // the burst, then nothing: the clock stands still
   EXPECT_EQ(exhausted.load(), 350);
   EXPECT_GT(reads, 0);
+}
+
+// A device token holds at most 8 streams, from every address together; another token is not
+// affected, and a closed stream gives its place back.
+TEST_F(ApiSecurity, StreamsAreBoundedPerToken) {
+  auto nat = v1::NatService::NewStub(tcp_);
+  struct Open {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::NatView>> reader;
+  };
+  const auto open = [&](const std::string& token, const std::string& device) {
+    Open o{Ctx(token), nullptr};
+    v1::WatchNatViewRequest req;
+    req.set_device(device);
+    o.reader = nat->WatchNatView(o.ctx.get(), req);
+    return o;
+  };
+  std::vector<Open> streams;
+  for (int i = 0; i < 8; ++i) {
+    streams.push_back(open(ata_token_, "ata1"));
+    v1::NatView view;
+    ASSERT_TRUE(streams.back().reader->Read(&view)) << i;  // open and sending
+  }
+  Open ninth = open(ata_token_, "ata1");
+  v1::NatView view;
+  EXPECT_FALSE(ninth.reader->Read(&view));
+  auto status = ninth.reader->Finish();
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(status.error_message().find("device ata1 has 8 streams open"), std::string::npos) << status.error_message();
+  // WatchEvents counts too.
+  {
+    auto events = v1::EventService::NewStub(tcp_);
+    auto ctx = Ctx(ata_token_);
+    auto reader = events->WatchEvents(ctx.get(), v1::WatchEventsRequest());
+    v1::Event e;
+    EXPECT_FALSE(reader->Read(&e));
+    EXPECT_EQ(reader->Finish().error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Another device's token is not affected.
+  Open other = open(pbx_token_, "pbx1");
+  EXPECT_TRUE(other.reader->Read(&view));
+  other.ctx->TryCancel();
+  // A closed stream gives its place back (the server sees the cancel, then OnDone: polled).
+  streams.back().ctx->TryCancel();
+  (void)streams.back().reader->Finish();
+  streams.pop_back();
+  bool reopened = false;
+  for (int i = 0; i < 50 && !reopened; ++i) {
+    Open again = open(ata_token_, "ata1");
+    reopened = again.reader->Read(&view);
+    again.ctx->TryCancel();
+    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(reopened);
+  for (auto& o : streams) o.ctx->TryCancel();
+}
+
+// The doctor's network checks: one look shared by the calls waiting for it, a bounded number
+// waiting (more are refused at once), and every waiting call answered at shutdown.
+TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
+  // A STUN server that never answers (each look takes its full timeouts, about 5 s).
+  const int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
+  DoctorRunner runner("127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 4, std::chrono::seconds(10));
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0, shutdown = 0;
+  auto done = [&](const DoctorRunner::Results* r) {
+    std::lock_guard lock(mu);
+    if (r == nullptr) {
+      ++shutdown;
+    } else {
+      ++answered;
+      EXPECT_TRUE(r->stun.has_value() && !*r->stun);  // timed out: an error, not an answer
+    }
+    cv.notify_all();
+  };
+  ASSERT_TRUE(runner.Submit(done));
+  // The first is being looked at (it left the queue at once, or does soon): the next 4 wait.
+  int accepted = 1, refused = 0;
+  for (int i = 0; i < 10; ++i) (runner.Submit(done) ? accepted : refused)++;
+  EXPECT_GE(refused, 10 - 5);  // at most 4 waiting besides the one running (5 if it had not started)
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered == accepted; }));
+  }
+  // Within the cache time, another call is answered from the last look.
+  ASSERT_TRUE(runner.Submit(done));
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(2), [&] { return answered == accepted + 1; }));
+  }
+  runner.Stop();
+  EXPECT_TRUE(runner.Submit(done));  // after Stop: answered at once as shutting down
+  EXPECT_EQ(shutdown, 1);
+  ::close(silent);
 }
 
 }  // namespace
