@@ -5,14 +5,19 @@
 #include <cmath>
 
 namespace natpilot {
-namespace {
-
-// "ipv4:127.0.0.1:5555" -> "127.0.0.1"; "ipv6:[::1]:5555" -> "::1".
 std::string PeerIp(const std::string& peer) {
+  if (peer.rfind("unix:", 0) == 0) return "";
   std::string rest = peer.substr(peer.find(':') + 1);
   if (!rest.empty() && rest.front() == '[') return rest.substr(1, rest.find(']') - 1);
   return rest.substr(0, rest.rfind(':'));
 }
+
+std::string TokenKey(const Caller& caller) {
+  if (!caller.admin()) return "device " + caller.device;
+  return caller.peer_ip.empty() ? "the admin (unix socket)" : "the admin token";
+}
+
+namespace {
 
 bool SameHash(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -78,6 +83,16 @@ Result<void> AdminOnly(const Caller& caller, std::string_view action) {
                                            "' reaches only its own device");
 }
 
+bool RateLimiter::Exhausted(const std::string& key) {
+  if (rate_ <= 0) return false;
+  const auto now = now_();
+  std::lock_guard lock(mu_);
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) return false;
+  const double elapsed = std::chrono::duration<double>(now - it->second.at).count();
+  return std::min(burst_, it->second.tokens + elapsed * rate_) < 1.0;
+}
+
 Result<void> RateLimiter::Allow(const std::string& key) {
   if (rate_ <= 0) return {};
   const auto now = now_();
@@ -96,7 +111,7 @@ Result<void> RateLimiter::Allow(const std::string& key) {
   }
   const auto wait_ms = static_cast<long>(std::ceil((1.0 - b.tokens) / rate_ * 1000.0));
   return Fail(Errc::kResourceExhausted,
-              "too many changes from " + key + ": at most " + std::to_string(static_cast<int>(rate_)) +
+              "too many " + what_ + " from " + key + ": at most " + std::to_string(static_cast<int>(rate_)) +
                   " per second (bursts of " + std::to_string(static_cast<int>(burst_)) +
                   "); retry in " + std::to_string(wait_ms) + " ms");
 }

@@ -26,6 +26,11 @@ struct Caller {
   bool admin() const { return role == Role::kAdmin; }
 };
 
+// "ipv4:127.0.0.1:5555" -> "127.0.0.1"; "ipv6:[::1]:5555" -> "::1"; "unix:..." -> "".
+std::string PeerIp(const std::string& peer);
+// Whose limits a call counts against: one per token, whatever the address it comes from.
+std::string TokenKey(const Caller& caller);
+
 struct AuthOptions {
   std::string admin_token_hash;  // HashToken of the admin token; empty = no admin token over TCP
   // A device token is accepted only from the device's registered address.
@@ -52,10 +57,14 @@ Result<void> AdminOnly(const Caller& caller, std::string_view action);
 class RateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
-  RateLimiter(double rate, double burst, std::function<Clock::time_point()> now = Clock::now)
-      : rate_(rate), burst_(burst), now_(std::move(now)) {}
+  // what: the word for the counted calls in the refusal ("changes", "reads").
+  RateLimiter(double rate, double burst, std::function<Clock::time_point()> now = Clock::now,
+              std::string what = "changes")
+      : rate_(rate), burst_(burst), now_(std::move(now)), what_(std::move(what)) {}
   // RESOURCE_EXHAUSTED with when to retry, once the caller's bucket is empty.
   Result<void> Allow(const std::string& key);
+  // Whether the bucket is empty now (nothing taken).
+  bool Exhausted(const std::string& key);
 
  private:
   struct Bucket {
@@ -65,6 +74,7 @@ class RateLimiter {
   double rate_;
   double burst_;
   std::function<Clock::time_point()> now_;
+  std::string what_;
   std::mutex mu_;
   std::map<std::string, Bucket> buckets_;
 };

@@ -41,12 +41,12 @@ std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const ServerOptions& o) 
 ApiServer::ApiServer(ApiContext ctx, ServerOptions options)
     : options_(std::move(options)),
       doctor_(ctx.stun_server),
-      devices_(Owned(ctx, &streams_, &doctor_)),
-      mappings_(Owned(ctx, &streams_, &doctor_)),
-      gateway_(Owned(ctx, &streams_, &doctor_)),
-      events_(Owned(ctx, &streams_, &doctor_)),
-      nat_(Owned(ctx, &streams_, &doctor_)),
-      rules_(Owned(ctx, &streams_, &doctor_)) {}
+      devices_(Owned(ctx)),
+      mappings_(Owned(ctx)),
+      gateway_(Owned(ctx)),
+      events_(Owned(ctx)),
+      nat_(Owned(ctx)),
+      rules_(Owned(ctx)) {}
 
 ApiServer::~ApiServer() { Shutdown(); }
 

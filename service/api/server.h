@@ -36,15 +36,19 @@ class ApiServer {
   int tcp_port() const { return tcp_port_; }
 
  private:
-  static ApiContext Owned(ApiContext ctx, StreamLimits* streams, DoctorRunner* doctor) {
-    ctx.streams = streams;
-    ctx.doctor = doctor;
+  ApiContext Owned(ApiContext ctx) {
+    ctx.streams = &streams_;
+    ctx.doctor = &doctor_;
+    ctx.read_limit = &read_limit_;
+    ctx.auth_failures = &auth_failures_;
     return ctx;
   }
   ServerOptions options_;
   // Before the services: they point at these.
   StreamLimits streams_;
   DoctorRunner doctor_;
+  RateLimiter read_limit_{200, 400, RateLimiter::Clock::now, "reads"};
+  RateLimiter auth_failures_{1, 10, RateLimiter::Clock::now, "failed authentications"};
   DeviceServiceImpl devices_;
   MappingServiceImpl mappings_;
   GatewayServiceImpl gateway_;

@@ -16,9 +16,28 @@ Result<Caller> Begin(const ApiContext& ctx, const grpc::CallbackServerContext& c
 }  // namespace
 
 Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write) {
+  // Failed authentications count per source address; past the limit the address is refused before
+  // any token is looked at.
+  const std::string peer_ip = PeerIp(c.peer());
+  const std::string failures_key = "address " + peer_ip;
+  if (!peer_ip.empty() && ctx.auth_failures != nullptr && ctx.auth_failures->Exhausted(failures_key)) {
+    return Fail(Errc::kResourceExhausted, "too many failed authentications from " + peer_ip + "; wait a few seconds");
+  }
   auto caller = ctx.auth.Authenticate(c);
-  if (!caller || !write) return caller;
-  if (auto r = ctx.write_limit.Allow(caller->label); !r) return tl::unexpected(r.error());
+  if (!caller) {
+    if (!peer_ip.empty() && ctx.auth_failures != nullptr && caller.error().code == make_error_code(Errc::kUnauthenticated)) {
+      (void)ctx.auth_failures->Allow(failures_key);
+    }
+    return caller;
+  }
+  // Changes and reads count per token (a token used from many addresses has one bucket); the unix
+  // socket's reads are the local admin's and are not limited.
+  const std::string key = TokenKey(*caller);
+  if (write) {
+    if (auto r = ctx.write_limit.Allow(key); !r) return tl::unexpected(r.error());
+  } else if (!caller->peer_ip.empty() && ctx.read_limit != nullptr) {
+    if (auto r = ctx.read_limit->Allow(key); !r) return tl::unexpected(r.error());
+  }
   return caller;
 }
 

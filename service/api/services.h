@@ -28,6 +28,8 @@ struct ApiContext {
   // Set by ApiServer (it owns them): streams per token, the doctor's network checks.
   StreamLimits* streams = nullptr;
   DoctorRunner* doctor = nullptr;
+  RateLimiter* read_limit = nullptr;     // reads over TCP, per token
+  RateLimiter* auth_failures = nullptr;  // failed authentications, per source address
 };
 
 // Who is calling; a write also spends one from the caller's rate limit.

@@ -383,5 +383,32 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
   ::close(silent);
 }
 
+// Failed authentications count per source address: past 10 in a row, the address is refused
+// before a token is looked at (a token guesser gains nothing and costs little); the unix socket
+// is not affected. Limits count per token, whatever address it comes from.
+TEST_F(ApiSecurity, FailedAuthenticationsAreLimitedPerAddressAndLimitsPerToken) {
+  auto gw = v1::GatewayService::NewStub(tcp_);
+  int unauthenticated = 0, exhausted = 0;
+  for (int i = 0; i < 15; ++i) {
+    v1::GetGatewayResponse r;
+    const auto code = gw->GetGateway(Ctx("npd_guess-" + std::to_string(i)).get(), {}, &r).error_code();
+    unauthenticated += code == StatusCode::UNAUTHENTICATED;
+    exhausted += code == StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_GE(unauthenticated, 10);
+  EXPECT_GE(exhausted, 1);
+  EXPECT_EQ(unauthenticated + exhausted, 15);
+  v1::GetGatewayResponse r;
+  EXPECT_TRUE(v1::GatewayService::NewStub(unix_)->GetGateway(Ctx("").get(), {}, &r).ok());
+  // Whose bucket: one per token.
+  Caller a{Caller::Role::kDevice, "ata1", "device ata1 from 192.168.1.20", "192.168.1.20"};
+  Caller b{Caller::Role::kDevice, "ata1", "device ata1 from 192.168.1.99", "192.168.1.99"};
+  EXPECT_EQ(TokenKey(a), TokenKey(b));
+  Caller admin_tcp{Caller::Role::kAdmin, "", "admin token from 127.0.0.1", "127.0.0.1"};
+  Caller admin_unix{Caller::Role::kAdmin, "", "admin via unix socket", ""};
+  EXPECT_NE(TokenKey(admin_tcp), TokenKey(admin_unix));
+  EXPECT_NE(TokenKey(a), TokenKey(admin_tcp));
+}
+
 }  // namespace
 }  // namespace natpilot
