@@ -30,12 +30,12 @@ Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContex
     }
     return caller;
   }
-  // Changes and reads count per token (a token used from many addresses has one bucket); the unix
-  // socket's reads are the local admin's and are not limited.
+  // Changes count per token (a token used from many addresses has one bucket); reads too for device
+  // tokens (the admin's are not limited: the admin can change everything anyway).
   const std::string key = TokenKey(*caller);
   if (write) {
     if (auto r = ctx.write_limit.Allow(key); !r) return tl::unexpected(r.error());
-  } else if (!caller->peer_ip.empty() && ctx.read_limit != nullptr) {
+  } else if (!caller->admin() && ctx.read_limit != nullptr) {
     if (auto r = ctx.read_limit->Allow(key); !r) return tl::unexpected(r.error());
   }
   return caller;

@@ -28,7 +28,7 @@ struct ApiContext {
   // Set by ApiServer (it owns them): streams per token, the doctor's network checks.
   StreamLimits* streams = nullptr;
   DoctorRunner* doctor = nullptr;
-  RateLimiter* read_limit = nullptr;     // reads over TCP, per token
+  RateLimiter* read_limit = nullptr;     // reads with a device token, per token
   RateLimiter* auth_failures = nullptr;  // failed authentications, per source address
 };
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -387,6 +388,31 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
 // before a token is looked at (a token guesser gains nothing and costs little); the unix socket
 // is not affected. Limits count per token, whatever address it comes from.
 TEST_F(ApiSecurity, FailedAuthenticationsAreLimitedPerAddressAndLimitsPerToken) {
+  // A device token's reads (before the guesses below, which block this address for a while): past the burst (400), refused with when to retry.
+  // Eight callers at once, so the reads outrun the refill (200/s) on any machine.
+  std::mutex mu;
+  grpc::Status last;
+  std::atomic<bool> refused{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 8; ++t) {
+    readers.emplace_back([&] {
+      auto devices = v1::DeviceService::NewStub(tcp_);
+      for (int i = 0; i < 5000 && !refused; ++i) {
+        v1::GetDeviceRequest get;
+        get.set_name("ata1");
+        v1::GetDeviceResponse got;
+        auto status = devices->GetDevice(Ctx(ata_token_).get(), get, &got);
+        if (status.error_code() == StatusCode::RESOURCE_EXHAUSTED) {
+          std::lock_guard lock(mu);
+          last = status;
+          refused = true;
+        }
+      }
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(last.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(last.error_message().find("too many reads from device ata1"), std::string::npos) << last.error_message();
   auto gw = v1::GatewayService::NewStub(tcp_);
   int unauthenticated = 0, exhausted = 0;
   for (int i = 0; i < 15; ++i) {
