@@ -16,12 +16,6 @@ Result<StreamLimits::Slot> StreamLimits::Acquire(const Caller& caller) {
   return Slot(this, key);
 }
 
-size_t StreamLimits::Open(const std::string& key) const {
-  std::lock_guard lock(mu_);
-  auto it = open_.find(key);
-  return it == open_.end() ? 0 : it->second;
-}
-
 void StreamLimits::Give(const std::string& key) {
   std::lock_guard lock(mu_);
   auto it = open_.find(key);

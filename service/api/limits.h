@@ -51,13 +51,12 @@ class StreamLimits {
 
   // One count per token: a device's streams from every address together, the admin's together.
   Result<Slot> Acquire(const Caller& caller);
-  size_t Open(const std::string& key) const;
 
  private:
   void Give(const std::string& key);
   const size_t per_device_;
   const size_t per_admin_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::map<std::string, size_t> open_;
 };
 

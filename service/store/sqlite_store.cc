@@ -23,6 +23,13 @@ namespace {
 // Bytes of an event message or a mapping detail kept (cut at a code point boundary).
 constexpr size_t kMaxEventText = 4096;
 
+// The last guard: whatever text is stored (a gateway's, a hook's) is valid UTF-8 without control
+// characters, as gRPC, JSON and terminals need it; safe text (nearly all) is kept as it is.
+std::string StoredText(const std::string& text) {
+  if (text.size() <= kMaxEventText && UnsafeTextReason(text).empty()) return text;
+  return SafeText(text, kMaxEventText);
+}
+
 // Numbered migrations; index + 1 is the schema version they lead to. Never edit a shipped one.
 constexpr const char* kMigrations[] = {
     // 1: the first schema.
@@ -234,14 +241,8 @@ bool SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
 
 void SqliteStore::InsertEvents(std::vector<Event>& events) {
   sqlite::Stmt ins(*db_, "INSERT INTO events(at, kind, device, caller, message) VALUES (?,?,?,?,?)");
-  // The last guard: whatever text an event carries (a gateway's, a hook's) is stored valid UTF-8
-  // without control characters, as gRPC, JSON and terminals need it.
   for (Event& e : events) {
-    if (!UnsafeTextReason(e.message).empty() || e.message.size() > kMaxEventText) {
-      e.message = SafeText(e.message, kMaxEventText);
-    }
-  }
-  for (Event& e : events) {
+    e.message = StoredText(e.message);
     ins.Reset();
     ins.Bind(1, ToUnix(e.at)).Bind(2, e.kind).Bind(3, e.device).Bind(4, e.caller).Bind(5, e.message);
     ins.Step();
@@ -320,7 +321,7 @@ Result<uint32_t> SqliteStore::SaveMappings(const std::vector<Mapping>& mappings,
       upd.Reset();
       upd.Bind(1, ToString(m.state)).Bind(2, ToString(m.protocol)).Bind(3, m.external_address);
       upd.Bind(4, ToUnix(m.granted_at)).Bind(5, ToUnix(m.expires_at)).Bind(6, ToUnix(m.renew_at));
-      upd.Bind(7, m.failures).Bind(8, ToUnix(m.next_attempt_at)).Bind(9, SafeText(m.detail, kMaxEventText));
+      upd.Bind(7, m.failures).Bind(8, ToUnix(m.next_attempt_at)).Bind(9, StoredText(m.detail));
       upd.Bind(10, m.nonce).Bind(11, m.id);
       upd.Step();
     }

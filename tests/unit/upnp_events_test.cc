@@ -296,15 +296,25 @@ TEST(UpnpEvents, SubscribesHearsTheGatewayAndNobodyElse) {
   EXPECT_EQ(upnp::HeaderValue(source.WaitFor("UNSUBSCRIBE", 1), "sid"), source.Sid());
 }
 
-TEST(UpnpEvents, RenewsAndSubscribesAgainWhenTheGatewayForgot) {
-  EventSource source;
-  source.granted_s = 2;  // renewed every second (min_renew 1 s)
+// Renewals as often as the source's grant asks, down to 1 s.
+UpnpEvents::Options FastRenewals() {
   UpnpEvents::Options options;
   options.min_renew = 1s;
-  UpnpEvents events(options);
+  return options;
+}
+
+// Started, following `source`, and subscribed once.
+void Subscribe(UpnpEvents& events, EventSource& source) {
   ASSERT_TRUE(events.Start([](const std::string&, const std::string&) {}));
   events.Follow(source.Url());
   ASSERT_FALSE(source.WaitFor("SUBSCRIBE", 1).empty());
+}
+
+TEST(UpnpEvents, RenewsAndSubscribesAgainWhenTheGatewayForgot) {
+  EventSource source;
+  source.granted_s = 2;  // renewed every second (min_renew 1 s)
+  UpnpEvents events(FastRenewals());
+  ASSERT_NO_FATAL_FAILURE(Subscribe(events, source));
   // A renewal carries the SID and no CALLBACK.
   const std::string renewal = source.WaitFor("SUBSCRIBE", 2);
   EXPECT_EQ(upnp::HeaderValue(renewal, "sid"), "uuid:scripted-1");
@@ -330,12 +340,8 @@ TEST(UpnpEvents, RenewsAndSubscribesAgainWhenTheGatewayForgot) {
 // half the granted time.
 TEST(UpnpEvents, TheSameIgdFoundAgainIsRenewedAtOnce) {
   EventSource source;  // grants 1800 s: no renewal of its own for 900 s
-  UpnpEvents::Options options;
-  options.min_renew = 1s;
-  UpnpEvents events(options);
-  ASSERT_TRUE(events.Start([](const std::string&, const std::string&) {}));
-  events.Follow(source.Url());
-  ASSERT_FALSE(source.WaitFor("SUBSCRIBE", 1).empty());
+  UpnpEvents events(FastRenewals());
+  ASSERT_NO_FATAL_FAILURE(Subscribe(events, source));
   events.Follow(source.Url());  // found again at once: not renewed within min_renew
   std::this_thread::sleep_for(1100ms);  // min_renew passes (a lower bound, not a race)
   source.forget = 1;
