@@ -92,8 +92,9 @@ Result<Device> Registry::Update(const DeviceInput& input, const std::string& cal
   device->updated_at = now_();
   const std::string msg = "now " + std::string(ToString(device->kind)) + " at " + device->address +
                           ", SIP " + ToString(device->plan.sip) + ", RTP " + ToString(device->plan.rtp);
-  auto updated = store_.UpdateDevice(*device, Event{0, device->updated_at, "device.updated",
-                                                    device->name, caller, msg});
+  auto updated = store_.UpdateDevice(
+      *device, Event{0, device->updated_at, "device.updated", device->name, caller, msg},
+      input.by_admin ? Store::Released::kRearm : Store::Released::kKeep);
   if (updated && input.forget_identity && (!updated->mac.empty() || !updated->suspended.empty())) {
     updated = store_.SetDeviceIdentity(
         device->name, "", "",

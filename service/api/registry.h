@@ -24,6 +24,7 @@ struct DeviceInput {
   std::optional<PortRange> rtp;
   std::optional<std::string> description;
   bool forget_identity = false;  // update: forget the MAC, lift a suspension
+  bool by_admin = false;         // update: an admin's maps what an admin released again
 };
 
 // A registered device and its API token, which is shown this once.

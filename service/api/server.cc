@@ -109,6 +109,7 @@ void ApiServer::Shutdown() {
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_.reset();
+  views_.Stop();  // every stream is done: no job is left
   if (!options_.unix_socket.empty()) {
     std::error_code ec;
     std::filesystem::remove(options_.unix_socket, ec);

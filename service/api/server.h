@@ -39,6 +39,7 @@ class ApiServer {
   ApiContext Owned(ApiContext ctx) {
     ctx.streams = &streams_;
     ctx.doctor = &doctor_;
+    ctx.views = &views_;
     ctx.read_limit = &read_limit_;
     ctx.auth_failures = &auth_failures_;
     return ctx;
@@ -47,6 +48,7 @@ class ApiServer {
   // Before the services: they point at these.
   StreamLimits streams_;
   DoctorRunner doctor_;
+  Refresher views_;
   RateLimiter read_limit_{200, 400, RateLimiter::Clock::now, "reads"};
   RateLimiter auth_failures_{1, 10, RateLimiter::Clock::now, "failed authentications"};
   DeviceServiceImpl devices_;

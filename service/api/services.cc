@@ -52,7 +52,7 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::RegisterDevice(grpc::CallbackServer
   if (!input) return Done(c, input.error());
   input->description = req->description();
   auto registered = ctx_.registry.Register(*input, caller->label);
-  if (!registered) return Done(c, registered.error());
+  if (!registered) return Done(c, ForAdmin(registered.error()));
   ToProto(registered->device, resp->mutable_device());
   resp->set_token(registered->token);
   return Done(c, grpc::Status::OK);
@@ -111,8 +111,9 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::UpdateDevice(grpc::CallbackServerCo
     if (auto r = AdminOnly(*caller, "forgetting a device's identity"); !r) return Done(c, r.error());
     input->forget_identity = true;
   }
+  input->by_admin = caller->admin();
   auto device = ctx_.registry.Update(*input, caller->label);
-  if (!device) return Done(c, ToStatus(device.error()));
+  if (!device) return Done(c, ToStatus(caller->admin() ? ForAdmin(device.error()) : device.error()));
   ToProto(*device, resp->mutable_device());
   return Done(c, grpc::Status::OK);
 }
@@ -206,16 +207,37 @@ grpc::ServerUnaryReactor* GatewayServiceImpl::RediscoverGateway(grpc::CallbackSe
   return Done(c, grpc::Status::OK);
 }
 
+namespace {
+
+// What events a caller sees: an admin all; a device its own, and only from its registration on
+// (a device registered under a name that was used before sees nothing of the earlier device).
+struct EventScope {
+  std::string device;  // empty: every device
+  int64_t from_id = 0;
+  bool Shows(const Event& e) const { return device.empty() || (e.device == device && e.id >= from_id); }
+};
+
+Result<EventScope> ScopeOf(const Store& store, const Caller& caller) {
+  if (caller.admin()) return EventScope{};
+  auto device = store.GetDevice(caller.device);
+  if (!device) return tl::unexpected(device.error());
+  return EventScope{caller.device, store.FirstEventOf(*device)};
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerContext* c,
                                                        const v1::ListEventsRequest* req,
                                                        v1::ListEventsResponse* resp) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
+  auto scope = ScopeOf(ctx_.store, *caller);
+  if (!scope) return Done(c, ToStatus(scope.error()));
   const uint32_t limit = req->limit() == 0 ? 100 : std::min<uint32_t>(req->limit(), 10000);
   // Ids are int64 in the store: an after_id beyond that would wrap to a negative one (= all).
   if (req->after_id() > uint64_t(std::numeric_limits<int64_t>::max())) return Done(c, grpc::Status::OK);
   for (const Event& e : ctx_.store.ListEvents(static_cast<int64_t>(req->after_id()), limit)) {
-    if (caller->admin() || e.device == caller->device) ToProto(e, resp->add_events());
+    if (scope->Shows(e)) ToProto(e, resp->add_events());
   }
   return Done(c, grpc::Status::OK);
 }
@@ -236,9 +258,8 @@ class EventWriter final : public BusStream<v1::Event> {
  public:
   static constexpr uint32_t kMaxCatchUp = 10000;
 
-  // only_device: a device caller sees its own events only.
-  EventWriter(ApiContext ctx, uint32_t backlog, std::string only_device, StreamLimits::Slot slot)
-      : BusStream(ctx.bus, std::move(slot)), store_(ctx.store), only_device_(std::move(only_device)) {
+  EventWriter(ApiContext ctx, uint32_t backlog, EventScope scope, StreamLimits::Slot slot)
+      : BusStream(ctx.bus, std::move(slot)), store_(ctx.store), scope_(std::move(scope)) {
     Start([this](const std::vector<Event>& events) { OnEvents(events); },
           [this, backlog] { BackfillLocked(backlog); });
   }
@@ -285,14 +306,14 @@ class EventWriter final : public BusStream<v1::Event> {
 
   void SendLocked(const Event& e) {
     last_id_ = std::max(last_id_, e.id);
-    if (!only_device_.empty() && e.device != only_device_) return;
+    if (!scope_.Shows(e)) return;
     v1::Event m;
     ToProto(e, &m);
     QueueLocked(std::move(m));
   }
 
   const Store& store_;
-  const std::string only_device_;
+  const EventScope scope_;
   int64_t last_id_ = 0;  // the newest id sent (or skipped by the device filter)
 };
 
@@ -302,13 +323,15 @@ grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::Callbac
                                                                    const v1::WatchEventsRequest* req) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return new RefusedStream<v1::Event>(ToStatus(caller.error()));
+  auto scope = ScopeOf(ctx_.store, *caller);
+  if (!scope) return new RefusedStream<v1::Event>(ToStatus(scope.error()));
   StreamLimits::Slot slot;
   if (ctx_.streams != nullptr) {
     auto got = ctx_.streams->Acquire(*caller);
     if (!got) return new RefusedStream<v1::Event>(ToStatus(got.error()));
     slot = std::move(*got);
   }
-  return new EventWriter(ctx_, req->backlog(), caller->admin() ? "" : caller->device, std::move(slot));
+  return new EventWriter(ctx_, req->backlog(), std::move(*scope), std::move(slot));
 }
 
 grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerContext* c,

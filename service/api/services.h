@@ -6,6 +6,7 @@
 #include "api/auth.h"
 #include "api/event_bus.h"
 #include "api/limits.h"
+#include "api/refresher.h"
 #include "api/registry.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
@@ -28,6 +29,7 @@ struct ApiContext {
   // Set by ApiServer (it owns them): streams per token, the doctor's network checks.
   StreamLimits* streams = nullptr;
   DoctorRunner* doctor = nullptr;
+  Refresher* views = nullptr;            // WatchNatView rebuilds, off the committing thread
   RateLimiter* read_limit = nullptr;     // reads with a device token, per token
   RateLimiter* auth_failures = nullptr;  // failed authentications, per source address
 };

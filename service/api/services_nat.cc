@@ -24,16 +24,27 @@ class NatViewWriter final : public BusStream<v1::NatView> {
  public:
   NatViewWriter(ApiContext ctx, std::string device, StreamLimits::Slot slot)
       : BusStream(ctx.bus, std::move(slot)), ctx_(ctx), device_(std::move(device)) {
+    if (ctx_.views != nullptr) job_ = ctx_.views->Add([this] { Refresh(); });
     Start([this](const std::vector<Event>& events) { OnEvents(events); }, [this] { RefreshLocked(); });
+  }
+  void OnDone() override {
+    if (ctx_.views != nullptr) ctx_.views->Remove(job_);  // waits for a running rebuild
+    BusStream::OnDone();
   }
 
  private:
   const char* StreamName() const override { return "WatchNatView"; }
 
+  // On the committing thread under the bus lock: only ask for a rebuild.
   void OnEvents(const std::vector<Event>& events) {
     bool relevant = false;
     for (const Event& e : events) relevant = relevant || e.device == device_ || e.device.empty();
     if (!relevant) return;
+    if (ctx_.views != nullptr) return ctx_.views->Request(job_);
+    Refresh();
+  }
+
+  void Refresh() {
     std::lock_guard inner(mu_);
     try {
       RefreshLocked();
@@ -58,6 +69,7 @@ class NatViewWriter final : public BusStream<v1::NatView> {
 
   ApiContext ctx_;
   const std::string device_;
+  uint64_t job_ = 0;
   std::string last_facts_;
 };
 

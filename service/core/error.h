@@ -42,7 +42,16 @@ inline constexpr int kNoPortMapsAvailable = 728;
 struct Error {
   std::error_code code;
   std::string message;
+  // Said only to an admin (it names other devices): see ForAdmin. A device token is told the
+  // message alone.
+  std::string admin_note = {};
 };
+
+// The error as an admin is told it: the message with the admin note.
+inline Error ForAdmin(Error e) {
+  if (!e.admin_note.empty()) e.message += " (" + std::exchange(e.admin_note, {}) + ")";
+  return e;
+}
 
 template <typename T>
 using Result = tl::expected<T, Error>;

@@ -212,7 +212,8 @@ bool Reconciler::MoveRtpBlock(const Mapping& m, const std::string& holder, TimeP
         moved, Event{0, now, "device.rtp-moved", m.device, kReconcilerCaller,
                      "RTP " + ToString(old) + " -> " + ToString(block) + ": port " +
                          std::to_string(m.external_port) + "/udp is held on the gateway by " +
-                         holder + "; the PBX or ATA must use the new range"});
+                         holder + "; the PBX or ATA must use the new range"},
+        Store::Released::kKeep);
     if (!updated) continue;  // another device wants that block; try the next
     spdlog::info("device.rtp-moved {}: RTP {} -> {}", m.device, ToString(old), ToString(block));
     rerun_ = true;
@@ -230,8 +231,12 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
     if (lister == nullptr || e.code != MakeUpnpError(upnp::kConflictInMappingEntry)) continue;
     auto entry = lister->GetEntry(m.transport, m.external_port);
     if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
+      // An entry of a natpilot (another device, an earlier name, another instance) is not named:
+      // a device token reads this detail and learns nothing about other devices.
+      const bool ours = (*entry)->description.rfind("natpilot ", 0) == 0;
       const std::string holder =
-          (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port);
+          ours ? std::string("another device managed by natpilot")
+               : (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port);
       // RTP is mapped same-port, so a taken RTP port moves the device's whole RTP block to a free
       // one; the PBX configuration follows the new range.
       const bool move = m.purpose == Purpose::kRtp;
@@ -240,8 +245,7 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
       m.state = MappingState::kFailed;
       m.next_attempt_at = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
       m.detail = "external port " + std::to_string(m.external_port) + " is held on the gateway by " +
-                 (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port) +
-                 " (" + (*entry)->description + ")";
+                 holder + (ours ? "" : " (" + (*entry)->description + ")");
       auto& [count, reason] = tally.failed[m.device];
       ++count;
       reason = m.detail;

@@ -73,16 +73,15 @@ GatewayInfo PcpMapper::Probe() {
     Close();
     return info;
   }
-  auto client = pcp::ParseIpv4(local_);
-  auto resp = Exchange(pcp::EncodeAnnounceRequest(*client),
-                       [](const pcp::Response& r) { return r.opcode == pcp::Opcode::kAnnounce; },
-                       {std::chrono::duration<double>(options_.probe_timeout).count()});
+  auto resp = AskPresence(std::chrono::duration<double>(options_.probe_timeout).count());
   if (!resp) {
     info.detail = "no PCP answer from " + gateway_ + ":" + std::to_string(options_.port) + " (" +
                   resp.error().message + ")";
     return info;
   }
-  if (resp->result != pcp::ResultCode::kSuccess) {
+  // Any result with our nonce is a PCP server that read our MAP (miniupnpd answers the deletion of
+  // a mapping it does not have with NO_RESOURCES), except one that does not do MAP at all.
+  if (resp->result == pcp::ResultCode::kUnsuppOpcode) {
     info.detail = "PCP server at " + gateway_ + " answered " + pcp::MakePcpError(resp->result).message();
     return info;
   }
@@ -92,13 +91,24 @@ GatewayInfo PcpMapper::Probe() {
 }
 
 Result<std::string> PcpMapper::Heartbeat() {
+  auto resp = AskPresence(std::chrono::duration<double>(options_.probe_timeout).count());
+  if (!resp) return tl::unexpected(resp.error());
+  return std::string();  // the answer's external address is of no mapping; the epoch was checked
+}
+
+Result<pcp::Response> PcpMapper::AskPresence(double timeout_s) {
   auto client = pcp::ParseIpv4(local_);
   if (!client) return tl::unexpected(client.error());
-  auto resp = Exchange(pcp::EncodeAnnounceRequest(*client),
-                       [](const pcp::Response& r) { return r.opcode == pcp::Opcode::kAnnounce; },
-                       {std::chrono::duration<double>(options_.probe_timeout).count()});
-  if (!resp) return tl::unexpected(resp.error());
-  return std::string();  // ANNOUNCE carries no external address; the epoch was checked
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  pcp::MapRequest req;
+  req.client = *client;
+  req.internal = *client;
+  req.transport = Transport::kUdp;
+  req.internal_port = static_cast<uint16_t>(49152 + rng() % 16384);
+  req.lifetime_s = 0;
+  for (auto& b : req.nonce) b = static_cast<uint8_t>(rng());
+  return Exchange(pcp::EncodeMapRequest(req),
+                  [&req](const pcp::Response& r) { return pcp::Answers(r, req); }, {timeout_s});
 }
 
 Result<pcp::Response> PcpMapper::Exchange(const std::vector<uint8_t>& bytes,

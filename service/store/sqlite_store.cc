@@ -376,7 +376,7 @@ Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event eve
     }
     const uint32_t leased =
         ReleaseWhere(device.empty() ? "" : " AND d.name = ?", device,
-                     "released by an admin; update the device to map it again");
+                     kAdminReleasedDetail);
     InsertEvents(events);
     tx.Commit();
     return leased;
@@ -469,6 +469,16 @@ std::vector<Event> SqliteStore::ListEvents(int64_t after_id, uint32_t limit) con
     out.push_back(Event{s.Int(0), FromUnix(s.Int(1)), s.Text(2), s.Text(3), s.Text(4), s.Text(5)});
   }
   return out;
+}
+
+int64_t SqliteStore::FirstEventOf(const Device& device) const {
+  std::lock_guard lock(mu_);
+  // The registration is recorded at created_at: the index on `at` keeps this to a few rows.
+  sqlite::Stmt s(*db_,
+                 "SELECT MAX(id) FROM events WHERE at >= ? AND device = ? AND "
+                 "kind = 'device.registered'");
+  s.Bind(1, ToUnix(device.created_at)).Bind(2, device.name);
+  return s.Step() ? s.Int(0) : 0;
 }
 
 }  // namespace natpilot

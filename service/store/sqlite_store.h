@@ -26,7 +26,7 @@ class SqliteStore final : public Store {
   std::string InstanceId() const override { return instance_id_; }
   uint64_t RegistryVersion() const override;
   Result<Device> AddDevice(Device device, Event event) override;
-  Result<Device> UpdateDevice(Device device, Event event) override;
+  Result<Device> UpdateDevice(Device device, Event event, Released released) override;
   Result<void> RemoveDevice(std::string_view name, Event event) override;
   Result<Device> GetDevice(std::string_view name) const override;
   std::vector<Device> ListDevices() const override;
@@ -42,6 +42,7 @@ class SqliteStore final : public Store {
   Result<void> FinishRelease(const Release& release, bool done, std::vector<Event> events) override;
   Result<void> AppendEvents(std::vector<Event> events) override;
   std::vector<Event> ListEvents(int64_t after_id, uint32_t limit) const override;
+  int64_t FirstEventOf(const Device& device) const override;
   void SetEventListener(EventListener listener) override { listener_ = std::move(listener); }
 
   // Current schema version (PRAGMA user_version).

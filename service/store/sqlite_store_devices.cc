@@ -25,11 +25,12 @@ Result<void> SqliteStore::CheckPortConflicts(const Device& device) const {
     s.Bind(1, ToString(w.transport)).Bind(2, w.range.first).Bind(3, w.range.last).Bind(4, device.name);
     if (s.Step()) {
       const PortRange held{static_cast<uint16_t>(s.Int(1)), static_cast<uint16_t>(s.Int(2))};
-      return Fail(Errc::kConflict,
-                  "external ports " + ToString(w.range) + "/" + std::string(ToString(w.transport)) +
-                      " overlap device '" + s.Text(0) + "', which holds " + ToString(held) +
-                      " of them; mappings are port-preserving, so each device needs its own "
-                      "SIP and RTP ports");
+      return tl::unexpected(Error{
+          make_error_code(Errc::kConflict),
+          "external ports " + ToString(w.range) + "/" + std::string(ToString(w.transport)) +
+              " overlap another device's; mappings are port-preserving, so each device needs its "
+              "own SIP and RTP ports",
+          "device '" + s.Text(0) + "' holds " + ToString(held)});
     }
   }
   return {};
@@ -109,7 +110,7 @@ Result<Device> SqliteStore::AddDevice(Device device, Event event) {
   return result;
 }
 
-Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
+Result<Device> SqliteStore::UpdateDevice(Device device, Event event, Released released) {
   std::vector<Event> events{std::move(event)};
   auto result = Guarded([&]() -> Result<Device> {
     std::lock_guard lock(mu_);
@@ -121,6 +122,13 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
     const Device old = found.front();
     device.id = old.id;
     if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
+    // Released mappings of a device that is not suspended were released by an admin.
+    bool admin_released = false;
+    if (old.suspended.empty()) {
+      sqlite::Stmt any(*db_, "SELECT 1 FROM mappings WHERE device_id = ? AND released = 1 LIMIT 1");
+      any.Bind(1, old.id);
+      admin_released = any.Step();
+    }
     // Mappings the new plan drops, or all of them when the address moves, are released.
     sqlite::Stmt cur(*db_, std::string(kMappingColumns) + " WHERE m.device_id = ?");
     cur.Bind(1, old.id);
@@ -151,10 +159,12 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event) {
     upd.Bind(11, moved ? "" : old.mac).Bind(12, suspended).Bind(13, old.id);
     upd.Step();
     InsertMappings(device);
-    if (suspended.empty()) {
-      Unrelease(old.id);
-    } else {
+    if (!suspended.empty()) {
       ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
+    } else if (released == Released::kRearm || !old.suspended.empty()) {
+      Unrelease(old.id);  // an admin's update, or a suspension lifted by the move
+    } else if (admin_released) {
+      ReleaseWhere(" AND d.name = ?", old.name, kAdminReleasedDetail);
     }
     BumpRegistryVersion();
     InsertEvents(events);

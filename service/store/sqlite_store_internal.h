@@ -32,6 +32,9 @@ inline constexpr const char* kMappingColumns =
 
 Mapping ReadMapping(const sqlite::Stmt& s);
 
+inline constexpr const char* kAdminReleasedDetail =
+    "released by an admin; an admin's update of the device maps it again";
+
 inline std::string SuspendedDetail(const std::string& reason) {
   return "suspended: " + reason;
 }

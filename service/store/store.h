@@ -26,9 +26,12 @@ class Store {
   // and kConflict when another device wants one of the same external ports.
   virtual Result<Device> AddDevice(Device device, Event event) = 0;
   // Replaces kind, address, description and plan. Mappings that stay keep their lease when the
-  // address is the same; dropped mappings that hold a lease become releases; released flags are
-  // cleared unless the device is suspended. A new address clears the MAC and the suspension.
-  virtual Result<Device> UpdateDevice(Device device, Event event) = 0;
+  // address is the same; dropped mappings that hold a lease become releases. A new address clears
+  // the MAC and the suspension. Mappings an admin released are wanted again only with kRearm (an
+  // admin's update): with kKeep (a device token, the reconciler) they stay released, and so do the
+  // mappings a new plan adds, so no one but an admin undoes an admin's release.
+  enum class Released { kKeep, kRearm };
+  virtual Result<Device> UpdateDevice(Device device, Event event, Released released) = 0;
   // Removes the device; its leased mappings become releases.
   virtual Result<void> RemoveDevice(std::string_view name, Event event) = 0;
   virtual Result<Device> GetDevice(std::string_view name) const = 0;
@@ -61,6 +64,9 @@ class Store {
   virtual Result<void> AppendEvents(std::vector<Event> events) = 0;
   // Newest last; only events with id > after_id; at most limit of the newest.
   virtual std::vector<Event> ListEvents(int64_t after_id, uint32_t limit) const = 0;
+  // The id of the device's current registration event: events of this name before it belong to
+  // an earlier device that had the name. 0 when there is none (kept events all came after).
+  virtual int64_t FirstEventOf(const Device& device) const = 0;
 
   // Called after each commit with the events it added (ids assigned). Set once, before use.
   using EventListener = std::function<void(const std::vector<Event>&)>;

@@ -179,7 +179,29 @@ bool AllowedHost(std::string_view host, const std::vector<std::string>& names) {
   return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return Lower(n) == lower; });
 }
 
-WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)), listen_(std::move(listen)) {}
+WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)), listen_(std::move(listen)) {
+  http_.new_task_queue = [] { return new BoundedPool(kWorkers, kQueuedConnections); };
+  http_.set_payload_max_length(64 * 1024);
+  http_.set_read_timeout(std::chrono::seconds(5));
+  http_.set_keep_alive_max_count(20);
+  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (overflow_connection) {
+      res.set_header("Retry-After", "5");
+      Reply(res, 503, {{"error", "the status page is busy (too many connections); try again shortly"}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const std::string asked = req.get_header_value("Host");
+    if (!AllowedHost(asked, ctx_.host_names)) {
+      Reply(res, 421, {{"error", "Host '" + SafeText(asked, 100) +
+                                     "' is not a name this server answers to: use its IP address or "
+                                     "localhost, or add the name to web.host_names"}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http_.set_exception_handler(OnHandlerException);
+  Routes();
+}
 
 WebServer::~WebServer() { Stop(); }
 
@@ -359,7 +381,7 @@ void WebServer::Routes() {
                                         "\"rtp\", \"description\"}"}});
     }
     auto registered = ctx_.registry.Register(in, *caller);
-    if (!registered) return Reply(res, HttpCode(registered.error()), {{"error", registered.error().message}});
+    if (!registered) return Reply(res, HttpCode(registered.error()), {{"error", ForAdmin(registered.error()).message}});
     Reply(res, 201, {{"name", registered->device.name}, {"token", registered->token}});
   });
   http_.Delete(R"(/api/devices/([^/]+))", [this, admin](const httplib::Request& req, httplib::Response& res) {
@@ -382,27 +404,6 @@ void WebServer::Start() {
   } catch (const std::exception&) {
     throw std::runtime_error("web.listen '" + listen_ + "' has no port number");
   }
-  http_.new_task_queue = [] { return new BoundedPool(kWorkers, kQueuedConnections); };
-  http_.set_payload_max_length(64 * 1024);
-  http_.set_read_timeout(std::chrono::seconds(5));
-  http_.set_keep_alive_max_count(20);
-  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (overflow_connection) {
-      res.set_header("Retry-After", "5");
-      Reply(res, 503, {{"error", "the status page is busy (too many connections); try again shortly"}});
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    const std::string asked = req.get_header_value("Host");
-    if (!AllowedHost(asked, ctx_.host_names)) {
-      Reply(res, 421, {{"error", "Host '" + SafeText(asked, 100) +
-                                     "' is not a name this server answers to: use its IP address or "
-                                     "localhost, or add the name to web.host_names"}});
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  http_.set_exception_handler(OnHandlerException);
-  Routes();
   for (const Event& e : ctx_.store.ListEvents(0, 10000)) {
     if (e.kind == "gateway.state-lost") {
       last_state_loss_ = std::chrono::duration_cast<Seconds>(e.at.time_since_epoch()).count();
@@ -412,6 +413,56 @@ void WebServer::Start() {
   port_ = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
   if (port_ <= 0) throw std::runtime_error("cannot listen on web.listen " + listen_ + " (in use, or no permission)");
   thread_ = std::thread([this] { LoggedOr(false, "the HTTP listener", [this] { return http_.listen_after_bind(); }); });
+}
+
+namespace {
+
+// A connection's bytes in memory: what is read comes from `in`, what is written goes to `out`.
+// Never writable for a streamed body (no server socket either), so /api/stream answers its
+// headers and ends.
+class MemoryStream final : public httplib::Stream {
+ public:
+  MemoryStream(std::string_view in, std::string remote) : in_(in), remote_(std::move(remote)) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return false; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size());
+    std::copy_n(in_.data(), n, ptr);
+    in_.remove_prefix(n);
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = remote_;
+    port = 40000;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = "192.168.1.2";
+    port = 8080;
+  }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  bool done() const { return in_.empty(); }
+  std::string& out() { return out_; }
+
+ private:
+  std::string_view in_;
+  std::string remote_;
+  std::string out_;
+};
+
+}  // namespace
+
+std::string WebServer::ServeBytes(std::string_view input, const std::string& remote) {
+  MemoryStream stream(input, remote);
+  bool closed = false;
+  // Keep-alive: one request after another, as many as the bytes hold (bounded like a connection).
+  for (size_t i = 0; i < 20 && !closed && !stream.done(); ++i) {
+    if (!http_.ServeOne(stream, closed)) break;
+  }
+  return std::move(stream.out());
 }
 
 void WebServer::Stop() {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -57,8 +58,21 @@ class WebServer {
   void Start();
   void Stop();
   int port() const { return port_; }
+  // Serves the requests in `input` (a connection's bytes, keep-alive included) as if they came
+  // from `remote`, and returns what would have been written back: the routes, the Host check, the
+  // admin actions and their limits, without a socket. The door of the web request fuzz target;
+  // usable before Start (a streamed page then ends after its headers).
+  std::string ServeBytes(std::string_view input, const std::string& remote);
 
  private:
+  // httplib's own request handling, reachable without a socket (ServeBytes).
+  class HttpServer final : public httplib::Server {
+   public:
+    bool ServeOne(httplib::Stream& stream, bool& closed) {
+      return process_request(stream, false, closed, nullptr);
+    }
+  };
+
   struct Client;
   void Routes();
   std::string StatusText();
@@ -67,7 +81,7 @@ class WebServer {
 
   WebContext ctx_;
   std::string listen_;
-  httplib::Server http_;
+  HttpServer http_;
   std::thread thread_;
   int port_ = 0;
   uint64_t subscription_ = 0;

@@ -267,8 +267,9 @@ np_count_is() { [ "$(np_count "$1" "$2")" -eq "$3" ]; }
 
 # The gateway's own table, read with miniupnpc's upnpc from the LAN: "PROTO EXT CLIENT:PORT" lines.
 gw_table() {
+  # LC_ALL=C: a description that is not UTF-8 (any LAN host can set one) must not hide its line.
   in_ns "$NS_LAN" upnpc -u "$GW_URL" -l 2>/dev/null |
-    sed -nE 's/^ *[0-9]+ (UDP|TCP) +([0-9]+)->([0-9.]+):([0-9]+) .*/\1 \2 \3:\4/p'
+    LC_ALL=C sed -nE 's/^ *[0-9]+ (UDP|TCP) +([0-9]+)->([0-9.]+):([0-9]+) .*/\1 \2 \3:\4/p'
 }
 gw_count() { gw_table | wc -l; }
 
@@ -341,3 +342,55 @@ gw_dnat() {
 gw_dnat_count() { gw_dnat | wc -l; }
 # The protocol in use (not one of the per-protocol probe reports, which carry a "protocol" too).
 np_protocol_is() { np gateway --json | jq -e --arg p "GATEWAY_PROTOCOL_$1" '.protocol == $p' >/dev/null; }
+
+# lab_lan_host NS ADDR SUFFIX: another host on the LAN (namespace NS, address ADDR/24 on eth0,
+# plugged into the gateway's bridge); SUFFIX makes its veth names unique. Torn down with the lab.
+lab_lan_host() {
+  local ns=$1 addr=$2 suffix=$3
+  LAB_EXTRA_NS="$LAB_EXTRA_NS $ns"
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "${LAB_ID}${suffix}" netns "$ns" type veth peer name "lan${suffix}0" netns "$NS_GW"
+  ip -n "$ns" link set "${LAB_ID}${suffix}" name eth0
+  ip -n "$NS_GW" link set "lan${suffix}0" master br0
+  ip -n "$NS_GW" link set "lan${suffix}0" up
+  ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+# lab_rogue_igd NS ADDR WAN: a second UPnP IGD (miniupnpd, "Rogue IGD", HTTP port 2189) on the LAN
+# host NS, whose WAN side claims address WAN: it answers SSDP like the router's. Its "WAN" is one
+# end of a veth pair whose both ends stay in the namespace (nothing leaves it).
+lab_rogue_igd() {
+  local ns=$1 addr=$2 wan=$3
+  ip -n "$ns" link add wan0 type veth peer name wan1
+  ip -n "$ns" link set wan1 up
+  ip -n "$ns" addr add "$wan/24" dev wan0
+  ip -n "$ns" link set wan0 up
+  in_ns "$ns" nft -f - <<NFT
+table inet filter {
+  chain forward { type filter hook forward priority 0; policy drop; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+NFT
+  cat >"$LAB_DIR/rogue.conf" <<CONF
+ext_ifname=wan0
+listening_ip=eth0
+http_port=2189
+enable_upnp=yes
+enable_natpmp=no
+secure_mode=no
+system_uptime=no
+uuid=7a1e0000-8cf0-11e0-98ee-00000000beef
+friendly_name=Rogue IGD
+ext_perform_stun=no
+$(miniupnpd_lab_conf)
+CONF
+  miniupnpd_run "$ns" rogue
+  wait_for 15 grep -q "HTTP listening on port" "$LAB_DIR/rogue.log" || fail "the rogue miniupnpd did not start"
+  wait_for 10 in_ns "$NS_LAN" upnpc -u "http://$addr:2189/rootDesc.xml" -s || fail "the rogue IGD does not answer UPnP"
+}

@@ -40,8 +40,8 @@ expect_refused() {
   log "ok: refused: $out"
 }
 expect_refused "already exists" device add ata1 --address 192.168.50.11
-expect_refused "overlap device 'ata1'" device add other --address 192.168.50.11 --sip 5070-5072 --rtp 20000-20009
-expect_refused "overlap device 'pbx1'" device add other --address 192.168.50.11 --sip 6000-6001 --rtp 12009-12020
+expect_refused "overlap another device's; mappings are port-preserving, so each device needs its own SIP and RTP ports (device 'ata1' holds" device add other --address 192.168.50.11 --sip 5070-5072 --rtp 20000-20009
+expect_refused "(device 'pbx1' holds" device add other --address 192.168.50.11 --sip 6000-6001 --rtp 12009-12020
 expect_refused "refused by policy.internal_ports" device add low --address 192.168.50.11 --sip 80-81
 expect_refused "must not exceed the last" device add rev --address 192.168.50.11 --rtp 20010-20000
 expect_refused "policy.max_rtp_ports allows at most 1000" device add big --address 192.168.50.11 --rtp 20000-21500

@@ -237,6 +237,94 @@ TEST_F(ApiSecurity, EmptyMeansNothingAndHugeIdsDoNotWrap) {
   EXPECT_FALSE(store_->GetDevice(""));
 }
 
+TEST_F(ApiSecurity, ADeviceTokenLearnsNothingAboutOtherDevices) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  auto events = v1::EventService::NewStub(tcp_);
+  // A conflict says that ports are taken, not by whom; the admin is told whose they are.
+  v1::UpdateDeviceRequest up;
+  up.set_name("ata1");
+  up.mutable_plan()->mutable_rtp()->set_first(12050);
+  up.mutable_plan()->mutable_rtp()->set_last(12149);
+  v1::UpdateDeviceResponse up_resp;
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::FAILED_PRECONDITION,
+                 "overlap another device's");
+  const grpc::Status told = devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp);
+  EXPECT_EQ(told.error_message().find("pbx1"), std::string::npos) << told.error_message();
+  EXPECT_EQ(told.error_message().find("12000"), std::string::npos) << told.error_message();
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(kAdminToken).get(), up, &up_resp), StatusCode::FAILED_PRECONDITION,
+                 "(device 'pbx1' holds 12050-12099)");
+
+  // An admin's release holds against the device's own token: a no-change update, or a new plan,
+  // maps nothing again; the admin's update does.
+  auto released = [&] {
+    int n = 0;
+    const auto ms = store_->ListMappings("ata1");
+    for (const Mapping& m : *ms) n += m.released;
+    return n;
+  };
+  v1::ReleaseMappingsRequest rel;
+  rel.set_device("ata1");
+  v1::ReleaseMappingsResponse rel_resp;
+  ASSERT_TRUE(v1::MappingService::NewStub(unix_)->ReleaseMappings(Ctx("").get(), rel, &rel_resp).ok());
+  reconciler_->RunOnce();
+  ASSERT_EQ(released(), 122);
+  const size_t gateway_after_release = gateway_.table.size();
+  EXPECT_EQ(gateway_after_release, 2u * 11 + 100);  // pbx1's entries only
+  up.clear_plan();
+  up.set_description("same plan");
+  ASSERT_TRUE(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp).ok());
+  reconciler_->RunOnce();
+  EXPECT_EQ(released(), 122);
+  up.mutable_plan()->mutable_rtp()->set_first(10000);
+  up.mutable_plan()->mutable_rtp()->set_last(10109);  // ten new ports
+  ASSERT_TRUE(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp).ok());
+  reconciler_->RunOnce();
+  EXPECT_EQ(released(), 132);
+  EXPECT_EQ(gateway_.table.size(), gateway_after_release);
+  const auto ata_mappings = store_->ListMappings("ata1");
+  for (const Mapping& m : *ata_mappings) {
+    EXPECT_NE(m.detail.find("released by an admin"), std::string::npos) << m.detail;
+  }
+  up.clear_plan();
+  ASSERT_TRUE(devices->UpdateDevice(Ctx(kAdminToken).get(), up, &up_resp).ok());
+  reconciler_->RunOnce();
+  EXPECT_EQ(released(), 0);
+  EXPECT_EQ(gateway_.table.size(), gateway_after_release + 132);
+
+  // A name used again is a new device: its token sees none of the earlier device's events.
+  v1::RemoveDeviceRequest rm;
+  rm.set_name("pbx1");
+  v1::RemoveDeviceResponse rm_resp;
+  ASSERT_TRUE(devices->RemoveDevice(Ctx(kAdminToken).get(), rm, &rm_resp).ok());
+  const std::string reused = Register(tcp_, kAdminToken, "pbx1", "192.168.1.31", 5080, 12000);
+  int64_t registered_id = 0;
+  for (const Event& e : store_->ListEvents(0, 1000)) {
+    if (e.kind == "device.registered" && e.device == "pbx1") registered_id = e.id;
+  }
+  ASSERT_GT(registered_id, 0);
+  v1::ListEventsRequest le;
+  le.set_limit(1000);
+  v1::ListEventsResponse le_resp;
+  ASSERT_TRUE(events->ListEvents(Ctx(reused).get(), le, &le_resp).ok());
+  ASSERT_GT(le_resp.events_size(), 0);
+  for (const auto& ev : le_resp.events()) EXPECT_GE(int64_t(ev.id()), registered_id) << ev.kind();
+  v1::WatchEventsRequest watch;
+  watch.set_backlog(1000);
+  auto ctx = Ctx(reused);
+  auto reader = events->WatchEvents(ctx.get(), watch);
+  v1::Event first;
+  ASSERT_TRUE(reader->Read(&first));
+  EXPECT_EQ(int64_t(first.id()), registered_id);
+  EXPECT_EQ(first.kind(), "device.registered");
+  ctx->TryCancel();
+  reader->Finish();
+  // The admin still reads the earlier device's history.
+  ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), le, &le_resp).ok());
+  bool earlier = false;
+  for (const auto& ev : le_resp.events()) earlier |= ev.device() == "pbx1" && int64_t(ev.id()) < registered_id;
+  EXPECT_TRUE(earlier);
+}
+
 TEST_F(ApiSecurity, AFloodOfWritesIsLimitedPerCallerAndReadsStayServed) {
   auto devices = v1::DeviceService::NewStub(tcp_);
   const std::string store_before = DumpStore();

@@ -107,6 +107,11 @@ std::vector<uint8_t> Answer(const std::vector<uint8_t>& req, uint8_t result, uin
   return b;
 }
 
+// The probe's (and the heartbeat's) request: the deletion (lifetime 0) of a mapping nobody has.
+bool IsPresenceRequest(const std::vector<uint8_t>& req) {
+  return req.size() >= 60 && req[1] == 1 && (req[4] | req[5] | req[6] | req[7]) == 0;
+}
+
 PcpOptions Options(uint16_t port) {
   PcpOptions o;
   o.gateway = "127.0.0.1";
@@ -158,10 +163,38 @@ TEST(PcpMapper, AReplyFromAnUnexpectedPortIsNeverRead) {
   EXPECT_EQ(mapper.Probe().status, GatewayInfo::Status::kNotFound);
 }
 
+TEST(PcpMapper, OnlyAnAnswerWithTheProbesNonceFindsAServer) {
+  // What a LAN host forging the gateway's address can send: an ANNOUNCE answer (it has no nonce),
+  // a MAP answer with a nonce of its own. Neither is a PCP server; the real answer is, whatever
+  // its result.
+  std::atomic<int> mode{0};
+  ScriptedPcpServer server([&mode](const std::vector<uint8_t>& req) {
+    // The real answer (mode 2) as miniupnpd gives it: NO_RESOURCES for a deletion of nothing.
+    std::vector<uint8_t> forged = Answer(req, mode == 2 ? 8 : 0, 100);
+    if (mode == 0) {
+      forged.resize(24);
+      forged[1] = 0x80;  // ANNOUNCE, SUCCESS
+    } else if (mode == 1) {
+      forged[24] ^= 0xff;  // another nonce
+    }
+    return std::vector<ScriptedPcpServer::Reply>{{forged}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  auto info = mapper.Probe();
+  EXPECT_EQ(info.status, GatewayInfo::Status::kNotFound) << info.detail;
+  EXPECT_TRUE(IsPresenceRequest(server.Last()));
+  mode = 1;
+  EXPECT_EQ(mapper.Probe().status, GatewayInfo::Status::kNotFound);
+  mode = 2;
+  EXPECT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  mode = 0;
+  EXPECT_FALSE(mapper.Heartbeat()) << "a forged ANNOUNCE answer does not keep a gateway alive";
+}
+
 TEST(PcpMapper, ASilentServerIsUnavailableAfterTheRetransmissions) {
   ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
     std::vector<ScriptedPcpServer::Reply> out;
-    if (req[1] == 0) out.push_back({Answer(req, 0, 100)});  // answers ANNOUNCE only
+    if (IsPresenceRequest(req)) out.push_back({Answer(req, 0, 100)});  // answers the probe only
     return out;
   });
   PcpMapper mapper(Options(server.port()));
@@ -175,7 +208,7 @@ TEST(PcpMapper, ASilentServerIsUnavailableAfterTheRetransmissions) {
 
 TEST(PcpMapper, AFullTableIsAReadableError) {
   ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
-    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, req[1] == 0 ? 0 : 8, 100)}};
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, IsPresenceRequest(req) ? 0 : 8, 100)}};
   });
   PcpMapper mapper(Options(server.port()));
   ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);

@@ -625,7 +625,7 @@ TEST_F(ReconcilerTest, ADeviceMovedWhileItsPlanIsMappedLeavesOnlyTheNewAddress) 
     if (++calls != 20) return;
     Device d = *store_.GetDevice("big");
     d.address = "192.168.1.21";
-    ASSERT_TRUE(store_.UpdateDevice(d, Event{0, now_, "device.updated", "big", "test", ""}));
+    ASSERT_TRUE(store_.UpdateDevice(d, Event{0, now_, "device.updated", "big", "test", ""}, Store::Released::kRearm));
   };
   reconciler_->RunOnce();
   gateway_.on_map = nullptr;

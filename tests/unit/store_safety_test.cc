@@ -140,7 +140,7 @@ TEST_F(StoreSafety, SuspendingReleasesLeasesAndResumingWantsThemAgain) {
   // An update by the device itself (same address) keeps the suspension.
   Device up = *store.GetDevice("ata1");
   up.plan.rtp = {10000, 10019};
-  ASSERT_TRUE(store.UpdateDevice(up, Ev("device.updated")));
+  ASSERT_TRUE(store.UpdateDevice(up, Ev("device.updated"), Store::Released::kRearm));
   for (const Mapping& m : Ms()) EXPECT_TRUE(m.released) << m.internal_port;
 
   d = store.SetDeviceIdentity("ata1", "02:00:00:00:00:01", "", {Ev("device.resumed")});
@@ -154,7 +154,7 @@ TEST_F(StoreSafety, SuspendingReleasesLeasesAndResumingWantsThemAgain) {
   ASSERT_TRUE(store.SetDeviceIdentity("ata1", "02:00:00:00:00:01", "x", {Ev("device.suspended")}));
   up = *store.GetDevice("ata1");
   up.address = "192.168.1.21";
-  auto moved = store.UpdateDevice(up, Ev("device.updated"));
+  auto moved = store.UpdateDevice(up, Ev("device.updated"), Store::Released::kRearm);
   ASSERT_TRUE(moved);
   EXPECT_TRUE(moved->mac.empty());
   EXPECT_TRUE(moved->suspended.empty());
@@ -237,7 +237,7 @@ TEST_F(IntentChangedMidPass, AMoveQueuesTheOldAddressLeases) {
   auto in_flight = InFlight(store);
   Device moved = Ata();
   moved.address = "192.168.1.30";
-  ASSERT_TRUE(store.UpdateDevice(moved, Ev("device.updated")));
+  ASSERT_TRUE(store.UpdateDevice(moved, Ev("device.updated"), Store::Released::kRearm));
   EXPECT_EQ(*store.SaveMappings(in_flight, {}), in_flight.size());
   const auto releases = store.ListReleases();
   ASSERT_EQ(releases.size(), in_flight.size());
@@ -254,7 +254,7 @@ TEST_F(IntentChangedMidPass, ANarrowedPlanQueuesOnlyTheDroppedPorts) {
   auto in_flight = InFlight(store);
   Device narrowed = Ata();
   narrowed.plan.rtp = {10000, 10004};  // 10005-10009 dropped
-  ASSERT_TRUE(store.UpdateDevice(narrowed, Ev("device.updated")));
+  ASSERT_TRUE(store.UpdateDevice(narrowed, Ev("device.updated"), Store::Released::kRearm));
   EXPECT_EQ(*store.SaveMappings(in_flight, {}), 5u);
   const auto releases = store.ListReleases();
   ASSERT_EQ(releases.size(), 5u);
