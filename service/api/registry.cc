@@ -116,14 +116,15 @@ Result<void> Registry::Remove(const std::string& name, const std::string& caller
   return removed;
 }
 
-Result<uint32_t> Registry::Release(const std::string& device, const std::string& caller) {
+Result<uint32_t> Registry::Release(const std::string& device, const std::string& caller, bool by_admin) {
   if (!device.empty()) {
     if (auto r = ValidateDeviceName(device); !r) return tl::unexpected(r.error());
   }
   auto released = store_.ReleaseMappings(
       device, Event{0, now_(), "mapping.release-requested", device, caller,
                     device.empty() ? "release of every device's mappings"
-                                   : "release of this device's mappings"});
+                                   : "release of this device's mappings"},
+      by_admin);
   if (released && on_change_) on_change_();
   return released;
 }

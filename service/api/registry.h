@@ -45,7 +45,8 @@ class Registry {
   Result<Device> Update(const DeviceInput& input, const std::string& caller);
   Result<void> Remove(const std::string& name, const std::string& caller);
   // device empty: every device.
-  Result<uint32_t> Release(const std::string& device, const std::string& caller);
+  // by_admin: only an admin's update of the device maps them again (Store::ReleaseMappings).
+  Result<uint32_t> Release(const std::string& device, const std::string& caller, bool by_admin);
   // A new token for the device; the old one stops working.
   Result<std::string> ResetToken(const std::string& name, const std::string& caller);
 

@@ -182,7 +182,7 @@ grpc::ServerUnaryReactor* MappingServiceImpl::ReleaseMappings(grpc::CallbackServ
       !r) {
     return Done(c, r.error());
   }
-  auto n = ctx_.registry.Release(device, caller->label);
+  auto n = ctx_.registry.Release(device, caller->label, caller->admin());
   if (!n) return Done(c, ToStatus(n.error()));
   resp->set_released(*n);
   return Done(c, grpc::Status::OK);
@@ -306,10 +306,19 @@ class EventWriter final : public BusStream<v1::Event> {
 
   void SendLocked(const Event& e) {
     last_id_ = std::max(last_id_, e.id);
-    if (!scope_.Shows(e)) return;
+    if (EndedLocked() || !scope_.Shows(e)) return;
     v1::Event m;
     ToProto(e, &m);
     QueueLocked(std::move(m));
+    // A device's stream ends with its device (a device registered under the name later is another
+    // one) and with its token.
+    if (!scope_.device.empty() && e.device == scope_.device) {
+      if (e.kind == "device.removed") {
+        EndLocked(grpc::Status(grpc::StatusCode::NOT_FOUND, "device '" + e.device + "' was removed; this stream ends"));
+      } else if (e.kind == "device.token-reset") {
+        EndLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the device's token was reset; this stream ends"));
+      }
+    }
   }
 
   const Store& store_;

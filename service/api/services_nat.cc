@@ -22,8 +22,15 @@ NatViewInputs Inputs(const ApiContext& ctx) {
 // A failed read ends the stream with INTERNAL (as a failed build does); it never escapes.
 class NatViewWriter final : public BusStream<v1::NatView> {
  public:
-  NatViewWriter(ApiContext ctx, std::string device, StreamLimits::Slot slot)
-      : BusStream(ctx.bus, std::move(slot)), ctx_(ctx), device_(std::move(device)) {
+  // device: as it was when the stream began; token_hash: the device token's that opened it (empty
+  // for the admin). The stream ends when the device is removed (a device registered under its
+  // name later is another one) or its token is reset.
+  NatViewWriter(ApiContext ctx, const Device& device, std::string token_hash, StreamLimits::Slot slot)
+      : BusStream(ctx.bus, std::move(slot)),
+        ctx_(ctx),
+        device_(device.name),
+        device_id_(device.id),
+        token_hash_(std::move(token_hash)) {
     if (ctx_.views != nullptr) job_ = ctx_.views->Add([this] { Refresh(); });
     Start([this](const std::vector<Event>& events) { OnEvents(events); }, [this] { RefreshLocked(); });
   }
@@ -55,6 +62,17 @@ class NatViewWriter final : public BusStream<v1::NatView> {
 
   void RefreshLocked() {
     if (EndedLocked()) return;
+    auto now = ctx_.store.GetDevice(device_);
+    if (!now || now->id != device_id_) {
+      DropQueuedLocked();
+      return EndLocked(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                    "device '" + device_ + "' was removed; this stream ends"));
+    }
+    if (!token_hash_.empty() && now->token_hash != token_hash_) {
+      DropQueuedLocked();
+      return EndLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                    "the device's token was reset; this stream ends"));
+    }
     auto view = BuildNatView(Inputs(ctx_), device_);
     if (!view) {
       DropQueuedLocked();
@@ -69,6 +87,8 @@ class NatViewWriter final : public BusStream<v1::NatView> {
 
   ApiContext ctx_;
   const std::string device_;
+  const int64_t device_id_;
+  const std::string token_hash_;
   uint64_t job_ = 0;
   std::string last_facts_;
 };
@@ -95,14 +115,15 @@ grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::Callba
   if (auto r = MayActOn(*caller, req->device(), "watching a NAT view"); !r) {
     return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   }
-  if (auto d = ctx_.store.GetDevice(req->device()); !d) return new RefusedStream<v1::NatView>(ToStatus(d.error()));
+  auto device = ctx_.store.GetDevice(req->device());
+  if (!device) return new RefusedStream<v1::NatView>(ToStatus(device.error()));
   StreamLimits::Slot slot;
   if (ctx_.streams != nullptr) {
     auto got = ctx_.streams->Acquire(*caller);
     if (!got) return new RefusedStream<v1::NatView>(ToStatus(got.error()));
     slot = std::move(*got);
   }
-  return new NatViewWriter(ctx_, req->device(), std::move(slot));
+  return new NatViewWriter(ctx_, *device, caller->admin() ? "" : device->token_hash, std::move(slot));
 }
 
 grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest*,

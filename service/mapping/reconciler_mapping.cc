@@ -231,11 +231,13 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
     if (lister == nullptr || e.code != MakeUpnpError(upnp::kConflictInMappingEntry)) continue;
     auto entry = lister->GetEntry(m.transport, m.external_port);
     if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
-      // An entry of a natpilot (another device, an earlier name, another instance) is not named:
-      // a device token reads this detail and learns nothing about other devices.
-      const bool ours = (*entry)->description.rfind("natpilot ", 0) == 0;
+      // An entry pointing at another registered device is not named (a device token reads this
+      // detail and learns nothing about other devices; the admin sees that device's mappings).
+      // Any other holder is named with its description, whatever that claims to be.
+      bool ours = false;
+      for (const Device& d : store_.ListDevices()) ours = ours || d.address == (*entry)->internal_address;
       const std::string holder =
-          ours ? std::string("another device managed by natpilot")
+          ours ? std::string("another device registered with natpilot")
                : (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port);
       // RTP is mapped same-port, so a taken RTP port moves the device's whole RTP block to a free
       // one; the PBX configuration follows the new range.

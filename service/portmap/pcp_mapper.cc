@@ -99,14 +99,21 @@ Result<std::string> PcpMapper::Heartbeat() {
 Result<pcp::Response> PcpMapper::AskPresence(double timeout_s) {
   auto client = pcp::ParseIpv4(local_);
   if (!client) return tl::unexpected(client.error());
-  static thread_local std::mt19937_64 rng(std::random_device{}());
+  // The port is this socket's own: no device's mapping can be it, whatever a server that ignores
+  // the nonce would delete.
+  sockaddr_in self{};
+  socklen_t len = sizeof self;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&self), &len) != 0) {
+    return Fail(Errc::kUnavailable, std::string("PCP socket: ") + std::strerror(errno));
+  }
   pcp::MapRequest req;
   req.client = *client;
   req.internal = *client;
   req.transport = Transport::kUdp;
-  req.internal_port = static_cast<uint16_t>(49152 + rng() % 16384);
+  req.internal_port = ntohs(self.sin_port);
   req.lifetime_s = 0;
-  for (auto& b : req.nonce) b = static_cast<uint8_t>(rng());
+  std::random_device random;  // the kernel's generator: a nonce must not be guessable
+  for (auto& b : req.nonce) b = static_cast<uint8_t>(random());
   return Exchange(pcp::EncodeMapRequest(req),
                   [&req](const pcp::Response& r) { return pcp::Answers(r, req); }, {timeout_s});
 }

@@ -39,9 +39,9 @@ class PcpMapper final : public PortMapper {
   Result<pcp::Response> SendMap(const MapRequest& request, uint32_t lifetime_s);
   // Is a PCP server there (and its epoch)? An ANNOUNCE answer carries no nonce, so any LAN host
   // that forges the gateway's source address could fake one (and did, in the hostile-LAN lab
-  // test). This asks instead for the deletion of a mapping that does not exist (a random high
-  // port of our own, a fresh nonce), and only an answer that echoes the nonce counts, whatever its
-  // result (RFC 6887 section 15 says SUCCESS; miniupnpd says NO_RESOURCES).
+  // test). This asks instead for the deletion of a mapping that does not exist (this socket's own
+  // port, a fresh nonce), and only an answer that echoes the nonce counts, whatever its result
+  // (RFC 6887 section 15 says SUCCESS; miniupnpd says NO_RESOURCES, and logs it as an error).
   Result<pcp::Response> AskPresence(double timeout_s);
   void Close();
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -115,18 +116,27 @@ Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeou
   std::random_device rd;
   for (auto& x : id) x = static_cast<uint8_t>(rd());
   const auto request = EncodeBindingRequest(id);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto rto = std::chrono::milliseconds(500);
+  // RFC 5389 7.2.1: retransmissions 500 ms apart, doubling, here at most 7 and never past the
+  // deadline. Each wait is computed in whole milliseconds and clamped, so no clock arithmetic can
+  // overflow into a wait without end.
+  using Ms = std::chrono::milliseconds;
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t total_ms = std::max<int64_t>(0, timeout.count());
+  auto elapsed_ms = [&start] {
+    return std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - start).count();
+  };
+  int64_t rto_ms = 500;
   Result<Mapped> result = Fail(Errc::kUnavailable, "no answer from STUN server " + server);
-  while (std::chrono::steady_clock::now() < deadline) {
+  for (int sent = 0; sent < 7 && elapsed_ms() < total_ms; ++sent, rto_ms = std::min<int64_t>(rto_ms * 2, 8000)) {
     ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    const auto until = std::min(deadline, std::chrono::steady_clock::now() + rto);
-    rto *= 2;
+    const int64_t until_ms = std::min(total_ms, elapsed_ms() + rto_ms);
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
+      const int64_t left = until_ms - elapsed_ms();
+      if (left <= 0) break;
       pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, rto_ms)));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) break;
       uint8_t buf[1500];
       sockaddr_in from{};
       socklen_t len = sizeof from;

@@ -366,7 +366,7 @@ uint32_t SqliteStore::ReleaseWhere(const std::string& where, std::string_view bi
   return leased;
 }
 
-Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event event) {
+Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event event, bool by_admin) {
   std::vector<Event> events{std::move(event)};
   auto result = Guarded([&]() -> Result<uint32_t> {
     std::lock_guard lock(mu_);
@@ -376,7 +376,7 @@ Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event eve
     }
     const uint32_t leased =
         ReleaseWhere(device.empty() ? "" : " AND d.name = ?", device,
-                     kAdminReleasedDetail);
+                     by_admin ? kAdminReleasedDetail : kSelfReleasedDetail);
     InsertEvents(events);
     tx.Commit();
     return leased;

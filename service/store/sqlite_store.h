@@ -36,7 +36,7 @@ class SqliteStore final : public Store {
                                    std::vector<Event> events) override;
   Result<std::vector<Mapping>> ListMappings(std::string_view device) const override;
   Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings, std::vector<Event> events) override;
-  Result<uint32_t> ReleaseMappings(std::string_view device, Event event) override;
+  Result<uint32_t> ReleaseMappings(std::string_view device, Event event, bool by_admin) override;
   std::vector<Release> ListReleases() const override;
   Result<void> AddReleases(const std::vector<Release>& releases, std::vector<Event> events) override;
   Result<void> FinishRelease(const Release& release, bool done, std::vector<Event> events) override;
@@ -61,7 +61,9 @@ class SqliteStore final : public Store {
   bool StillWanted(const Mapping& m);
   // Marks the matching unreleased mappings released, queueing releases of their leases.
   // Makes a device's released mappings wanted again (pending, asked for at once).
-  void Unrelease(int64_t device_id);
+  // Which released mappings of a device become wanted again.
+  enum class Rearm { kAll, kSuspended, kNotByAdmin };
+  void Unrelease(int64_t device_id, Rearm which);
   uint32_t ReleaseWhere(const std::string& where, std::string_view bind, const std::string& detail);
   void InsertEvents(std::vector<Event>& events);
   void BumpRegistryVersion();

@@ -122,11 +122,11 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event, Released re
     const Device old = found.front();
     device.id = old.id;
     if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
-    // Released mappings of a device that is not suspended were released by an admin.
     bool admin_released = false;
-    if (old.suspended.empty()) {
-      sqlite::Stmt any(*db_, "SELECT 1 FROM mappings WHERE device_id = ? AND released = 1 LIMIT 1");
-      any.Bind(1, old.id);
+    {
+      sqlite::Stmt any(*db_,
+                       "SELECT 1 FROM mappings WHERE device_id = ? AND released = 1 AND detail = ? LIMIT 1");
+      any.Bind(1, old.id).Bind(2, kAdminReleasedDetail);
       admin_released = any.Step();
     }
     // Mappings the new plan drops, or all of them when the address moves, are released.
@@ -161,10 +161,12 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event, Released re
     InsertMappings(device);
     if (!suspended.empty()) {
       ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
-    } else if (released == Released::kRearm || !old.suspended.empty()) {
-      Unrelease(old.id);  // an admin's update, or a suspension lifted by the move
-    } else if (admin_released) {
-      ReleaseWhere(" AND d.name = ?", old.name, kAdminReleasedDetail);
+    } else if (released == Released::kRearm) {
+      Unrelease(old.id, Rearm::kAll);  // an admin's update (and a suspension lifted by a move)
+    } else {
+      Unrelease(old.id, Rearm::kNotByAdmin);
+      // What the new plan adds stays released as the admin left the rest.
+      if (admin_released) ReleaseWhere(" AND d.name = ?", old.name, kAdminReleasedDetail);
     }
     BumpRegistryVersion();
     InsertEvents(events);
@@ -185,7 +187,10 @@ Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
     sqlite::Stmt cur(*db_, std::string(kMappingColumns) +
                                " WHERE m.device_id = ? AND m.released = 0");
     cur.Bind(1, found.front().id);
-    while (cur.Step()) QueueRelease(ReadMapping(cur), name);
+    // Their events name "NAME (removed)": a device registered under the name later is another one,
+    // and its token does not see them.
+    const std::string gone = std::string(name) + " (removed)";
+    while (cur.Step()) QueueRelease(ReadMapping(cur), gone);
     sqlite::Stmt del(*db_, "DELETE FROM devices WHERE id = ?");
     del.Bind(1, found.front().id).Step();
     BumpRegistryVersion();
@@ -208,11 +213,17 @@ Result<Device> SqliteStore::GetDevice(std::string_view name) const {
   });
 }
 
-void SqliteStore::Unrelease(int64_t device_id) {
+void SqliteStore::Unrelease(int64_t device_id, Rearm which) {
+  const char* only = which == Rearm::kAll         ? ""
+                     : which == Rearm::kSuspended ? " AND substr(detail, 1, length(?2)) = ?2"
+                                                  : " AND detail != ?2";
   sqlite::Stmt s(*db_,
-                 "UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0, detail = '' "
-                 "WHERE device_id = ? AND released = 1");
-  s.Bind(1, device_id).Step();
+                 std::string("UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0, "
+                             "detail = '' WHERE device_id = ?1 AND released = 1") + only);
+  s.Bind(1, device_id);
+  if (which == Rearm::kSuspended) s.Bind(2, kSuspendedDetailPrefix);
+  if (which == Rearm::kNotByAdmin) s.Bind(2, kAdminReleasedDetail);
+  s.Step();
 }
 
 Result<Device> SqliteStore::FindDeviceByTokenHash(std::string_view token_hash) const {
@@ -256,7 +267,7 @@ Result<Device> SqliteStore::SetDeviceIdentity(std::string_view name, std::string
       ReleaseWhere(" AND d.name = ?", old.name, SuspendedDetail(suspended));
       BumpRegistryVersion();
     } else if (suspended.empty() && !old.suspended.empty()) {
-      Unrelease(old.id);
+      Unrelease(old.id, Rearm::kSuspended);  // an admin's release outlasts the suspension
       BumpRegistryVersion();
     }
     InsertEvents(events);

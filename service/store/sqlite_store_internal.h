@@ -32,11 +32,16 @@ inline constexpr const char* kMappingColumns =
 
 Mapping ReadMapping(const sqlite::Stmt& s);
 
+// A released mapping's detail says who released it; the store reads it back to know which
+// releases an update or a resumption undoes (store.h).
 inline constexpr const char* kAdminReleasedDetail =
     "released by an admin; an admin's update of the device maps it again";
+inline constexpr const char* kSelfReleasedDetail =
+    "released with the device's own token; an update of the device maps it again";
+inline constexpr const char* kSuspendedDetailPrefix = "suspended: ";
 
 inline std::string SuspendedDetail(const std::string& reason) {
-  return "suspended: " + reason;
+  return kSuspendedDetailPrefix + reason;
 }
 
 // Runs f, turning an SQLite failure into an Error: the transaction inside f has rolled back.

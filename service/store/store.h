@@ -29,7 +29,8 @@ class Store {
   // address is the same; dropped mappings that hold a lease become releases. A new address clears
   // the MAC and the suspension. Mappings an admin released are wanted again only with kRearm (an
   // admin's update): with kKeep (a device token, the reconciler) they stay released, and so do the
-  // mappings a new plan adds, so no one but an admin undoes an admin's release.
+  // mappings a new plan adds, so no one but an admin undoes an admin's release (nor does a device
+  // that comes back from a suspension). A release by the device's own token is undone by any update.
   enum class Released { kKeep, kRearm };
   virtual Result<Device> UpdateDevice(Device device, Event event, Released released) = 0;
   // Removes the device; its leased mappings become releases.
@@ -53,7 +54,9 @@ class Store {
   virtual Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings,
                                     std::vector<Event> events) = 0;
   // Marks mappings released (all, or one device's) and queues releases for those with a lease.
-  virtual Result<uint32_t> ReleaseMappings(std::string_view device, Event event) = 0;
+  // by_admin: only an admin's update maps them again; otherwise (the device's own token) any
+  // update of the device does.
+  virtual Result<uint32_t> ReleaseMappings(std::string_view device, Event event, bool by_admin) = 0;
 
   virtual std::vector<Release> ListReleases() const = 0;
   // Queues deletions of gateway entries found at start-up that nothing wants.

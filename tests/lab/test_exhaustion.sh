@@ -33,11 +33,12 @@ adds_before=$(gw_adds_total)
 log "unloaded: $base_fds descriptors, admin call $base_ms ms"
 
 log "load: 450 page connections, 24 streams with the device token"
-cleanup_pids=()
+cleanup_pids=() holders=()
 lab_cleanup() { kill "${cleanup_pids[@]}" 2>/dev/null; }
 hold() {
-  in_ns "$NS_LAN" "$LABTOOL" hold 127.0.0.1 8080 "$1" "$2" 60 >"$LAB_DIR/hold.$2" &
+  in_ns "$NS_LAN" "$LABTOOL" hold 127.0.0.1 8080 "$1" "$2" 240 >"$LAB_DIR/hold.$2" &
   cleanup_pids+=($!)
+  holders+=($!)
 }
 hold 200 idle
 hold 200 slow
@@ -58,6 +59,7 @@ log "refused streams: $(refused) of 24 (8 allowed per token)"
 # Longer than a lease (30 s): an entry the reconciler failed to renew would lapse on the gateway.
 max_fds=0 min_left=999 end=$((SECONDS + 40))
 while [ "$SECONDS" -lt "$end" ]; do
+  for h in "${holders[@]}"; do kill -0 "$h" 2>/dev/null || fail "the load ended before the measurement did"; done
   n=$(fds); [ "$n" -gt "$max_fds" ] && max_fds=$n
   left=$(gw_lease UDP 5060)
   [ "$left" -ge 0 ] || fail "the gateway lost 5060/udp under load (a renewal was late)"
@@ -66,6 +68,7 @@ while [ "$SECONDS" -lt "$end" ]; do
   sleep 1
 done
 load_ms=$(admin_ms)
+for h in "${holders[@]}"; do kill -0 "$h" 2>/dev/null || fail "the load ended before the measurement did"; done
 renewals=$(($(gw_adds_total) - adds_before))
 log "under load: max $max_fds descriptors (unloaded $base_fds), admin call $load_ms ms, $renewals AddPortMapping, lease left at least $min_left s"
 [ "$renewals" -ge 14 ] || fail "no renewal during the load ($renewals AddPortMapping)"

@@ -16,6 +16,6 @@ lab_gateway_start
 [ "$(gw_dnat_count)" -eq 14 ] || fail "the returning gateway should still have the 14 forwards, has $(gw_dnat_count)"
 wait_for 60 sh -c "[ \$(ip netns exec $NS_GW nft list chain inet filter prerouting_miniupnpd | grep -c dnat) -eq 0 ]" ||
   fail "the removed device's entries are still on the gateway"
-np_events_has "mapping.released  ata1  14 entries deleted" || fail "no release event"
+np_events_has "mapping.released  ata1 (removed)  14 entries deleted" || fail "no release event"
 expect_no_traffic udp 5060 "$NS_DEV"
 log "PASS"

@@ -102,8 +102,8 @@ expect_no_traffic udp 5060 "$NS_DEV"
 expect_no_traffic udp 10042 "$NS_DEV"
 expect_traffic udp 5080 "$NS_LAN"
 np_events_has "device.removed.*ata1.*by admin via unix socket" || fail "no removal event naming the caller"
-np_events_has "mapping.released  ata1  122 entries deleted" || fail "no release event"
-wait_for 10 grep -q "mapping.released  ata1  122 entries deleted" "$LAB_DIR/follow.out" ||
+np_events_has "mapping.released  ata1 (removed)  122 entries deleted" || fail "no release event"
+wait_for 10 grep -q "mapping.released  ata1 (removed)  122 entries deleted" "$LAB_DIR/follow.out" ||
   { cat "$LAB_DIR/follow.out"; fail "the live event stream did not show the release"; }
 grep -q "device.removed  ata1 .*(by admin via unix socket)" "$LAB_DIR/follow.out" ||
   fail "the live event stream did not show the removal with its caller"

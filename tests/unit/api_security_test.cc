@@ -157,9 +157,7 @@ TEST_F(ApiSecurity, ADeviceTokenReachesItsOwnDeviceOnly) {
 }
 
 TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
-  auto devices = v1::DeviceService::NewStub(tcp_);
-  v1::RegisterDeviceResponse resp;
-  auto reg = [&](const std::string& name, const std::string& address, const std::string& description = "") {
+  auto reg = [](const std::string& name, const std::string& address, const std::string& description = "") {
     v1::RegisterDeviceRequest r;
     r.set_name(name);
     r.set_address(address);
@@ -170,34 +168,42 @@ TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
     r.mutable_plan()->mutable_rtp()->set_last(16009);
     return r;
   };
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "10.9.9.9"), &resp),
-                 StatusCode::PERMISSION_DENIED, "policy.device_networks");
-  auto plan = reg("x", "192.168.1.50");
-  plan.mutable_plan()->mutable_rtp()->set_last(18000);
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::PERMISSION_DENIED,
-                 "policy.max_rtp_ports");
-  plan.mutable_plan()->mutable_rtp()->set_first(100000);
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::INVALID_ARGUMENT,
-                 "1-65535");
-  for (const std::string& name : {std::string("ata\n1"), std::string("ata\x01"), std::string("a\0b", 3),
-                                  std::string("x'; DROP TABLE devices; --"), std::string("ata1\" OR 1=1"),
-                                  std::string(33, 'a'), std::string("ätä")}) {
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(name, "192.168.1.50"), &resp),
-                   StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+  // The same doors over TCP with the admin token and over the unix socket.
+  for (const auto& channel : {tcp_, unix_}) {
+    SCOPED_TRACE(channel == tcp_ ? "tcp" : "unix socket");
+    auto devices = v1::DeviceService::NewStub(channel);
+    v1::RegisterDeviceResponse resp;
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "10.9.9.9"), &resp),
+                   StatusCode::PERMISSION_DENIED, "policy.device_networks");
+    auto plan = reg("x", "192.168.1.50");
+    plan.mutable_plan()->mutable_rtp()->set_last(18000);
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::PERMISSION_DENIED,
+                   "policy.max_rtp_ports");
+    plan.mutable_plan()->mutable_rtp()->set_first(100000);
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::INVALID_ARGUMENT,
+                   "1-65535");
+    for (const std::string& name : {std::string("ata\n1"), std::string("ata\x01"), std::string("a\0b", 3),
+                                    std::string("x'; DROP TABLE devices; --"), std::string("ata1\" OR 1=1"),
+                                    std::string(33, 'a'), std::string("ätä")}) {
+      EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(name, "192.168.1.50"), &resp),
+                     StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+    }
+    // An address is its exact bytes: what follows a NUL is not ignored.
+    for (const std::string& address : {std::string("192.168.60.60\0garbage", 21), std::string("192.168.1.50\n", 13),
+                                       std::string("192.168.1.50\0", 13)}) {
+      EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", address), &resp),
+                     StatusCode::INVALID_ARGUMENT, "only digits and dots are allowed");
+    }
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", std::string(300, 'd')), &resp),
+                   StatusCode::INVALID_ARGUMENT, "200 bytes");
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", "bell\a"), &resp),
+                   StatusCode::INVALID_ARGUMENT, "control character");
+    // A message far beyond anything valid is cut off by the transport.
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(std::string(200000, 'a'), "192.168.1.50"), &resp),
+                   StatusCode::RESOURCE_EXHAUSTED, "");
   }
-  // An address is its exact bytes: what follows a NUL is not ignored.
-  for (const std::string& address : {std::string("192.168.60.60\0garbage", 21), std::string("192.168.1.50\n", 13),
-                                     std::string("192.168.1.50\0", 13)}) {
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", address), &resp),
-                   StatusCode::INVALID_ARGUMENT, "only digits and dots are allowed");
-  }
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", std::string(300, 'd')), &resp),
-                 StatusCode::INVALID_ARGUMENT, "200 bytes");
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", "bell\a"), &resp),
-                 StatusCode::INVALID_ARGUMENT, "control character");
-  // A message far beyond anything valid is cut off by the transport.
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(std::string(200000, 'a'), "192.168.1.50"), &resp),
-                 StatusCode::RESOURCE_EXHAUSTED, "");
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  v1::RegisterDeviceResponse resp;
   // SQL metacharacters in a description are just text.
   const std::string sql = "'); DELETE FROM mappings; -- \"; DROP TABLE devices";
   ASSERT_TRUE(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", sql), &resp).ok());
@@ -209,31 +215,34 @@ TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
 // An empty name is no device (the store reads "" as "all"), and an event id beyond int64 does not
 // wrap around to "every event".
 TEST_F(ApiSecurity, EmptyMeansNothingAndHugeIdsDoNotWrap) {
-  auto devices = v1::DeviceService::NewStub(tcp_);
-  auto nat = v1::NatService::NewStub(tcp_);
-  auto events = v1::EventService::NewStub(tcp_);
-  v1::GetDeviceRequest get;
-  v1::GetDeviceResponse got;
-  EXPECT_REFUSED(devices->GetDevice(Ctx(kAdminToken).get(), get, &got), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
-  EXPECT_EQ(got.mappings_size(), 0);
-  v1::GetNatViewRequest view_req;
-  v1::NatView view;
-  EXPECT_REFUSED(nat->GetNatView(Ctx(kAdminToken).get(), view_req, &view), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
-  EXPECT_EQ(view.ports_size(), 0);
-  v1::WatchNatViewRequest watch_req;
-  auto ctx = Ctx(kAdminToken);
-  auto stream = nat->WatchNatView(ctx.get(), watch_req);
-  v1::NatView first;
-  EXPECT_FALSE(stream->Read(&first));
-  EXPECT_EQ(stream->Finish().error_code(), StatusCode::INVALID_ARGUMENT);
-  v1::ListEventsRequest list;
-  list.set_after_id(uint64_t(1) << 63);
-  v1::ListEventsResponse listed;
-  ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), list, &listed).ok());
-  EXPECT_EQ(listed.events_size(), 0);
-  list.set_after_id(~uint64_t(0));
-  ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), list, &listed).ok());
-  EXPECT_EQ(listed.events_size(), 0);
+  for (const auto& channel : {tcp_, unix_}) {
+    SCOPED_TRACE(channel == tcp_ ? "tcp" : "unix socket");
+    auto devices = v1::DeviceService::NewStub(channel);
+    auto nat = v1::NatService::NewStub(channel);
+    auto events = v1::EventService::NewStub(channel);
+    v1::GetDeviceRequest get;
+    v1::GetDeviceResponse got;
+    EXPECT_REFUSED(devices->GetDevice(Ctx(kAdminToken).get(), get, &got), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+    EXPECT_EQ(got.mappings_size(), 0);
+    v1::GetNatViewRequest view_req;
+    v1::NatView view;
+    EXPECT_REFUSED(nat->GetNatView(Ctx(kAdminToken).get(), view_req, &view), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+    EXPECT_EQ(view.ports_size(), 0);
+    v1::WatchNatViewRequest watch_req;
+    auto ctx = Ctx(kAdminToken);
+    auto stream = nat->WatchNatView(ctx.get(), watch_req);
+    v1::NatView first;
+    EXPECT_FALSE(stream->Read(&first));
+    EXPECT_EQ(stream->Finish().error_code(), StatusCode::INVALID_ARGUMENT);
+    v1::ListEventsRequest list;
+    list.set_after_id(uint64_t(1) << 63);
+    v1::ListEventsResponse listed;
+    ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), list, &listed).ok());
+    EXPECT_EQ(listed.events_size(), 0);
+    list.set_after_id(~uint64_t(0));
+    ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), list, &listed).ok());
+    EXPECT_EQ(listed.events_size(), 0);
+  }
   EXPECT_FALSE(store_->GetDevice(""));
 }
 
@@ -323,6 +332,90 @@ TEST_F(ApiSecurity, ADeviceTokenLearnsNothingAboutOtherDevices) {
   bool earlier = false;
   for (const auto& ev : le_resp.events()) earlier |= ev.device() == "pbx1" && int64_t(ev.id()) < registered_id;
   EXPECT_TRUE(earlier);
+}
+
+// A device's own release is its own to undo; its streams end with the device and with its token.
+TEST_F(ApiSecurity, ADevicesStreamsEndWithItAndItsOwnReleaseIsItsOwn) {
+  auto devices = v1::DeviceService::NewStub(tcp_);
+  v1::ReleaseMappingsRequest rel;
+  rel.set_device("ata1");
+  v1::ReleaseMappingsResponse rel_resp;
+  ASSERT_TRUE(v1::MappingService::NewStub(tcp_)->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp).ok());
+  auto released = [&] {
+    int n = 0;
+    const auto ms = store_->ListMappings("ata1");
+    for (const Mapping& m : *ms) n += m.released;
+    return n;
+  };
+  ASSERT_EQ(released(), 122);
+  v1::UpdateDeviceRequest up;
+  up.set_name("ata1");
+  up.set_description("back");
+  v1::UpdateDeviceResponse up_resp;
+  ASSERT_TRUE(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp).ok());
+  EXPECT_EQ(released(), 0) << "a device could not undo its own release";
+
+  // Streams opened with a device's token: events and the NAT view.
+  auto watch = [&](const std::string& token, const std::string& device) {
+    struct Streams {
+      std::unique_ptr<grpc::ClientContext> ev_ctx, nv_ctx;
+      std::unique_ptr<grpc::ClientReader<v1::Event>> events;
+      std::unique_ptr<grpc::ClientReader<v1::NatView>> views;
+    } s;
+    s.ev_ctx = Ctx(token);
+    s.nv_ctx = Ctx(token);
+    v1::WatchEventsRequest we;
+    s.events = v1::EventService::NewStub(tcp_)->WatchEvents(s.ev_ctx.get(), we);
+    v1::WatchNatViewRequest wn;
+    wn.set_device(device);
+    s.views = v1::NatService::NewStub(tcp_)->WatchNatView(s.nv_ctx.get(), wn);
+    v1::NatView first;
+    EXPECT_TRUE(s.views->Read(&first));  // the stream is open
+    return s;
+  };
+  auto drain_events = [](auto& reader) {
+    v1::Event e;
+    std::string last;
+    while (reader->Read(&e)) last = e.kind();
+    return std::make_pair(reader->Finish(), last);
+  };
+  auto drain_views = [](auto& reader) {
+    v1::NatView v;
+    while (reader->Read(&v)) {
+    }
+    return reader->Finish();
+  };
+  auto ata = watch(ata_token_, "ata1");
+  auto pbx = watch(pbx_token_, "pbx1");
+
+  // The admin removes ata1 and registers another device under its name: the old token's streams
+  // end with the removal and never show the new device.
+  v1::RemoveDeviceRequest rm;
+  rm.set_name("ata1");
+  v1::RemoveDeviceResponse rm_resp;
+  ASSERT_TRUE(devices->RemoveDevice(Ctx(kAdminToken).get(), rm, &rm_resp).ok());
+  Register(tcp_, kAdminToken, "ata1", "192.168.1.21", 5060, 10000);
+  auto [ev_status, last] = drain_events(ata.events);
+  EXPECT_EQ(ev_status.error_code(), StatusCode::NOT_FOUND) << ev_status.error_message();
+  EXPECT_EQ(last, "device.removed");
+  const grpc::Status nv_status = drain_views(ata.views);
+  EXPECT_EQ(nv_status.error_code(), StatusCode::NOT_FOUND) << nv_status.error_message();
+
+  // pbx1's token is reset: its streams end too.
+  v1::ResetDeviceTokenRequest reset;
+  reset.set_name("pbx1");
+  v1::ResetDeviceTokenResponse reset_resp;
+  ASSERT_TRUE(devices->ResetDeviceToken(Ctx(kAdminToken).get(), reset, &reset_resp).ok());
+  auto [pbx_status, pbx_last] = drain_events(pbx.events);
+  EXPECT_EQ(pbx_status.error_code(), StatusCode::UNAUTHENTICATED) << pbx_status.error_message();
+  EXPECT_EQ(pbx_last, "device.token-reset");
+  // The view ends at its next rebuild (any change about the device or the gateway).
+  reconciler_->RunOnce();
+  v1::UpdateDeviceRequest touch;
+  touch.set_name("pbx1");
+  touch.set_description("touched");
+  ASSERT_TRUE(devices->UpdateDevice(Ctx(kAdminToken).get(), touch, &up_resp).ok());
+  EXPECT_EQ(drain_views(pbx.views).error_code(), StatusCode::UNAUTHENTICATED);
 }
 
 TEST_F(ApiSecurity, AFloodOfWritesIsLimitedPerCallerAndReadsStayServed) {
@@ -437,10 +530,11 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
   ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   socklen_t len = sizeof a;
   ::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
-  DoctorRunner runner("127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 4, std::chrono::seconds(10));
+  // Declared before the runner, which may still call `done` while it stops (a failed ASSERT).
   std::mutex mu;
   std::condition_variable cv;
   int answered = 0, shutdown = 0;
+  DoctorRunner runner("127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 4, std::chrono::seconds(10));
   auto done = [&](const DoctorRunner::Results* r) {
     std::lock_guard lock(mu);
     if (r == nullptr) {

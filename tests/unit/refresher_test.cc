@@ -41,8 +41,8 @@ struct Gate {
 };
 
 TEST(Refresher, ARequestNeverWaitsForAJobAndManyRequestsRunItOnceMore) {
+  Gate gate;  // outlives the worker, which may still be in it when an assertion fails
   Refresher r;
-  Gate gate;
   const uint64_t id = r.Add([&] { gate.Run(); });
   r.Request(id);
   gate.WaitEntered();
@@ -62,9 +62,9 @@ TEST(Refresher, ARequestNeverWaitsForAJobAndManyRequestsRunItOnceMore) {
 }
 
 TEST(Refresher, RemoveWaitsForTheRunningJob) {
-  Refresher r;
   Gate gate;
   std::atomic<bool> finished{false};
+  Refresher r;
   const uint64_t id = r.Add([&] {
     gate.Run();
     finished = true;
@@ -77,6 +77,32 @@ TEST(Refresher, RemoveWaitsForTheRunningJob) {
   });
   gate.Open();
   EXPECT_TRUE(removed.get()) << "Remove returned while the job was still running";
+}
+
+TEST(Refresher, StopWaitsForTheRunningJobAndThenIgnoresRequests) {
+  Gate gate;
+  std::atomic<bool> finished{false};
+  std::atomic<int> other_runs{0};
+  Refresher r;
+  const uint64_t slow = r.Add([&] {
+    gate.Run();
+    finished = true;
+  });
+  const uint64_t other = r.Add([&] { ++other_runs; });
+  r.Request(slow);
+  gate.WaitEntered();
+  auto stopped = std::async(std::launch::async, [&] {
+    r.Stop();
+    return finished.load();
+  });
+  gate.Open();
+  EXPECT_TRUE(stopped.get()) << "Stop returned while a job was running";
+  const int runs = other_runs;
+  r.Request(other);  // ignored: no worker any more
+  EXPECT_EQ(r.Pending(), 0u);
+  r.Remove(other);  // returns at once
+  r.Remove(slow);
+  EXPECT_EQ(other_runs.load(), runs);
 }
 
 TEST(Refresher, AJobThatThrowsDoesNotStopTheOthers) {

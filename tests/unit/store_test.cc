@@ -155,7 +155,7 @@ TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
   ASSERT_EQ(releases.size(), 1u);
   EXPECT_EQ(releases[0].external_port, ms[0].external_port);
   EXPECT_EQ(releases[0].internal_address, "192.168.1.20");
-  EXPECT_EQ(releases[0].device, "ata1");
+  EXPECT_EQ(releases[0].device, "ata1 (removed)") << "a device registered under the name later must not see these";
   EXPECT_EQ(releases[0].nonce, "0102030405060708090a0b0c") << "a PCP delete needs the same nonce";
   ASSERT_TRUE(store_->FinishRelease(releases[0], false, {}));
   EXPECT_EQ(store_->ListReleases()[0].failures, 1u);
@@ -186,7 +186,7 @@ TEST_P(StoreConformance, ReleaseMarksMappingsAndQueuesTheirLeases) {
   ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
   auto ms = Mappings();
   Lease({ms[0]});
-  auto n = store_->ReleaseMappings("", Ev("mapping.release-requested"));
+  auto n = store_->ReleaseMappings("", Ev("mapping.release-requested"), true);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 1u);
   for (const auto& m : Mappings()) {
@@ -194,7 +194,43 @@ TEST_P(StoreConformance, ReleaseMarksMappingsAndQueuesTheirLeases) {
     EXPECT_EQ(m.state, MappingState::kUnmapped);
   }
   EXPECT_EQ(store_->ListReleases().size(), 1u);
-  EXPECT_FALSE(store_->ReleaseMappings("nosuch", Ev("x")));
+  EXPECT_FALSE(store_->ReleaseMappings("nosuch", Ev("x"), true));
+}
+
+// Who released a mapping decides what maps it again: an admin's release only an admin's update
+// (not the device's own token, not the end of a suspension); the device's own release any update.
+TEST_P(StoreConformance, AnAdminsReleaseIsUndoneOnlyByAnAdmin) {
+  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
+  auto released = [&] {
+    int n = 0;
+    for (const auto& m : Mappings()) n += m.released;
+    return n;
+  };
+  ASSERT_TRUE(store_->ReleaseMappings("ata1", Ev("mapping.release-requested"), true));
+  ASSERT_EQ(released(), 4);
+  auto d = *store_->GetDevice("ata1");
+  ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kKeep));
+  EXPECT_EQ(released(), 4) << "the device's own update";
+  d.plan.rtp = {10000, 10003};
+  ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kKeep));
+  EXPECT_EQ(released(), 6) << "ports a new plan adds stay released too";
+  // Suspended and resumed (the device unplugged for a while): the admin's release still holds.
+  ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "absent", {Ev("device.suspended")}));
+  ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "", {Ev("device.resumed")}));
+  EXPECT_EQ(released(), 6) << "a resumption undid an admin's release";
+  ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kRearm));
+  EXPECT_EQ(released(), 0);
+
+  // Released with its own token: its own update maps them again, and a resumption brings back only
+  // what the suspension took.
+  ASSERT_TRUE(store_->ReleaseMappings("ata1", Ev("mapping.release-requested"), false));
+  for (const auto& m : Mappings()) EXPECT_NE(m.detail.find("own token"), std::string::npos) << m.detail;
+  ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kKeep));
+  EXPECT_EQ(released(), 0);
+  ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "absent", {Ev("device.suspended")}));
+  EXPECT_EQ(released(), 6);
+  ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "", {Ev("device.resumed")}));
+  EXPECT_EQ(released(), 0);
 }
 
 TEST_P(StoreConformance, EventsGetIdsReachTheListenerAndAreBounded) {
