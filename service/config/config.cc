@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/text.h"
 #include "core/validate.h"
 
 namespace natpilot {
@@ -55,6 +56,21 @@ int64_t GetInt(const toml::table& t, const std::string& section, const char* key
   return value;
 }
 
+// Every string anywhere in the file (paths, addresses, names, hook commands and arguments) is
+// checked on its exact bytes before any is used: TOML escapes can put a NUL, a newline or an ESC
+// in one, and none of these values has a use for them.
+void CheckStrings(const toml::node& node, const std::string& key) {
+  if (const auto* t = node.as_table()) {
+    for (const auto& [k, v] : *t) CheckStrings(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()));
+  } else if (const auto* a = node.as_array()) {
+    for (size_t i = 0; i < a->size(); ++i) CheckStrings(*a->get(i), key + "[" + std::to_string(i) + "]");
+  } else if (const auto* str = node.as_string()) {
+    if (const std::string why = UnsafeTextReason(str->get()); !why.empty()) {
+      Bad(key, "the value " + why + "; control characters and invalid UTF-8 are allowed in no value");
+    }
+  }
+}
+
 const toml::table& Section(const toml::table& root, const char* name) {
   static const toml::table kEmpty;
   const auto* node = root.get(name);
@@ -93,6 +109,7 @@ void LoadConfigText(std::string_view text, const std::string& path, Config& c) {
     throw std::runtime_error(os.str());
   }
   try {
+    CheckStrings(root, "");
     CheckKeys(root, "", {"database", "api", "gateway", "policy", "defaults", "events", "log",
                          "release_on_shutdown", "rules", "identity", "doctor", "pbx", "web"});
     Get(root, "", "database", c.store.path);

@@ -34,7 +34,16 @@ log "unloaded: $base_fds descriptors, admin call $base_ms ms"
 
 log "load: 450 page connections, 24 streams with the device token"
 cleanup_pids=() holders=()
-lab_cleanup() { kill "${cleanup_pids[@]}" 2>/dev/null; }
+# The load's processes are children of background subshells: end them by what runs in this lab's
+# namespace (a parallel lab has its own), then the subshells.
+lab_cleanup() {
+  local p
+  for p in $(ip netns pids "$NS_LAN" 2>/dev/null); do
+    grep -qaE "hold|--follow" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
+  done
+  kill "${cleanup_pids[@]}" 2>/dev/null
+  return 0
+}
 hold() {
   in_ns "$NS_LAN" "$LABTOOL" hold 127.0.0.1 8080 "$1" "$2" 240 >"$LAB_DIR/hold.$2" &
   cleanup_pids+=($!)

@@ -105,6 +105,26 @@ TEST_F(ConfigTest, BadValuesSayWhichKeyAndWhatIsAllowed) {
   EXPECT_EQ(LoadError("[api]\nlisten = \"\""), "");  // TCP off is fine
 }
 
+// TOML escapes can put any byte in a string: every value is checked on its exact bytes, wherever
+// it is (a path, a chain name, a list of names, a hook's arguments), and the error names the key.
+TEST_F(ConfigTest, NoValueMayCarryControlCharactersOrInvalidUtf8) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"database = \"natpilot.db\\u0000.evil\"", "'database'"},
+      {"[rules]\nforward_chain = \"inet fw4 forward\\nflush ruleset\"", "'rules.forward_chain'"},
+      {"[web]\nhost_names = [\"natpilot.lan\", \"x\\u001b[2J\"]", "'web.host_names[1]'"},
+      {"[[pbx]]\ndevice = \"pbx\"\non_change = [\"asterisk\", \"-rx\", \"core reload\\r\\nrm -rf /\"]",
+       "'pbx[0].on_change[2]'"},
+      {"[doctor]\nstun_server = \"198.51.100.1:3478\\u0085\"", "'doctor.stun_server'"},
+      {"[api]\nunix_socket = \"/run/natpilot\\u202e.sock\"", "'api.unix_socket'"},
+  };
+  for (const auto& [text, key] : cases) {
+    const std::string error = LoadError(text);
+    EXPECT_NE(error.find(key), std::string::npos) << text << " -> " << error;
+    EXPECT_NE(error.find("control characters and invalid UTF-8 are allowed in no value"), std::string::npos) << error;
+  }
+  EXPECT_EQ(LoadError("[[pbx]]\ndevice = \"pbx\"\non_change = [\"asterisk\", \"-rx\", \"core reload\"]"), "");
+}
+
 TEST_F(ConfigTest, SecurityPolicyAndPbxKeys) {
   // A LAN listener needs TLS, or an explicit statement that the network is trusted.
   EXPECT_NE(LoadError("[api]\nlisten = \"192.168.1.2:50551\"").find("api.tls_cert_file"), std::string::npos);
