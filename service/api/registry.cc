@@ -2,6 +2,7 @@
 
 #include "api/tokens.h"
 #include "core/validate.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -65,7 +66,7 @@ Result<Registered> Registry::Register(const DeviceInput& input, const std::strin
                           ToString(device->plan.sip) + (device->plan.sip_udp ? " udp" : "") +
                           (device->plan.sip_tcp ? " tcp" : "") + ", RTP " +
                           ToString(device->plan.rtp) + " udp";
-  auto added = store_.AddDevice(*device, Event{0, device->created_at, "device.registered",
+  auto added = store_.AddDevice(*device, Event{0, device->created_at, event::kDeviceRegistered,
                                                device->name, caller, msg});
   if (!added) return tl::unexpected(added.error());
   if (on_change_) on_change_();
@@ -77,7 +78,7 @@ Result<std::string> Registry::ResetToken(const std::string& name, const std::str
   if (auto r = ValidateDeviceName(name); !r) return tl::unexpected(r.error());
   std::string token = NewToken("npd_");
   auto done = store_.SetDeviceToken(name, HashToken(token),
-                                    Event{0, now_(), "device.token-reset", name, caller,
+                                    Event{0, now_(), event::kDeviceTokenReset, name, caller,
                                           "a new API token was issued; the old one no longer works"});
   if (!done) return tl::unexpected(done.error());
   return token;
@@ -93,12 +94,12 @@ Result<Device> Registry::Update(const DeviceInput& input, const std::string& cal
   const std::string msg = "now " + std::string(ToString(device->kind)) + " at " + device->address +
                           ", SIP " + ToString(device->plan.sip) + ", RTP " + ToString(device->plan.rtp);
   auto updated = store_.UpdateDevice(
-      *device, Event{0, device->updated_at, "device.updated", device->name, caller, msg},
+      *device, Event{0, device->updated_at, event::kDeviceUpdated, device->name, caller, msg},
       input.by_admin ? Store::Released::kRearm : Store::Released::kKeep);
   if (updated && input.forget_identity && (!updated->mac.empty() || !updated->suspended.empty())) {
     updated = store_.SetDeviceIdentity(
         device->name, "", "",
-        {Event{0, device->updated_at, "device.identity-forgotten", device->name, caller,
+        {Event{0, device->updated_at, event::kDeviceIdentityForgotten, device->name, caller,
                "MAC " + (updated->mac.empty() ? std::string("(none)") : updated->mac) +
                    " forgotten" + (updated->suspended.empty() ? "" : " and the suspension lifted") +
                    "; the host answering at " + device->address + " is learnt as this device"}});
@@ -110,7 +111,7 @@ Result<Device> Registry::Update(const DeviceInput& input, const std::string& cal
 Result<void> Registry::Remove(const std::string& name, const std::string& caller) {
   if (auto r = ValidateDeviceName(name); !r) return r;
   auto removed = store_.RemoveDevice(
-      name, Event{0, now_(), "device.removed", name, caller,
+      name, Event{0, now_(), event::kDeviceRemoved, name, caller,
                   "removed; its gateway entries are being deleted"});
   if (removed && on_change_) on_change_();
   return removed;
@@ -121,7 +122,7 @@ Result<uint32_t> Registry::Release(const std::string& device, const std::string&
     if (auto r = ValidateDeviceName(device); !r) return tl::unexpected(r.error());
   }
   auto released = store_.ReleaseMappings(
-      device, Event{0, now_(), "mapping.release-requested", device, caller,
+      device, Event{0, now_(), event::kMappingReleaseRequested, device, caller,
                     device.empty() ? "release of every device's mappings"
                                    : "release of this device's mappings"},
       by_admin);

@@ -5,6 +5,7 @@
 #include "api/convert.h"
 #include "api/reactors.h"
 #include "core/validate.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 namespace {
@@ -313,9 +314,9 @@ class EventWriter final : public BusStream<v1::Event> {
     // A device's stream ends with its device (a device registered under the name later is another
     // one) and with its token.
     if (!scope_.device.empty() && e.device == scope_.device) {
-      if (e.kind == "device.removed") {
+      if (e.kind == event::kDeviceRemoved) {
         EndLocked(grpc::Status(grpc::StatusCode::NOT_FOUND, "device '" + e.device + "' was removed; this stream ends"));
-      } else if (e.kind == "device.token-reset") {
+      } else if (e.kind == event::kDeviceTokenReset) {
         EndLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the device's token was reset; this stream ends"));
       }
     }

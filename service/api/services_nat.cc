@@ -8,6 +8,7 @@
 #include "portmap/netutil.h"
 #include "portmap/stun.h"
 #include "portmap/upnp_description.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 namespace {
@@ -142,7 +143,7 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
   if (ctx_.upnp_events_status) in->upnp_events = ctx_.upnp_events_status();
   if (const auto& change = in->gateway.last_address_change) {
     for (const Event& e : ctx_.store.ListEvents(0, 1000)) {
-      const bool pbx = e.kind == "pbx.config-written" || e.kind == "pbx.hook-ran";
+      const bool pbx = e.kind == event::kPbxConfigWritten || e.kind == event::kPbxHookRan;
       if (pbx && e.at >= std::chrono::time_point_cast<Seconds>(change->at)) {
         in->pbx_followed_at = e.at;
         break;

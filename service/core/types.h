@@ -123,7 +123,7 @@ struct Release {
 struct Event {
   int64_t id = 0;
   TimePoint at{};
-  std::string kind;    // "device.registered", "mapping.active", ...
+  std::string kind;    // one of core/event_kinds.h: "device.registered", "mapping.active", ...
   std::string device;  // empty when not about one device
   std::string caller;  // who caused it
   std::string message;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "portmap/netutil.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 namespace {
@@ -54,13 +55,13 @@ int IdentityWatch::CheckOnce() {
     if (a.kind == NeighborAnswer::Kind::kAnswered) {
       if (d.mac.empty()) {
         mac = a.mac;
-        event.kind = "device.identified";
+        event.kind = event::kDeviceIdentified;
         event.message = d.address + " answers from MAC " + a.mac + "; recorded as this device";
       } else if (a.mac == d.mac) {
         seen->second = now;
         if (!d.suspended.empty()) {
           suspended.clear();
-          event.kind = "device.resumed";
+          event.kind = event::kDeviceResumed;
           event.message = d.address + " answers again from the registered MAC " + d.mac +
                           "; its mappings are requested again";
         }
@@ -68,7 +69,7 @@ int IdentityWatch::CheckOnce() {
         suspended = d.address + " now answers from MAC " + a.mac + ", not the registered MAC " +
                     d.mac + "; another host may have the address (update the device with "
                     "--forget-identity to accept it)";
-        event.kind = "device.suspended";
+        event.kind = event::kDeviceSuspended;
         event.message = suspended;
       }
     } else if (!d.mac.empty() && d.suspended.empty() && options_.absent_after.count() > 0 &&
@@ -76,7 +77,7 @@ int IdentityWatch::CheckOnce() {
       suspended = "no answer from " + d.address + " (MAC " + d.mac + ") since " +
                   FormatTime(seen->second) + " (identity.absent_after_s = " +
                   std::to_string(options_.absent_after.count()) + ")";
-      event.kind = "device.suspended";
+      event.kind = event::kDeviceSuspended;
       event.message = suspended;
     }
     if (event.kind.empty()) continue;

@@ -10,6 +10,7 @@
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
 #include "portmap/pcp_codec.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -201,7 +202,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
     // Back after an outage: requests may have been made whose answers were lost; read the table.
     if (back) unconfirmed_requests_ = true;
     if (!ready_ || new_router || before.info.identity != info.identity) {
-      Log(events, new_router ? "gateway.changed" : "gateway.found", "",
+      Log(events, new_router ? event::kGatewayChanged : event::kGatewayFound, "",
           info.detail + ", external address " + info.external_address, now);
       // A gateway seen for the first time (or a new one): read its table before mapping.
       table_synced_ = false;
@@ -215,7 +216,7 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
     ++probe_failures_;
     next_probe_ = Backoff(now, probe_failures_, options_.probe_retry_min, options_.probe_retry_max);
     if (ready_ || before.info.status != info.status || before.info.detail != info.detail) {
-      Log(events, ready_ ? "gateway.lost" : "gateway.not-found", "",
+      Log(events, ready_ ? event::kGatewayLost : event::kGatewayNotFound, "",
           info.detail + "; trying again on its own", now);
     }
   }
@@ -253,7 +254,7 @@ void Reconciler::MarkUnreachable(TimePoint now) {
   }
   std::vector<Event> events;
   for (const auto& [device, n] : left) {
-    Log(events, "mapping.unconfirmed", device,
+    Log(events, event::kMappingUnconfirmed, device,
         std::to_string(n) + " leases no longer confirmed: the gateway stopped answering; mapping "
                             "again when it is back",
         now);
@@ -298,7 +299,7 @@ void Reconciler::ReleaseLeasesForShutdown(std::chrono::steady_clock::time_point 
     changed.push_back(m);
   }
   std::vector<Event> events;
-  Log(events, "mapping.released", "",
+  Log(events, event::kMappingReleased, "",
       std::to_string(changed.size()) + " leases deleted from the gateway at shutdown", now_());
   (void)store_.SaveMappings(changed, std::move(events));
 }

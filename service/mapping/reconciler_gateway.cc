@@ -12,6 +12,7 @@
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
 #include "portmap/pcp_codec.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -92,7 +93,7 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   }
   std::vector<Event> events;
   for (const auto& [device, n] : adopted) {
-    Log(events, "mapping.adopted", device,
+    Log(events, event::kMappingAdopted, device,
         std::to_string(n) + " live gateway entries adopted without adding them again", now);
   }
   std::set<Forward> present;  // every entry, ours or not (PCP's are not tagged)
@@ -114,11 +115,11 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
     changed.push_back(m);
   }
   for (const auto& [device, n] : lost) {
-    Log(events, "mapping.lost", device, std::to_string(n) + " entries missing on the gateway", now);
+    Log(events, event::kMappingLost, device, std::to_string(n) + " entries missing on the gateway", now);
   }
   if (!orphans.empty()) {
     std::vector<Event> none;
-    Log(none, "mapping.orphans", "",
+    Log(none, event::kMappingOrphans, "",
         std::to_string(orphans.size()) + " tagged gateway entries that nothing wants; deleting", now);
     (void)store_.AddReleases(orphans, std::move(none));
   }
@@ -177,7 +178,7 @@ void Reconciler::ProcessReleases(TimePoint now) {
   if (!releases_left_) next_release_ = TimePoint{};
   std::vector<Event> events;
   for (const auto& [device, n] : released) {
-    Log(events, "mapping.released", device,
+    Log(events, event::kMappingReleased, device,
         std::to_string(n) + " entries deleted from the gateway", now);
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
@@ -215,7 +216,7 @@ Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   }
   if (IsUnreachable(done.error())) probe_requested_ = true;
   std::vector<Event> fail;
-  Log(fail, "mapping.release-failed", r.device,
+  Log(fail, event::kMappingReleaseFailed, r.device,
       std::to_string(r.external_port) + "/" + std::string(ToString(r.transport)) + ": " +
           done.error().message + "; retrying",
       now);
@@ -253,7 +254,7 @@ void Reconciler::NoteExternalAddress(const std::string& told, TimePoint now,
   if (before == address) return;
   std::vector<Event> events;
   if (before.empty()) {
-    Log(events, "gateway.external-address", "", "external address " + address + " (" + noticed_by + ")", now);
+    Log(events, event::kGatewayExternalAddress, "", "external address " + address + " (" + noticed_by + ")", now);
     (void)store_.AppendEvents(std::move(events));
     return;
   }
@@ -271,7 +272,7 @@ void Reconciler::NoteExternalAddress(const std::string& told, TimePoint now,
       changed.push_back(m);
     }
   }
-  Log(events, "gateway.external-address-changed", "",
+  Log(events, event::kGatewayExternalAddressChanged, "",
       before + " -> " + address + " (noticed by " + noticed_by + "; " +
           std::to_string(changed.size()) + " leases updated)",
       now);
@@ -356,7 +357,7 @@ void Reconciler::ForgetUnusable(TimePoint now) {
   if (changed.empty()) return;
   std::vector<Event> events;
   for (const auto& [device, n] : lost) {
-    Log(events, "mapping.lost", device,
+    Log(events, event::kMappingLost, device,
         std::to_string(n) + " leases of a protocol that no longer answers; mapping again", now);
   }
   (void)store_.AddReleases(stale, {});
@@ -423,7 +424,7 @@ void Reconciler::Verify(TimePoint now) {
   if (auto gw = DefaultGateway(); gw && !current.empty() && options_.follow_default_route &&
                                     *gw != current) {
     std::vector<Event> events;
-    Log(events, "gateway.route-changed", "", "default route now via " + *gw + ", was " + current,
+    Log(events, event::kGatewayRouteChanged, "", "default route now via " + *gw + ", was " + current,
         now);
     (void)store_.AppendEvents(std::move(events));
     probe_requested_ = true;
@@ -467,7 +468,7 @@ void Reconciler::Verify(TimePoint now) {
     if (present) listed_by_upnp_.insert(m->protocol);
     if (present || !ListedByUpnp(m->protocol)) continue;
     std::vector<Event> events;
-    Log(events, "gateway.entries-missing", m->device,
+    Log(events, event::kGatewayEntriesMissing, m->device,
         std::to_string(m->external_port) + "/" + std::string(ToString(m->transport)) +
             " is gone from the gateway (rebooted or purged); reading its table to restore",
         now);
@@ -493,7 +494,7 @@ void Reconciler::CheckStateLoss(TimePoint now) {
       changed.push_back(m);
     }
     std::vector<Event> events;
-    Log(events, "gateway.state-lost", "",
+    Log(events, event::kGatewayStateLost, "",
         std::string(ToString(mappers_[i]->protocol())) + " gateway lost its state (epoch went back): "
             "restoring " + std::to_string(changed.size()) + " mappings",
         now);

@@ -10,6 +10,7 @@
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
 #include "portmap/pcp_codec.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -209,7 +210,7 @@ bool Reconciler::MoveRtpBlock(const Mapping& m, const std::string& holder, TimeP
     moved.plan.rtp = block;
     moved.updated_at = now;
     auto updated = store_.UpdateDevice(
-        moved, Event{0, now, "device.rtp-moved", m.device, kReconcilerCaller,
+        moved, Event{0, now, event::kDeviceRtpMoved, m.device, kReconcilerCaller,
                      "RTP " + ToString(old) + " -> " + ToString(block) + ": port " +
                          std::to_string(m.external_port) + "/udp is held on the gateway by " +
                          holder + "; the PBX or ATA must use the new range"},
@@ -286,18 +287,18 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
     std::vector<Event> events;
     if (last) {
       for (const auto& [device, n] : tally.activated) {
-        Log(events, "mapping.active", device,
+        Log(events, event::kMappingActive, device,
             std::to_string(n) + " mappings active via " +
                 std::string(ToString(tally.via[device])) + " (external address " +
                 ExternalAddress() + ")",
             now);
       }
       for (const auto& [device, f] : tally.static_rule) {
-        Log(events, "mapping.static-rule", device,
+        Log(events, event::kMappingStaticRule, device,
             std::to_string(f.first) + " mappings now need static rules: " + f.second, now);
       }
       for (const auto& [device, f] : tally.failed) {
-        Log(events, "mapping.failed", device,
+        Log(events, event::kMappingFailed, device,
             std::to_string(f.first) + " mappings failed or not renewed; last reason: " + f.second,
             now);
       }

@@ -1,4 +1,5 @@
 #include "mapping/static_rules.h"
+#include "core/event_kinds.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -104,13 +105,13 @@ void RulesWriter::Refresh() {
       auto text = rules::Generate(format, in, options_.params);
       Result<void> ok = text ? WriteFileAtomically(path, *text) : Result<void>(tl::unexpected(text.error()));
       if (!ok) {
-        events.push_back(Event{0, now_(), "rules.write-failed", "", "natpilotd", ok.error().message});
+        events.push_back(Event{0, now_(), event::kRulesWriteFailed, "", "natpilotd", ok.error().message});
         continue;
       }
       written += (written.empty() ? "" : ", ") + path;
     }
     if (!written.empty()) {
-      events.push_back(Event{0, now_(), "rules.written", "", "natpilotd",
+      events.push_back(Event{0, now_(), event::kRulesWritten, "", "natpilotd",
                              std::to_string(in.devices.size()) + " devices need static rules; wrote " +
                                  written + " (registry version " +
                                  std::to_string(in.registry_version) + ")"});

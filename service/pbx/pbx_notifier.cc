@@ -6,6 +6,7 @@
 
 #include "mapping/static_rules.h"
 #include "pbx/hook.h"
+#include "core/event_kinds.h"
 
 namespace natpilot {
 namespace {
@@ -88,7 +89,7 @@ void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
   auto write = [&](const std::string& path, const std::string& text) {
     if (path.empty()) return;
     auto ok = WriteFileAtomically(path, text);
-    events.push_back(Event{0, now, ok ? "pbx.config-written" : "pbx.config-failed", t.device, "natpilotd",
+    events.push_back(Event{0, now, ok ? event::kPbxConfigWritten : event::kPbxConfigFailed, t.device, "natpilotd",
                            ok ? "wrote " + path + ": " + facts : ok.error().message});
   };
   if (t.flavor == pbx::Flavor::kAsterisk) {
@@ -105,7 +106,7 @@ void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
     else if (r.timed_out) msg += "killed after the " + std::to_string(t.hook_timeout.count()) + " s timeout";
     else msg += "exit " + std::to_string(r.exit_code);
     if (r.started && !r.output.empty()) msg += "; output: " + OneLine(r.output);
-    events.push_back(Event{0, now, ok ? "pbx.hook-ran" : "pbx.hook-failed", t.device, "natpilotd", msg});
+    events.push_back(Event{0, now, ok ? event::kPbxHookRan : event::kPbxHookFailed, t.device, "natpilotd", msg});
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
 }

@@ -14,6 +14,7 @@
 #include "web/assets.h"
 #include "web/metrics.h"
 #include "web/status_json.h"
+#include "core/event_kinds.h"
 
 namespace natpilot::web {
 namespace {
@@ -224,7 +225,7 @@ std::string WebServer::Metrics() {
 
 void WebServer::OnEvents(const std::vector<Event>& events) {
   for (const Event& e : events) {
-    if (e.kind == "gateway.state-lost") {
+    if (e.kind == event::kGatewayStateLost) {
       last_state_loss_ = std::chrono::duration_cast<Seconds>(e.at.time_since_epoch()).count();
     }
   }
@@ -405,7 +406,7 @@ void WebServer::Start() {
     throw std::runtime_error("web.listen '" + listen_ + "' has no port number");
   }
   for (const Event& e : ctx_.store.ListEvents(0, 10000)) {
-    if (e.kind == "gateway.state-lost") {
+    if (e.kind == event::kGatewayStateLost) {
       last_state_loss_ = std::chrono::duration_cast<Seconds>(e.at.time_since_epoch()).count();
     }
   }
