@@ -57,6 +57,27 @@ class UpnpCategoryImpl final : public std::error_category {
       default: return "UPnP error " + std::to_string(ev);
     }
   }
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    switch (ev) {
+      case upnp::kActionNotAuthorized: return Refusal::kNotAuthorized;
+      case upnp::kConflictInMappingEntry: return Refusal::kPortTaken;
+      case upnp::kNoPortMapsAvailable: return Refusal::kTableFull;
+      default: return {ev, *this};
+    }
+  }
+};
+
+class RefusalCategoryImpl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "refusal"; }
+  std::string message(int ev) const override {
+    switch (static_cast<Refusal>(ev)) {
+      case Refusal::kNotAuthorized: return "the gateway does not allow this mapping";
+      case Refusal::kPortTaken: return "the external port is held by another host";
+      case Refusal::kTableFull: return "the gateway's mapping table is full";
+    }
+    return "refusal " + std::to_string(ev);
+  }
 };
 
 }  // namespace
@@ -68,6 +89,15 @@ const std::error_category& NatpilotCategory() {
 const std::error_category& UpnpCategory() {
   static const UpnpCategoryImpl category;
   return category;
+}
+
+const std::error_category& RefusalCategory() {
+  static const RefusalCategoryImpl category;
+  return category;
+}
+
+bool IsRefusal(const std::error_code& code) {
+  return code == Refusal::kNotAuthorized || code == Refusal::kPortTaken || code == Refusal::kTableFull;
 }
 
 }  // namespace natpilot

@@ -39,6 +39,20 @@ inline constexpr int kOnlyPermanentLeasesSupported = 725;
 inline constexpr int kNoPortMapsAvailable = 728;
 }  // namespace upnp
 
+// What a gateway's "no" to a mapping means, whatever protocol said it. Each protocol's category
+// maps its codes onto these (`e.code == Refusal::kTableFull`); policy code reads the conditions,
+// never protocol numbers. A refusal is policy, not a failure: the mapping goes to static rules.
+enum class Refusal {
+  kNotAuthorized = 1,  // not for this host or option (UPnP 606; PCP NOT_AUTHORIZED, UNSUPP_OPTION)
+  kPortTaken,          // another host holds the external port (UPnP 718; miniupnpd's secure mode
+                       // also answers 718 for a mapping to another host: read the entry to know)
+  kTableFull,          // no room in the gateway's table (UPnP 728; PCP NO_RESOURCES)
+};
+const std::error_category& RefusalCategory();
+inline std::error_condition make_error_condition(Refusal r) { return {static_cast<int>(r), RefusalCategory()}; }
+// Any of them.
+bool IsRefusal(const std::error_code& code);
+
 struct Error {
   std::error_code code;
   std::string message;
@@ -67,3 +81,5 @@ inline tl::unexpected<Error> Fail(Errc code, std::string message) {
 
 template <>
 struct std::is_error_code_enum<natpilot::Errc> : std::true_type {};
+template <>
+struct std::is_error_condition_enum<natpilot::Refusal> : std::true_type {};

@@ -203,13 +203,6 @@ Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   } else {
     done = mapper->Unmap(req);
   }
-  if (!done && r.protocol == GatewayProtocol::kPcp && done.error().code.category() == pcp::PcpCategory()) {
-    // miniupnpd (pcpserver.c, DeletePCPMap) answers a delete of a mapping it does not have with
-    // NO_RESOURCES, and one whose entry carries another nonce (made by another request, or by
-    // UPnP since) with NOT_AUTHORIZED: either way nothing of ours is left to delete.
-    const auto code = static_cast<pcp::ResultCode>(done.error().code.value());
-    if (code == pcp::ResultCode::kNoResources || code == pcp::ResultCode::kNotAuthorized) done = {};
-  }
   if (done) {
     (void)store_.FinishRelease(r, true, {});
     return done;

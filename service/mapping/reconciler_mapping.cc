@@ -41,23 +41,6 @@ std::vector<PortMapper*> Reconciler::Candidates(const Mapping& m) const {
 }
 
 namespace {
-// A gateway's "no" to this mapping, as opposed to a failure: UPnP 718/606 (miniupnpd secure mode
-// answers 718 for another host's address), PCP NOT_AUTHORIZED/UNSUPP_OPTION (THIRD_PARTY not
-// allowed, RFC 6887 13.1).
-bool IsRefusal(const Error& e) {
-  if (e.code.category() == UpnpCategory()) {
-    // 728 NoPortMapsAvailable: the table is full; static rules do not need the gateway's table.
-    return e.code.value() == upnp::kConflictInMappingEntry ||
-           e.code.value() == upnp::kActionNotAuthorized || e.code.value() == upnp::kNoPortMapsAvailable;
-  }
-  if (e.code.category() == pcp::PcpCategory()) {
-    const auto r = static_cast<pcp::ResultCode>(e.code.value());
-    return r == pcp::ResultCode::kNotAuthorized || r == pcp::ResultCode::kUnsuppOption ||
-           r == pcp::ResultCode::kNoResources;
-  }
-  return false;
-}
-
 std::string NewNonce() {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   static const char* kHex = "0123456789abcdef";
@@ -96,7 +79,9 @@ Result<Lease> Reconciler::TryCandidates(Mapping& m, const std::vector<PortMapper
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       ++(lease ? (renewal ? stats_.renewals : stats_.maps) : stats_.failures)[mapper->protocol()];
     }
-    if (lease || !IsRefusal(lease.error())) return lease;
+    // A gateway's "no" (core/error.h Refusal: a table full, a port taken, not allowed) is policy:
+    // ask the next candidate; anything else is a failure, retried.
+    if (lease || !IsRefusal(lease.error().code)) return lease;
     refusals.push_back(lease.error());
   }
   return Fail(Errc::kPermissionDenied, "refused");
@@ -229,7 +214,7 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
   // two apart: a real holder is a conflict that static rules cannot solve either.
   PortMapper* lister = ByProtocol(GatewayProtocol::kUpnpIgd);
   for (const Error& e : refusals) {
-    if (lister == nullptr || e.code != MakeUpnpError(upnp::kConflictInMappingEntry)) continue;
+    if (lister == nullptr || e.code != Refusal::kPortTaken) continue;
     auto entry = lister->GetEntry(m.transport, m.external_port);
     if (entry && entry->has_value() && (*entry)->internal_address != m.internal_address) {
       // An entry pointing at another registered device is not named (a device token reads this
@@ -265,8 +250,7 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
   bool full = false;
   for (const Error& e : refusals) {
     why += (why.empty() ? "" : "; ") + e.message;
-    full = full || e.code == MakeUpnpError(upnp::kNoPortMapsAvailable) ||
-           e.code == pcp::MakePcpError(pcp::ResultCode::kNoResources);
+    full = full || e.code == Refusal::kTableFull;
   }
   m.detail = "the gateway refused (" + why + "): " +
              (full ? "its mapping table is full" : "third-party mapping refused") +

@@ -33,6 +33,14 @@ class PcpCategoryImpl final : public std::error_category {
     }
     return "PCP result " + std::to_string(ev);
   }
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    switch (static_cast<ResultCode>(ev)) {
+      case ResultCode::kNotAuthorized:
+      case ResultCode::kUnsuppOption: return Refusal::kNotAuthorized;  // THIRD_PARTY (RFC 6887 13.1)
+      case ResultCode::kNoResources: return Refusal::kTableFull;
+      default: return {ev, *this};
+    }
+  }
 };
 
 constexpr size_t kHeaderSize = 24;

@@ -210,6 +210,12 @@ Result<Lease> PcpMapper::Map(const MapRequest& r) {
 Result<void> PcpMapper::Unmap(const MapRequest& r) {
   auto resp = SendMap(r, 0);
   if (!resp) return tl::unexpected(resp.error());
+  // miniupnpd (pcpserver.c, DeletePCPMap) answers a delete of a mapping it does not have with
+  // NO_RESOURCES, and one whose entry carries another nonce (made by another request, or by UPnP
+  // since) with NOT_AUTHORIZED: either way nothing of ours is left to delete.
+  if (resp->result == pcp::ResultCode::kNoResources || resp->result == pcp::ResultCode::kNotAuthorized) {
+    return {};
+  }
   if (resp->result != pcp::ResultCode::kSuccess) {
     return Fail(pcp::MakePcpError(resp->result),
                 "PCP delete " + std::to_string(r.external_port) + "/" +

@@ -232,6 +232,40 @@ TEST(PcpMapper, AnotherExternalPortIsRefusedAndGivenBack) {
   EXPECT_EQ(del[24], 0x01);
 }
 
+// Refusals are conditions every protocol maps onto; policy code never reads protocol numbers.
+TEST(Refusals, EachProtocolsCodesMapOntoTheConditions) {
+  EXPECT_EQ(MakeUpnpError(upnp::kActionNotAuthorized), Refusal::kNotAuthorized);
+  EXPECT_EQ(MakeUpnpError(upnp::kConflictInMappingEntry), Refusal::kPortTaken);
+  EXPECT_EQ(MakeUpnpError(upnp::kNoPortMapsAvailable), Refusal::kTableFull);
+  EXPECT_EQ(pcp::MakePcpError(pcp::ResultCode::kNotAuthorized), Refusal::kNotAuthorized);
+  EXPECT_EQ(pcp::MakePcpError(pcp::ResultCode::kUnsuppOption), Refusal::kNotAuthorized);
+  EXPECT_EQ(pcp::MakePcpError(pcp::ResultCode::kNoResources), Refusal::kTableFull);
+  // Failures, not refusals: retried, never sent to static rules.
+  for (const std::error_code& failure :
+       {MakeUpnpError(upnp::kInvalidArgs), MakeUpnpError(-3), MakeUpnpError(upnp::kOnlyPermanentLeasesSupported),
+        pcp::MakePcpError(pcp::ResultCode::kCannotProvideExternal), pcp::MakePcpError(pcp::ResultCode::kNetworkFailure),
+        make_error_code(Errc::kUnavailable)}) {
+    EXPECT_FALSE(IsRefusal(failure)) << failure.category().name() << " " << failure.value();
+  }
+  EXPECT_NE(MakeUpnpError(upnp::kNoPortMapsAvailable), Refusal::kPortTaken);
+}
+
+TEST(PcpMapper, ADeleteOfNothingOrOfAnotherNonceLeavesNothingOfOursToDelete) {
+  std::atomic<uint8_t> result{8};
+  ScriptedPcpServer server([&result](const std::vector<uint8_t>& req) {
+    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, IsPresenceRequest(req) && req[24] != 0x01 ? 0 : result.load(), 100)}};
+  });
+  PcpMapper mapper(Options(server.port()));
+  ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
+  auto del = Req(5060);
+  del.lifetime = Seconds(0);
+  EXPECT_TRUE(mapper.Unmap(del)) << "NO_RESOURCES (miniupnpd: no such mapping)";
+  result = 2;
+  EXPECT_TRUE(mapper.Unmap(del)) << "NOT_AUTHORIZED (miniupnpd: another nonce)";
+  result = 13;
+  EXPECT_FALSE(mapper.Unmap(del)) << "NETWORK_FAILURE is a failure";
+}
+
 TEST(PcpMapper, AnEpochThatGoesBackMeansTheServerLostItsState) {
   std::atomic<uint32_t> epoch{1000};
   ScriptedPcpServer server([&epoch](const std::vector<uint8_t>& req) {
