@@ -16,6 +16,11 @@ Result<Caller> Begin(const ApiContext& ctx, const grpc::CallbackServerContext& c
 
 }  // namespace
 
+Result<StreamLimits::Slot> StreamSlot(const ApiContext& ctx, const Caller& caller) {
+  if (ctx.streams == nullptr) return StreamLimits::Slot{};
+  return ctx.streams->Acquire(caller);
+}
+
 Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write) {
   // Failed authentications count per source address; past the limit the address is refused before
   // any token is looked at.
@@ -335,13 +340,9 @@ grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::Callbac
   if (!caller) return new RefusedStream<v1::Event>(ToStatus(caller.error()));
   auto scope = ScopeOf(ctx_.store, *caller);
   if (!scope) return new RefusedStream<v1::Event>(ToStatus(scope.error()));
-  StreamLimits::Slot slot;
-  if (ctx_.streams != nullptr) {
-    auto got = ctx_.streams->Acquire(*caller);
-    if (!got) return new RefusedStream<v1::Event>(ToStatus(got.error()));
-    slot = std::move(*got);
-  }
-  return new EventWriter(ctx_, req->backlog(), std::move(*scope), std::move(slot));
+  auto slot = StreamSlot(ctx_, *caller);
+  if (!slot) return new RefusedStream<v1::Event>(ToStatus(slot.error()));
+  return new EventWriter(ctx_, req->backlog(), std::move(*scope), std::move(*slot));
 }
 
 grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerContext* c,

@@ -36,6 +36,8 @@ struct ApiContext {
 
 // Who is calling; a write also spends one from the caller's rate limit.
 Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContext& c, bool write);
+// The caller's place among its open streams (none to take when ctx has no StreamLimits).
+Result<StreamLimits::Slot> StreamSlot(const ApiContext& ctx, const Caller& caller);
 
 class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
  public:

@@ -118,13 +118,9 @@ grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::Callba
   }
   auto device = ctx_.store.GetDevice(req->device());
   if (!device) return new RefusedStream<v1::NatView>(ToStatus(device.error()));
-  StreamLimits::Slot slot;
-  if (ctx_.streams != nullptr) {
-    auto got = ctx_.streams->Acquire(*caller);
-    if (!got) return new RefusedStream<v1::NatView>(ToStatus(got.error()));
-    slot = std::move(*got);
-  }
-  return new NatViewWriter(ctx_, *device, caller->admin() ? "" : device->token_hash, std::move(slot));
+  auto slot = StreamSlot(ctx_, *caller);
+  if (!slot) return new RefusedStream<v1::NatView>(ToStatus(slot.error()));
+  return new NatViewWriter(ctx_, *device, caller->admin() ? "" : device->token_hash, std::move(*slot));
 }
 
 grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest*,

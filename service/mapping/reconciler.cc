@@ -9,7 +9,6 @@
 
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
-#include "portmap/pcp_codec.h"
 #include "core/event_kinds.h"
 
 namespace natpilot {

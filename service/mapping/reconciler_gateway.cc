@@ -11,7 +11,6 @@
 #include "core/validate.h"
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
-#include "portmap/pcp_codec.h"
 #include "core/event_kinds.h"
 
 namespace natpilot {

@@ -1,6 +1,8 @@
 // The SQLite store: schema and migrations, mappings, releases and events.
 #include "store/sqlite_store.h"
 
+#include "core/event_kinds.h"
+
 #include "core/text.h"
 
 #include <fcntl.h>
@@ -475,9 +477,8 @@ int64_t SqliteStore::FirstEventOf(const Device& device) const {
   std::lock_guard lock(mu_);
   // The registration is recorded at created_at: the index on `at` keeps this to a few rows.
   sqlite::Stmt s(*db_,
-                 "SELECT MAX(id) FROM events WHERE at >= ? AND device = ? AND "
-                 "kind = 'device.registered'");
-  s.Bind(1, ToUnix(device.created_at)).Bind(2, device.name);
+                 "SELECT MAX(id) FROM events WHERE at >= ? AND device = ? AND kind = ?");
+  s.Bind(1, ToUnix(device.created_at)).Bind(2, device.name).Bind(3, event::kDeviceRegistered);
   return s.Step() ? s.Int(0) : 0;
 }
 

@@ -5,15 +5,11 @@
 // carries news (the device `after1`, added after the attack, appears without a reload), the
 // conflicting entry's hostile description is shown without its control characters.
 import { existsSync, writeFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { fail, launch } from './browser.mjs';
 
 const [url, readyFile, doneFile] = process.argv.slice(2);
-const fail = (msg) => { console.error('FAIL: ' + msg); process.exitCode = 1; };
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   let loads = 0;

@@ -3,15 +3,11 @@
 // Checks: the device and its active mappings are shown; a device removed with the CLI disappears
 // from the page without a reload (the stream says so); a screenshot is saved.
 import { execFileSync } from 'node:child_process';
-import { chromium } from 'playwright-core';
+import { fail, launch } from './browser.mjs';
 
 const [url, natpilot, socket, screenshot] = process.argv.slice(2);
-const fail = (msg) => { console.error('FAIL: ' + msg); process.exitCode = 1; };
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   let loads = 0;
