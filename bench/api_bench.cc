@@ -15,8 +15,9 @@
 
 #include "api/auth.h"
 #include "api/convert.h"
+#include "mapping/reconciler.h"
 #include "api/event_bus.h"
-#include "api/registry.h"
+#include "app/registry.h"
 #include "api/server.h"
 #include "store/sqlite_store.h"
 

@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "api/event_bus.h"
-#include "api/registry.h"
+#include "app/registry.h"
 #include "api/server.h"
 #include "api/auth.h"
 #include "config/config.h"
@@ -124,8 +124,7 @@ int Run(const Config& config) {
   std::unique_ptr<natpilot::web::WebServer> web;
   if (!config.web_listen.empty()) {
     web = std::make_unique<natpilot::web::WebServer>(
-        natpilot::web::WebContext{store, registry, reconciler, bus, config.static_rules, write_limit, api_metrics,
-                                  admin_token.empty() ? "" : natpilot::HashToken(admin_token),
+        natpilot::web::WebContext{store, registry, reconciler, bus, config.static_rules, write_limit, api_metrics, auth,
                                   config.web_host_names},
         config.web_listen);
     web->Start();

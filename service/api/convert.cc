@@ -18,21 +18,17 @@ pb::Transport ToProto(Transport t) {
 
 grpc::Status ToStatus(const Error& e) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
-  if (e.code.category() == NatpilotCategory()) {
-    switch (static_cast<Errc>(e.code.value())) {
-      case Errc::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-      case Errc::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-      case Errc::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-      case Errc::kConflict: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-      case Errc::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-      case Errc::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-      case Errc::kInternal: code = grpc::StatusCode::INTERNAL; break;
-      case Errc::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-      case Errc::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-      case Errc::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
-    }
-  } else if (e.code.category() == UpnpCategory()) {
-    code = grpc::StatusCode::UNAVAILABLE;
+  switch (Classify(e)) {
+    case Errc::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case Errc::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
+    case Errc::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
+    case Errc::kConflict: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case Errc::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case Errc::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
+    case Errc::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case Errc::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
+    case Errc::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case Errc::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
   }
   return grpc::Status(code, e.message);
 }

@@ -3,10 +3,10 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "api/registry.h"
+#include "app/registry.h"
 #include "core/error.h"
 #include "core/types.h"
-#include "mapping/reconciler.h"
+#include "mapping/gateway_state.h"
 #include "natpilot/v1/natpilot.pb.h"
 
 namespace natpilot {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "mapping/reconciler.h"
+#include "mapping/gateway_state.h"
 #include "natpilot/v1/natpilot.pb.h"
 #include "portmap/stun.h"
 

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/auth.h"
+#include "app/caller.h"
 #include "core/error.h"
 #include "portmap/stun.h"
 

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/types.h"
-#include "mapping/reconciler.h"
+#include "mapping/gateway_state.h"
 #include "natpilot/v1/natpilot.pb.h"
 #include "store/store.h"
 

@@ -29,7 +29,7 @@ Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContex
   if (!peer_ip.empty() && ctx.auth_failures != nullptr && ctx.auth_failures->Exhausted(failures_key)) {
     return Fail(Errc::kResourceExhausted, "too many failed authentications from " + peer_ip + "; wait a few seconds");
   }
-  auto caller = ctx.auth.Authenticate(c);
+  auto caller = Authenticate(ctx.auth, c);
   if (!caller) {
     if (!peer_ip.empty() && ctx.auth_failures != nullptr && caller.error().code == make_error_code(Errc::kUnauthenticated)) {
       (void)ctx.auth_failures->Allow(failures_key);
@@ -199,7 +199,7 @@ grpc::ServerUnaryReactor* GatewayServiceImpl::GetGateway(grpc::CallbackServerCon
                                                          v1::GetGatewayResponse* resp) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
-  ToProto(ctx_.reconciler.Gateway(), resp->mutable_gateway());
+  ToProto(ctx_.gateway.Gateway(), resp->mutable_gateway());
   return Done(c, grpc::Status::OK);
 }
 
@@ -209,7 +209,7 @@ grpc::ServerUnaryReactor* GatewayServiceImpl::RediscoverGateway(grpc::CallbackSe
   auto caller = Begin(ctx_, *c, true);
   if (!caller) return Done(c, caller.error());
   if (auto r = AdminOnly(*caller, "rediscovering the gateway"); !r) return Done(c, r.error());
-  ctx_.reconciler.RequestProbe();
+  ctx_.gateway.RequestProbe();
   return Done(c, grpc::Status::OK);
 }
 

@@ -7,8 +7,8 @@
 #include "api/event_bus.h"
 #include "api/limits.h"
 #include "api/refresher.h"
-#include "api/registry.h"
-#include "mapping/reconciler.h"
+#include "app/registry.h"
+#include "mapping/gateway_state.h"
 #include "mapping/static_rules.h"
 #include "natpilot/v1/natpilot.grpc.pb.h"
 #include "store/store.h"
@@ -18,7 +18,7 @@ namespace natpilot {
 struct ApiContext {
   Store& store;
   Registry& registry;
-  Reconciler& reconciler;
+  GatewayState& gateway;  // what the reconciler knows of the gateway (read, probe, check)
   EventBus& bus;
   const StaticRulesOptions& static_rules;  // router parameters from the config
   const Authenticator& auth;

@@ -14,7 +14,7 @@ namespace natpilot {
 namespace {
 
 NatViewInputs Inputs(const ApiContext& ctx) {
-  return NatViewInputs{ctx.store, ctx.reconciler.Gateway(), ctx.static_rules.params.wan_address, HostLanSubnets()};
+  return NatViewInputs{ctx.store, ctx.gateway.Gateway(), ctx.static_rules.params.wan_address, HostLanSubnets()};
 }
 
 // Sends the view, then again whenever its facts change, until the caller goes away or the device
@@ -127,10 +127,10 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
                                                    v1::DiagnoseResponse* resp) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
-  // What the store and the reconciler know, read here (quick); the STUN exchange and the path
+  // What the store and the gateway state know, read here (quick); the STUN exchange and the path
   // check (up to about 5 s) run on the DoctorRunner's thread, never on gRPC's callback threads.
   auto in = std::make_shared<DoctorInputs>();
-  in->gateway = ctx_.reconciler.Gateway();
+  in->gateway = ctx_.gateway.Gateway();
   auto mappings = ctx_.store.ListMappings(caller->admin() ? "" : caller->device);
   if (mappings) in->mappings = std::move(*mappings);
   LapseExpired(in->mappings, Clock::now());
@@ -147,8 +147,8 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
     }
   }
   auto* reactor = c->DefaultReactor();
-  Reconciler& reconciler = ctx_.reconciler;
-  auto finish = [reactor, resp, in, &reconciler](const DoctorRunner::Results* r) {
+  GatewayState& gateway = ctx_.gateway;
+  auto finish = [reactor, resp, in, &gateway](const DoctorRunner::Results* r) {
     if (r == nullptr) return reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "natpilotd is shutting down"));
     in->stun = r->stun;
     in->path = r->path;
@@ -156,7 +156,7 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
     // it did not announce). Behind another NAT (a reserved address on the gateway) they always differ.
     const std::string& ext = in->gateway.info.external_address;
     if (in->stun && *in->stun && !ext.empty() && (*in->stun)->address != ext && !upnp::IsReservedIpv4(ext)) {
-      reconciler.CheckExternalAddress("the doctor's STUN answer (" + (*in->stun)->address + ")");
+      gateway.CheckExternalAddress("the doctor's STUN answer (" + (*in->stun)->address + ")");
     }
     for (auto& f : natpilot::Diagnose(*in)) *resp->add_findings() = std::move(f);
     resp->set_gateway_external_address(in->gateway.info.external_address);

@@ -6,7 +6,7 @@
 
 #include "core/types.h"
 #include "identity/identity_watch.h"
-#include "mapping/reconciler.h"
+#include "mapping/reconciler_options.h"
 #include "mapping/static_rules.h"
 #include "portmap/natpmp_mapper.h"
 #include "portmap/pcp_mapper.h"

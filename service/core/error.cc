@@ -96,6 +96,11 @@ const std::error_category& RefusalCategory() {
   return category;
 }
 
+Errc Classify(const Error& e) {
+  if (e.code.category() == NatpilotCategory()) return static_cast<Errc>(e.code.value());
+  return Errc::kUnavailable;
+}
+
 bool IsRefusal(const std::error_code& code) {
   return code == Refusal::kNotAuthorized || code == Refusal::kPortTaken || code == Refusal::kTableFull;
 }

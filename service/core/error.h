@@ -69,6 +69,10 @@ inline Error ForAdmin(Error e) {
 
 template <typename T>
 using Result = tl::expected<T, Error>;
+// Every error classified once, for both edges (gRPC status, HTTP status): natpilot's own codes as
+// they are; any other category (a gateway's answer, a system call) is kUnavailable: something
+// natpilotd depends on failed, not the caller's request.
+Errc Classify(const Error& e);
 
 inline tl::unexpected<Error> Fail(std::error_code code, std::string message) {
   return tl::unexpected<Error>(Error{code, std::move(message)});

@@ -33,7 +33,7 @@ Reconciler::~Reconciler() { Stop(); }
 
 std::string Reconciler::Tag(std::string_view device) const { return tag_prefix_ + std::string(device); }
 
-ReconcilerStats Reconciler::Stats() const {
+GatewayStats Reconciler::Stats() const {
   std::lock_guard lock(gateway_mu_);
   return stats_;
 }

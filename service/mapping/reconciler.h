@@ -15,71 +15,16 @@
 #include <string>
 #include <thread>
 
+#include "mapping/gateway_state.h"
+#include "mapping/reconciler_options.h"
 #include "portmap/port_mapper.h"
 #include "portmap/prober.h"
 #include "store/store.h"
 
 namespace natpilot {
 
-struct ReconcilerOptions {
-  Seconds lease_lifetime{3600};
-  // Renew when this fraction of the lifetime is left, or up to jitter_fraction of it earlier.
-  double renew_fraction = 0.5;
-  double jitter_fraction = 0.05;
-  Seconds retry_min{5};
-  Seconds retry_max{600};
-  Seconds probe_retry_min{5};
-  Seconds probe_retry_max{300};
-  Seconds probe_interval{300};  // re-probe a working gateway (external address, identity)
-  // How often to check that the gateway still has our mappings: PCP ANNOUNCE / NAT-PMP epoch, and
-  // a sample of UPnP entries read back (a rebooted router, or miniupnpd's idle purge).
-  Seconds verify_interval{60};
-  size_t verify_sample = 8;
-  // Re-probe when the default route's gateway is not the gateway in use (off in unit tests and
-  // when gateway.address or root_desc_url point elsewhere on purpose).
-  bool follow_default_route = false;
-  // After the first usable answer, how long to wait for a more preferred protocol.
-  std::chrono::milliseconds preference_window{50};
-  // At most one check per this interval for PCP ANNOUNCEs, however many arrive; those that come
-  // within it are coalesced into one more check at its end.
-  Seconds announce_min_interval{5};
-  // While the gateway is gone: a cheap check this often (the last protocol's heartbeat, one
-  // datagram; UPnP, which has none, probes), so the return is noticed within it.
-  Seconds outage_check_interval{4};
-  size_t save_batch = 32;       // mappings saved per transaction during a long pass
-  // Devices whose ports are always provided by static rules, never asked of the gateway.
-  bool force_static_all = false;
-  std::set<std::string> force_static_devices;
-};
 
-// Counters for /metrics (since start).
-struct ReconcilerStats {
-  std::map<GatewayProtocol, uint64_t> maps;       // new leases granted
-  std::map<GatewayProtocol, uint64_t> renewals;   // leases renewed
-  std::map<GatewayProtocol, uint64_t> failures;   // requests refused or unanswered
-  std::map<GatewayProtocol, double> last_rtt_ms;  // the last request's round trip
-  uint64_t state_losses = 0;                      // gateway reboots / lost mappings seen
-  uint64_t announces_coalesced = 0;               // ANNOUNCEs within announce_min_interval
-  uint64_t address_changes = 0;                   // external address changes seen
-  double last_discovery_ms = 0;                   // the last probe, to a decision
-};
-
-// The last change of the gateway's external address, and how it was noticed.
-struct AddressChange {
-  TimePoint at{};
-  std::string from, to;
-  std::string noticed_by;  // "a NAT-PMP announcement", "the periodic check (UPnP ...)", ...
-};
-
-struct GatewaySnapshot {
-  GatewayInfo info;  // the chosen protocol's, or a summary when none is usable
-  std::vector<ProtocolReport> protocols;  // what each protocol answered
-  TimePoint checked_at{};
-  TimePoint next_check_at{};
-  std::optional<AddressChange> last_address_change;
-};
-
-class Reconciler {
+class Reconciler : public GatewayState {
  public:
   using NowFn = std::function<TimePoint()>;
   using RandomFn = std::function<double()>;  // uniform in [0, 1)
@@ -90,16 +35,16 @@ class Reconciler {
   Reconciler(Store& store, PortMapper& mapper, ReconcilerOptions options, NowFn now,
              RandomFn random = nullptr)
       : Reconciler(store, std::vector<PortMapper*>{&mapper}, options, now, std::move(random)) {}
-  ~Reconciler();
+  ~Reconciler() override;
 
   // One pass; returns when the next one is due.
   TimePoint RunOnce();
-  GatewaySnapshot Gateway() const;
+  GatewaySnapshot Gateway() const override;
   // The gateway's external address alone (Gateway() copies every probe report: not per mapping).
-  std::string ExternalAddress() const;
-  ReconcilerStats Stats() const;
+  std::string ExternalAddress() const override;
+  GatewayStats Stats() const override;
   // Probe the gateway again at the next pass.
-  void RequestProbe();
+  void RequestProbe() override;
   // An unsolicited PCP ANNOUNCE, or a NAT-PMP public address announcement (RFC 6886 3.2.1: sent
   // after a restart and when the external address changes), arrived: if it is from the gateway
   // in use, check it at once. What an announcement says is not taken on trust (any LAN host can
@@ -107,7 +52,7 @@ class Reconciler {
   void AnnounceFrom(const std::string& sender, const std::string& what = "PCP ANNOUNCE");
   // Another source says the external address may have changed (a UPnP event, the doctor's STUN
   // answer): the same check at once, rate-limited with the announcements.
-  void CheckExternalAddress(const std::string& why);
+  void CheckExternalAddress(const std::string& why) override;
 
   // At shutdown when configured: deletes every held lease from the gateway (the intent stays, so
   // the next start maps again). Gives up at the deadline; what is left expires on the gateway.
@@ -191,7 +136,7 @@ class Reconciler {
 
   mutable std::mutex gateway_mu_;
   GatewaySnapshot gateway_;
-  ReconcilerStats stats_;  // under gateway_mu_
+  GatewayStats stats_;  // under gateway_mu_
   bool ready_ = false;
   std::atomic<bool> probe_requested_{true};
   std::atomic<bool> verify_requested_{false};

@@ -50,20 +50,20 @@ std::string MetricsText(const MetricsInputs& in) {
   }
 
   Head(out, "natpilot_lease_grants_total", "counter", "New leases granted by the gateway, by protocol.");
-  ByProtocol(out, "natpilot_lease_grants_total", in.reconciler.maps);
+  ByProtocol(out, "natpilot_lease_grants_total", in.stats.maps);
   Head(out, "natpilot_lease_renewals_total", "counter", "Leases renewed, by protocol.");
-  ByProtocol(out, "natpilot_lease_renewals_total", in.reconciler.renewals);
+  ByProtocol(out, "natpilot_lease_renewals_total", in.stats.renewals);
   Head(out, "natpilot_gateway_failures_total", "counter", "Mapping requests refused or unanswered, by protocol.");
-  ByProtocol(out, "natpilot_gateway_failures_total", in.reconciler.failures);
+  ByProtocol(out, "natpilot_gateway_failures_total", in.stats.failures);
   Head(out, "natpilot_gateway_rtt_seconds", "gauge", "Round trip of the last mapping request, by protocol.");
-  for (const auto& [p, ms] : in.reconciler.last_rtt_ms) {
+  for (const auto& [p, ms] : in.stats.last_rtt_ms) {
     out += "natpilot_gateway_rtt_seconds{protocol=\"" + std::string(ToString(p)) + "\"} " + Number(ms / 1000.0) + "\n";
   }
   Head(out, "natpilot_gateway_discovery_seconds", "gauge", "How long the last gateway probe took to a decision.");
-  out += "natpilot_gateway_discovery_seconds " + Number(in.reconciler.last_discovery_ms / 1000.0) + "\n";
+  out += "natpilot_gateway_discovery_seconds " + Number(in.stats.last_discovery_ms / 1000.0) + "\n";
   Head(out, "natpilot_gateway_state_losses_total", "counter",
        "Gateway reboots (epoch resets) and lost mappings seen, each followed by restoring them.");
-  out += "natpilot_gateway_state_losses_total " + std::to_string(in.reconciler.state_losses) + "\n";
+  out += "natpilot_gateway_state_losses_total " + std::to_string(in.stats.state_losses) + "\n";
   Head(out, "natpilot_gateway_up", "gauge", "1 when a gateway protocol is usable.");
   out += std::string("natpilot_gateway_up ") + (in.gateway.info.status == GatewayInfo::Status::kReady ? "1" : "0") + "\n";
 

@@ -6,14 +6,14 @@
 #include <utility>
 #include <vector>
 
-#include "mapping/reconciler.h"
+#include "mapping/gateway_state.h"
 
 namespace natpilot::web {
 
 struct MetricsInputs {
   std::vector<Mapping> mappings;
   size_t devices = 0;
-  ReconcilerStats reconciler;
+  GatewayStats stats;
   GatewaySnapshot gateway;
   std::map<std::pair<std::string, int>, uint64_t> api_calls;  // (method, grpc code) -> count
   std::string version;

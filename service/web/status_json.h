@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "mapping/reconciler.h"
+#include "mapping/gateway_state.h"
 #include "store/store.h"
 
 namespace natpilot::web {

@@ -25,9 +25,9 @@ using nlohmann::json;
 // U+FFFD instead of ending the thread that writes it.
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// The HTTP status for an error classified once for both edges (core/error.h).
 int HttpCode(const Error& e) {
-  if (e.code.category() != NatpilotCategory()) return 502;
-  switch (static_cast<Errc>(e.code.value())) {
+  switch (Classify(e)) {
     case Errc::kInvalidArgument: return 400;
     case Errc::kNotFound: return 404;
     case Errc::kAlreadyExists:
@@ -36,8 +36,10 @@ int HttpCode(const Error& e) {
     case Errc::kPermissionDenied: return 403;
     case Errc::kResourceExhausted: return 429;
     case Errc::kUnauthenticated: return 401;
-    default: return 500;
+    case Errc::kUnavailable: return 502;
+    case Errc::kInternal: return 500;
   }
+  return 500;
 }
 
 void Reply(httplib::Response& res, int status, const json& body) {
@@ -207,7 +209,7 @@ WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)),
 WebServer::~WebServer() { Stop(); }
 
 std::string WebServer::StatusText() {
-  return Dump(Status(StatusInputs{ctx_.store, ctx_.reconciler.Gateway(), TimePoint(Seconds(last_state_loss_.load())),
+  return Dump(Status(StatusInputs{ctx_.store, ctx_.gateway.Gateway(), TimePoint(Seconds(last_state_loss_.load())),
                              Clock::now()}));
 }
 
@@ -216,8 +218,8 @@ std::string WebServer::Metrics() {
   if (auto ms = ctx_.store.ListMappings("")) in.mappings = std::move(*ms);
   LapseExpired(in.mappings, Clock::now());
   in.devices = ctx_.store.ListDevices().size();
-  in.reconciler = ctx_.reconciler.Stats();
-  in.gateway = ctx_.reconciler.Gateway();
+  in.stats = ctx_.gateway.Stats();
+  in.gateway = ctx_.gateway.Gateway();
   in.api_calls = ctx_.api_metrics.Snapshot();
   in.version = NATPILOT_VERSION;
   return MetricsText(in);
@@ -343,19 +345,27 @@ void WebServer::Routes() {
       Reply(res, 403, {{"error", "cross-site request refused (Origin " + origin + ")"}});
       return std::nullopt;
     }
-    const std::string auth = req.get_header_value("Authorization");
-    if (ctx_.admin_token_hash.empty() || auth.rfind("Bearer ", 0) != 0 ||
-        HashToken(auth.substr(7)) != ctx_.admin_token_hash) {
-      Reply(res, 401, {{"error", "changes need the admin token: \"Authorization: Bearer TOKEN\" "
-                                 "(the token is in natpilot-admin.token)"}});
+    Credentials cred;
+    cred.peer_ip = req.remote_addr;
+    cred.carrier = "an \"Authorization: Bearer TOKEN\" header (the admin token is in natpilot-admin.token)";
+    cred.via = " via web";
+    const auto header = req.headers.find("Authorization");
+    if (header != req.headers.end()) cred.authorization = header->second;
+    auto caller = ctx_.auth.Authenticate(cred);
+    if (caller) {
+      if (auto admin_only = AdminOnly(*caller, "a change from the status page"); !admin_only) {
+        caller = tl::unexpected(admin_only.error());
+      }
+    }
+    if (!caller) {
+      Reply(res, HttpCode(caller.error()), {{"error", caller.error().message}});
       return std::nullopt;
     }
-    const std::string caller = "admin token via web from " + req.remote_addr;
-    if (auto r = ctx_.write_limit.Allow(caller); !r) {
+    if (auto r = ctx_.write_limit.Allow(TokenKey(*caller)); !r) {
       Reply(res, 429, {{"error", r.error().message}});
       return std::nullopt;
     }
-    return caller;
+    return caller->label;
   };
   http_.Post("/api/devices", [this, admin](const httplib::Request& req, httplib::Response& res) {
     auto caller = admin(req, res);

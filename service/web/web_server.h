@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "api/api_metrics.h"
-#include "api/auth.h"
+#include "app/caller.h"
 #include "api/event_bus.h"
-#include "api/registry.h"
-#include "mapping/reconciler.h"
+#include "app/registry.h"
+#include "mapping/gateway_state.h"
 #include "mapping/static_rules.h"
 #include "store/store.h"
 
@@ -28,12 +28,14 @@ namespace natpilot::web {
 struct WebContext {
   Store& store;
   Registry& registry;
-  const Reconciler& reconciler;
+  const GatewayState& gateway;
   EventBus& bus;
   const StaticRulesOptions& static_rules;
   RateLimiter& write_limit;
   const ApiMetrics& api_metrics;
-  std::string admin_token_hash;  // empty: no admin actions over HTTP
+  // The same authentication as the gRPC edge: changes need the admin token (a device token is
+  // refused: the page acts on every device).
+  const Authenticator& auth;
   // Names a browser may use in the Host header besides IP literals and "localhost" (web.host_names):
   // any other name is refused, so a DNS-rebinding page cannot read the status, events or rules.
   std::vector<std::string> host_names = {};

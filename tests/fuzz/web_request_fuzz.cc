@@ -12,8 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "api/api_metrics.h"
-#include "api/registry.h"
-#include "api/tokens.h"
+#include "app/registry.h"
+#include "mapping/reconciler.h"
+#include "app/tokens.h"
 #include "core/text.h"
 #include "core/validate.h"
 #include "mapping/reconciler.h"
@@ -36,8 +37,9 @@ struct Daemon {
   // A frozen clock: the burst, then every write is limited (as a flood would be).
   RateLimiter limit{1, 200, [] { return RateLimiter::Clock::time_point{}; }};
   ApiMetrics metrics;
-  web::WebServer web{web::WebContext{store, registry, reconciler, bus, rules, limit, metrics,
-                                     HashToken(kAdminToken), {"natpilot.lan"}},
+  Authenticator auth{store, AuthOptions{HashToken(kAdminToken), false}};
+  web::WebServer web{web::WebContext{store, registry, reconciler, bus, rules, limit, metrics, auth,
+                                     {"natpilot.lan"}},
                      "127.0.0.1:0"};
   Daemon() {
     store.SetEventListener([this](const std::vector<Event>& events) { bus.Publish(events); });

@@ -9,7 +9,8 @@
 
 #include "api/auth.h"
 #include "api/event_bus.h"
-#include "api/registry.h"
+#include "mapping/reconciler.h"
+#include "app/registry.h"
 #include "api/server.h"
 #include "core/validate.h"
 #include "fake_gateway.h"

@@ -1,8 +1,8 @@
-#include "api/registry.h"
+#include "app/registry.h"
 
 #include <gtest/gtest.h>
 
-#include "api/tokens.h"
+#include "app/tokens.h"
 #include "core/validate.h"
 #include "store/sqlite_store.h"
 

@@ -16,7 +16,7 @@ class WebFaultsTest : public ApiFixture {
   void SetUp() override {
     ApiFixture::SetUp();
     web_ = std::make_unique<web::WebServer>(
-        web::WebContext{*store_, *registry_, *reconciler_, bus_, rules_, *limiter_, metrics_, ""}, "127.0.0.1:0");
+        web::WebContext{*store_, *registry_, *reconciler_, bus_, rules_, *limiter_, metrics_, *auth_}, "127.0.0.1:0");
     web_->Start();
   }
   void TearDown() override {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <thread>
+#include <httplib.h>
 
 #include "api_fixture.h"
 #include "web/web_server.h"
@@ -35,7 +36,7 @@ class WebSecurityTest : public ApiFixture {
   void SetUp() override {
     ApiFixture::SetUp();
     web_ = std::make_unique<web::WebServer>(
-        web::WebContext{*store_, *registry_, *reconciler_, bus_, rules_, *limiter_, metrics_, "", {"natpilot.lan"}},
+        web::WebContext{*store_, *registry_, *reconciler_, bus_, rules_, *limiter_, metrics_, *auth_, {"natpilot.lan"}},
         "127.0.0.1:0");
     web_->Start();
   }
@@ -131,6 +132,35 @@ TEST_F(WebSecurityTest, IdleConnectionsCannotExhaustDescriptors) {
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_EQ(status, 200);
+}
+
+
+// Both edges share one Authenticator: the status page takes exactly the tokens the API takes, and
+// only the admin's may change anything (a device token reaches one device; the page acts on all).
+TEST_F(WebSecurityTest, ChangesFromThePageAreAuthenticatedAsOverTheApi) {
+  httplib::Client http("127.0.0.1", web_->port());
+  const std::string body = R"({"name": "webdev", "address": "192.168.1.44", "sip": "5200", "rtp": "30000-30009"})";
+  auto post = [&](const std::string& authorization) {
+    httplib::Headers h{{"Host", "127.0.0.1"}};
+    if (!authorization.empty()) h.emplace("Authorization", authorization);
+    return http.Post("/api/devices", h, body, "application/json");
+  };
+  auto none = post("");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_NE(none->body.find("Authorization: Bearer TOKEN"), std::string::npos) << none->body;
+  auto wrong = post("Bearer npa_not-a-token-at-all-000000");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto device = post("Bearer " + ata_token_);
+  ASSERT_TRUE(device);
+  EXPECT_EQ(device->status, 403) << device->body;
+  EXPECT_FALSE(store_->GetDevice("webdev"));
+  auto admin = post(std::string("Bearer ") + kAdminToken);
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(admin->status, 201) << admin->body;
+  ASSERT_TRUE(store_->GetDevice("webdev"));
+  EXPECT_EQ(store_->ListEvents(0, 1000).back().caller, "admin token via web from 127.0.0.1");
 }
 
 }  // namespace

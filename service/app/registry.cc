@@ -1,6 +1,6 @@
-#include "api/registry.h"
+#include "app/registry.h"
 
-#include "api/tokens.h"
+#include "app/tokens.h"
 #include "core/validate.h"
 #include "core/event_kinds.h"
 

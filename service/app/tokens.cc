@@ -1,4 +1,4 @@
-#include "api/tokens.h"
+#include "app/tokens.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
