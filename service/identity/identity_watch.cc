@@ -94,50 +94,16 @@ int IdentityWatch::CheckOnce() {
 }
 
 void IdentityWatch::Start() {
-  if (!options_.enabled || thread_.joinable()) return;
-  stop_ = false;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void IdentityWatch::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void IdentityWatch::Wake() {
-  {
-    std::lock_guard lock(mu_);
-    woken_ = true;
-  }
-  cv_.notify_all();
-}
-
-void IdentityWatch::CheckLogged() {
-  try {
+  if (!options_.enabled) return;
+  worker_.Start([this]() -> std::optional<Worker::Duration> {
     CheckOnce();
-  } catch (const std::exception& e) {
-    spdlog::error("identity check failed (next in {} s or when woken): {}", options_.check_interval.count(),
-                  e.what());
-  } catch (...) {
-    spdlog::error("identity check failed (next in {} s or when woken): unknown exception",
-                  options_.check_interval.count());
-  }
+    return options_.check_interval;
+  });
 }
 
-void IdentityWatch::Loop() {
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    woken_ = false;
-    lock.unlock();
-    CheckLogged();
-    lock.lock();
-    cv_.wait_for(lock, options_.check_interval, [this] { return stop_ || woken_; });
-  }
-}
+void IdentityWatch::Stop() { worker_.Stop(); }
+
+void IdentityWatch::Wake() { worker_.Wake(); }
 
 std::map<std::string, std::string> ParseArpTable(std::string_view text) {
   // "IP address  HW type  Flags  HW address  Mask  Device", one entry per line after the header.

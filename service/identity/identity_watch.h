@@ -5,14 +5,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "core/worker.h"
 #include "store/store.h"
 
 namespace natpilot {
@@ -45,20 +44,13 @@ class IdentityWatch {
   void Wake();  // a device was registered or changed: look at once
 
  private:
-  void Loop();
-  // CheckOnce that logs a failure (a store read that throws) instead of ending the thread.
-  void CheckLogged();
   Store& store_;
   IdentityOptions options_;
   NeighborFn neighbors_;
   NowFn now_;
   std::function<void()> on_change_;
   std::map<std::string, TimePoint> last_seen_;  // device name -> last answer from its MAC
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool woken_ = false;
-  std::thread thread_;
+  Worker worker_{"identity check", options_.check_interval};  // last: stopped first
 };
 
 // Linux: a UDP datagram to port 9 (discard) of each on-link address makes the kernel resolve it;

@@ -304,39 +304,16 @@ void Reconciler::ReleaseLeasesForShutdown(std::chrono::steady_clock::time_point 
 }
 
 void Reconciler::Start() {
-  stopping_ = false;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void Reconciler::Stop() {
-  {
-    std::lock_guard lock(loop_mu_);
-    stopping_ = true;
-  }
-  loop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Reconciler::Wake() {
-  {
-    std::lock_guard lock(loop_mu_);
-    woken_ = true;
-  }
-  loop_cv_.notify_all();
-}
-
-void Reconciler::Loop() {
-  std::unique_lock lock(loop_mu_);
-  while (!stopping_) {
-    woken_ = false;
-    lock.unlock();
+  worker_.Start([this]() -> std::optional<Worker::Duration> {
+    // Leases are wall-clock; the worker sleeps on the steady clock for the remaining span.
     const TimePoint next = RunOnce();
-    lock.lock();
-    // Leases are wall-clock; sleep on the steady clock for the remaining span.
-    const auto wait = std::max(std::chrono::milliseconds(0),
-                               std::chrono::duration_cast<std::chrono::milliseconds>(next - now_()));
-    loop_cv_.wait_for(lock, wait, [this] { return stopping_ || woken_; });
-  }
+    return std::max(Worker::Duration::zero(),
+                    std::chrono::duration_cast<Worker::Duration>(next - now_()));
+  });
 }
+
+void Reconciler::Stop() { worker_.Stop(); }
+
+void Reconciler::Wake() { worker_.Wake(); }
 
 }  // namespace natpilot

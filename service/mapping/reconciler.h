@@ -6,15 +6,14 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <mutex>
 #include <string>
-#include <thread>
 
+#include "core/worker.h"
 #include "mapping/gateway_state.h"
 #include "mapping/reconciler_options.h"
 #include "portmap/port_mapper.h"
@@ -122,7 +121,6 @@ class Reconciler : public GatewayState {
   TimePoint Backoff(TimePoint now, uint32_t failures, Seconds min, Seconds max) const;
   void Log(std::vector<Event>& events, std::string kind, std::string device, std::string message,
            TimePoint now) const;
-  void Loop();
 
   Store& store_;
   std::vector<PortMapper*> mappers_;
@@ -174,11 +172,7 @@ class Reconciler : public GatewayState {
   int last_good_ = -1;                // the last chosen mapper, for the outage check
   TimePoint next_outage_check_{};
 
-  std::mutex loop_mu_;
-  std::condition_variable loop_cv_;
-  bool woken_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
+  Worker worker_{"reconciler pass", options_.retry_min};  // last: stopped before the rest goes
 };
 
 }  // namespace natpilot

@@ -56,11 +56,7 @@ void PbxNotifier::OnEvents(const std::vector<Event>& events) {
     for (const PbxTarget& t : targets_) relevant = relevant || e.device.empty() || e.device == t.device;
   }
   if (!relevant) return;
-  {
-    std::lock_guard lock(mu_);
-    dirty_ = true;
-  }
-  cv_.notify_all();
+  worker_.Wake();
 }
 
 int PbxNotifier::RunOnce() {
@@ -111,49 +107,14 @@ void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
 }
 
-bool PbxNotifier::RunLogged() {
-  try {
-    RunOnce();
-    return true;
-  } catch (const std::exception& e) {
-    spdlog::error("pbx notifier: a pass failed (again in {} s or at the next event): {}", kRetryAfter.count(),
-                  e.what());
-  } catch (...) {
-    spdlog::error("pbx notifier: a pass failed (again in {} s or at the next event): unknown exception",
-                  kRetryAfter.count());
-  }
-  return false;
-}
-
 void PbxNotifier::Start() {
-  if (targets_.empty() || thread_.joinable()) return;
-  thread_ = std::thread([this] { Loop(); });
+  if (targets_.empty()) return;
+  worker_.Start([this]() -> std::optional<Worker::Duration> {
+    RunOnce();
+    return std::nullopt;
+  });
 }
 
-// Runs a pass whenever an event made the views dirty; a failed pass is tried again after
-// kRetryAfter, so a change is not lost when no further event comes.
-void PbxNotifier::Loop() {
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    if (dirty_) {
-      dirty_ = false;
-      lock.unlock();
-      const bool ok = RunLogged();
-      lock.lock();
-      if (!ok && !cv_.wait_for(lock, kRetryAfter, [this] { return stop_ || dirty_; })) dirty_ = true;
-      continue;
-    }
-    cv_.wait(lock, [this] { return stop_ || dirty_; });
-  }
-}
-
-void PbxNotifier::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void PbxNotifier::Stop() { worker_.Stop(); }
 
 }  // namespace natpilot

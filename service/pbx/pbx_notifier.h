@@ -4,16 +4,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/nat_view.h"
 #include "pbx_config.h"
+#include "core/worker.h"
 #include "store/store.h"
 
 namespace natpilot {
@@ -42,20 +41,15 @@ class PbxNotifier {
 
  private:
   static constexpr Seconds kRetryAfter{5};
-  void Loop();
-  // RunOnce that logs a failure (a store read that throws) instead of ending the thread.
-  bool RunLogged();
   void Apply(const PbxTarget& target, const v1::NatView& view);
   Store& store_;
   InputsFn inputs_;
   std::vector<PbxTarget> targets_;
   NowFn now_;
   std::map<std::string, std::string> last_facts_;  // device -> facts written
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool dirty_ = true;
-  bool stop_ = false;
-  std::thread thread_;
+  // Runs a pass at start and whenever an event made the views dirty; a failed pass is tried again
+  // after kRetryAfter, so a change is not lost when no further event comes. Last: stopped first.
+  Worker worker_{"pbx notifier: a pass", kRetryAfter};
 };
 
 }  // namespace natpilot
