@@ -1,8 +1,8 @@
 // API latency and throughput (issue 9; not a test): natpilotd's gRPC API in-process, on a unix
 // socket and TCP loopback, beside a bare server built from the same Debian gRPC that answers the
-// same methods with a fixed reply and nothing else (no auth, no store): the floor. Prints p50/p90/p99
-// of sequential calls, calls/s with 64 concurrent callers from the callback (async) client, and the
-// ratios natpilot/bare.
+// same methods with a fixed reply and nothing else (no auth, no store): the floor. Prints
+// p50/p90/p99 of sequential calls, calls/s with 64 concurrent callers from the callback (async)
+// client, and the ratios natpilot/bare.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -15,10 +15,10 @@
 
 #include "api/auth.h"
 #include "api/convert.h"
-#include "mapping/reconciler.h"
 #include "api/event_bus.h"
-#include "app/registry.h"
 #include "api/server.h"
+#include "app/registry.h"
+#include "mapping/reconciler.h"
 #include "store/sqlite_store.h"
 
 namespace v1 = natpilot::v1;
@@ -43,7 +43,8 @@ class BareGateway final : public v1::GatewayService::CallbackService {
   v1::GetGatewayResponse reply;
 };
 class BareMappings final : public v1::MappingService::CallbackService {
-  grpc::ServerUnaryReactor* ListMappings(grpc::CallbackServerContext* c, const v1::ListMappingsRequest*,
+  grpc::ServerUnaryReactor* ListMappings(grpc::CallbackServerContext* c,
+                                         const v1::ListMappingsRequest*,
                                          v1::ListMappingsResponse* resp) override {
     *resp = reply;
     auto* r = c->DefaultReactor();
@@ -81,16 +82,20 @@ Stats Sequential(const std::shared_ptr<grpc::Channel>& ch, bool token, int n, bo
       std::fprintf(stderr, "call failed: %s\n", s.error_message().c_str());
       std::exit(1);
     }
-    if (i >= n / 10) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= n / 10)
+      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
   std::sort(us.begin(), us.end());
-  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))]; };
+  auto at = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))];
+  };
   return {at(0.5), at(0.9), at(0.99), (n + n / 10) / total_s};
 }
 
 // 64 callers, each issuing its next call when the last one completes, for `seconds`.
-double Concurrent(const std::shared_ptr<grpc::Channel>& ch, bool token, int callers, double seconds) {
+double Concurrent(const std::shared_ptr<grpc::Channel>& ch, bool token, int callers,
+                  double seconds) {
   auto stub = v1::GatewayService::NewStub(ch);
   std::atomic<long> done{0};
   std::atomic<int> running{callers};
@@ -105,16 +110,17 @@ double Concurrent(const std::shared_ptr<grpc::Channel>& ch, bool token, int call
   auto start_one = [&](auto& self) -> void {
     auto* call = new Call;
     if (token) call->ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
-    stub->async()->GetGateway(&call->ctx, &call->req, &call->resp, [&, call, self](grpc::Status s) mutable {
-      delete call;
-      if (s.ok()) ++done;
-      if (Clock::now() < end) {
-        self(self);
-      } else if (--running == 0) {
-        std::lock_guard lock(mu);
-        cv.notify_all();
-      }
-    });
+    stub->async()->GetGateway(&call->ctx, &call->req, &call->resp,
+                              [&, call, self](grpc::Status s) mutable {
+                                delete call;
+                                if (s.ok()) ++done;
+                                if (Clock::now() < end) {
+                                  self(self);
+                                } else if (--running == 0) {
+                                  std::lock_guard lock(mu);
+                                  cv.notify_all();
+                                }
+                              });
   };
   const auto t0 = Clock::now();
   for (int i = 0; i < callers; ++i) start_one(start_one);
@@ -124,8 +130,9 @@ double Concurrent(const std::shared_ptr<grpc::Channel>& ch, bool token, int call
 }
 
 void Row(const char* what, const Stats& np, const Stats& bare) {
-  std::printf("%-40s %7.0f %7.0f %7.0f %8.0f | %7.0f %7.0f %7.0f %8.0f | %5.2f %5.2f\n", what, np.p50, np.p90,
-              np.p99, np.per_s, bare.p50, bare.p90, bare.p99, bare.per_s, np.p50 / bare.p50, np.per_s / bare.per_s);
+  std::printf("%-40s %7.0f %7.0f %7.0f %8.0f | %7.0f %7.0f %7.0f %8.0f | %5.2f %5.2f\n", what,
+              np.p50, np.p90, np.p99, np.per_s, bare.p50, bare.p90, bare.p99, bare.per_s,
+              np.p50 / bare.p50, np.per_s / bare.per_s);
 }
 
 }  // namespace
@@ -133,17 +140,20 @@ void Row(const char* what, const Stats& np, const Stats& bare) {
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 3000;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 3.0;
-  const auto dir = std::filesystem::temp_directory_path() / ("natpilot-api-bench-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("natpilot-api-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
 
   natpilot::SqliteStore store(natpilot::StoreOptions{(dir / "natpilot.db").string()});
   natpilot::EventBus bus;
   store.SetEventListener([&bus](const std::vector<natpilot::Event>& e) { bus.Publish(e); });
-  natpilot::Reconciler reconciler(store, std::vector<natpilot::PortMapper*>{}, natpilot::ReconcilerOptions{},
+  natpilot::Reconciler reconciler(store, std::vector<natpilot::PortMapper*>{},
+                                  natpilot::ReconcilerOptions{},
                                   [] { return natpilot::Clock::now(); });
   natpilot::Policy policy;
   policy.max_devices = 1000;
-  natpilot::Registry registry(store, policy, natpilot::PortPlan{}, [] { return natpilot::Clock::now(); }, nullptr);
+  natpilot::Registry registry(
+      store, policy, natpilot::PortPlan{}, [] { return natpilot::Clock::now(); }, nullptr);
   // 10,000 mappings: 100 devices with 1 SIP port (UDP) and 99 RTP ports each.
   for (int i = 0; i < 100; ++i) {
     natpilot::DeviceInput in;
@@ -151,7 +161,8 @@ int main(int argc, char** argv) {
     in.address = "192.168.1." + std::to_string(10 + i);
     in.sip = natpilot::PortRange{static_cast<uint16_t>(5000 + i), static_cast<uint16_t>(5000 + i)};
     in.sip_transports = std::vector<natpilot::Transport>{natpilot::Transport::kUdp};
-    in.rtp = natpilot::PortRange{static_cast<uint16_t>(20000 + 100 * i), static_cast<uint16_t>(20098 + 100 * i)};
+    in.rtp = natpilot::PortRange{static_cast<uint16_t>(20000 + 100 * i),
+                                 static_cast<uint16_t>(20098 + 100 * i)};
     if (!registry.Register(in, "bench")) return 1;
   }
   natpilot::Authenticator auth(store, natpilot::AuthOptions{natpilot::HashToken(kToken), false});
@@ -170,10 +181,12 @@ int main(int argc, char** argv) {
   BareMappings bare_maps;
   {
     grpc::ClientContext ctx;
-    (void)v1::GatewayService::NewStub(grpc::CreateChannel("unix:" + o.unix_socket, grpc::InsecureChannelCredentials()))
+    (void)v1::GatewayService::NewStub(
+        grpc::CreateChannel("unix:" + o.unix_socket, grpc::InsecureChannelCredentials()))
         ->GetGateway(&ctx, {}, &bare_gw.reply);
     grpc::ClientContext ctx2;
-    (void)v1::MappingService::NewStub(grpc::CreateChannel("unix:" + o.unix_socket, grpc::InsecureChannelCredentials()))
+    (void)v1::MappingService::NewStub(
+        grpc::CreateChannel("unix:" + o.unix_socket, grpc::InsecureChannelCredentials()))
         ->ListMappings(&ctx2, {}, &bare_maps.reply);
   }
   grpc::ServerBuilder b;
@@ -186,9 +199,11 @@ int main(int argc, char** argv) {
   auto bare = b.BuildAndStart();
 
   auto np_unix = grpc::CreateChannel("unix:" + o.unix_socket, grpc::InsecureChannelCredentials());
-  auto np_tcp = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.tcp_port()), grpc::InsecureChannelCredentials());
+  auto np_tcp = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.tcp_port()),
+                                    grpc::InsecureChannelCredentials());
   auto bare_unix = grpc::CreateChannel("unix:" + bare_sock, grpc::InsecureChannelCredentials());
-  auto bare_tcp = grpc::CreateChannel("127.0.0.1:" + std::to_string(bare_port), grpc::InsecureChannelCredentials());
+  auto bare_tcp = grpc::CreateChannel("127.0.0.1:" + std::to_string(bare_port),
+                                      grpc::InsecureChannelCredentials());
 
   std::printf("mappings in the store: %d\n", bare_maps.reply.mappings_size());
   {
@@ -202,19 +217,26 @@ int main(int argc, char** argv) {
       for (const auto& m : *all) natpilot::ToProto(m, resp.add_mappings());
       ms.back() += 0;  // conversion reported on its own below
       if (i == 29) {
-        std::printf("of a 10,000-mapping list: store read %.1f ms, conversion to protobuf %.1f ms (last run)\n",
-                    ms.back(), std::chrono::duration<double, std::milli>(Clock::now() - t1).count());
+        std::printf(
+            "of a 10,000-mapping list: store read %.1f ms, conversion to protobuf %.1f ms (last "
+            "run)\n",
+            ms.back(), std::chrono::duration<double, std::milli>(Clock::now() - t1).count());
       }
     }
     std::sort(ms.begin(), ms.end());
     std::printf("store read p50 %.1f ms\n\n", ms[ms.size() / 2]);
   }
-  std::printf("%-40s %7s %7s %7s %8s | %7s %7s %7s %8s | %5s %5s\n", "sequential (us; calls/s)", "p50", "p90", "p99",
-              "calls/s", "bare50", "bare90", "bare99", "calls/s", "p50x", "rate");
-  Row("GetGateway, unix socket", Sequential(np_unix, false, n, false), Sequential(bare_unix, false, n, false));
-  Row("GetGateway, TCP loopback (token)", Sequential(np_tcp, true, n, false), Sequential(bare_tcp, false, n, false));
-  Row("ListMappings 10,000, unix socket", Sequential(np_unix, false, 60, true), Sequential(bare_unix, false, 60, true));
-  std::printf("\n%-40s %10s %10s %6s\n", "64 concurrent callers (async client)", "natpilot", "bare", "ratio");
+  std::printf("%-40s %7s %7s %7s %8s | %7s %7s %7s %8s | %5s %5s\n", "sequential (us; calls/s)",
+              "p50", "p90", "p99", "calls/s", "bare50", "bare90", "bare99", "calls/s", "p50x",
+              "rate");
+  Row("GetGateway, unix socket", Sequential(np_unix, false, n, false),
+      Sequential(bare_unix, false, n, false));
+  Row("GetGateway, TCP loopback (token)", Sequential(np_tcp, true, n, false),
+      Sequential(bare_tcp, false, n, false));
+  Row("ListMappings 10,000, unix socket", Sequential(np_unix, false, 60, true),
+      Sequential(bare_unix, false, 60, true));
+  std::printf("\n%-40s %10s %10s %6s\n", "64 concurrent callers (async client)", "natpilot", "bare",
+              "ratio");
   for (auto [what, np_ch, bare_ch, token] :
        {std::tuple{"GetGateway calls/s, unix socket", np_unix, bare_unix, false},
         std::tuple{"GetGateway calls/s, TCP loopback", np_tcp, bare_tcp, true}}) {

@@ -68,7 +68,8 @@ int NatPmp(const char* gateway) {
   if (initnatpmp(&n, 1, gw.s_addr) < 0) return 0;
   int ok = 0;
   for (const Want& w : Plan()) {
-    sendnewportmappingrequest(&n, w.tcp ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP, w.port, w.port, 3600);
+    sendnewportmappingrequest(&n, w.tcp ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP, w.port, w.port,
+                              3600);
     natpmpresp_t resp;
     int r;
     do {
@@ -94,8 +95,9 @@ int Upnp(const char* url, const char* client) {
   int ok = 0;
   for (const Want& w : Plan()) {
     const std::string port = std::to_string(w.port);
-    if (UPNP_AddPortMapping(urls.controlURL, data.first.servicetype, port.c_str(), port.c_str(), client, "raw floor",
-                            w.tcp ? "TCP" : "UDP", nullptr, "3600") == UPNPCOMMAND_SUCCESS) {
+    if (UPNP_AddPortMapping(urls.controlURL, data.first.servicetype, port.c_str(), port.c_str(),
+                            client, "raw floor", w.tcp ? "TCP" : "UDP", nullptr,
+                            "3600") == UPNPCOMMAND_SUCCESS) {
       ++ok;
     }
   }
@@ -107,17 +109,25 @@ int Upnp(const char* url, const char* client) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: raw_floor pcp GATEWAY CLIENT | natpmp GATEWAY | upnp ROOT_DESC_URL CLIENT\n");
+    std::fprintf(
+        stderr,
+        "usage: raw_floor pcp GATEWAY CLIENT | natpmp GATEWAY | upnp ROOT_DESC_URL CLIENT\n");
     return 2;
   }
   const std::string mode = argv[1];
   const auto t0 = std::chrono::steady_clock::now();
   int ok = 0;
-  if (mode == "pcp" && argc == 4) ok = Pcp(argv[2], argv[3]);
-  else if (mode == "natpmp") ok = NatPmp(argv[2]);
-  else if (mode == "upnp" && argc == 4) ok = Upnp(argv[2], argv[3]);
-  else return 2;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  if (mode == "pcp" && argc == 4)
+    ok = Pcp(argv[2], argv[3]);
+  else if (mode == "natpmp")
+    ok = NatPmp(argv[2]);
+  else if (mode == "upnp" && argc == 4)
+    ok = Upnp(argv[2], argv[3]);
+  else
+    return 2;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::printf("%lld\n", static_cast<long long>(ms));
   return ok == 122 ? 0 : 1;
 }

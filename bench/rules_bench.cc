@@ -48,9 +48,11 @@ int main(int argc, char** argv) {
 
   // The naive file: one DNAT and one accept per forwarded port.
   const auto t1 = std::chrono::steady_clock::now();
-  std::string naive = "table ip natpilot\ndelete table ip natpilot\ntable ip natpilot {\n"
-                      "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n";
-  std::string forward = "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n";
+  std::string naive =
+      "table ip natpilot\ndelete table ip natpilot\ntable ip natpilot {\n"
+      "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n";
+  std::string forward =
+      "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n";
   size_t forwards = 0;
   for (const Device& d : in.devices) {
     auto add = [&](const char* proto, int port) {
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
   std::ofstream(dir + "/per-port.nft") << naive;
 
   std::printf("forwards                 %zu (500 devices)\n", forwards);
-  std::printf("generate grouped         %.2f ms (mean of %d), %zu bytes\n", grouped_ms, kRounds, text.size());
+  std::printf("generate grouped         %.2f ms (mean of %d), %zu bytes\n", grouped_ms, kRounds,
+              text.size());
   std::printf("generate per-port        %.2f ms, %zu bytes\n", naive_ms, naive.size());
   return 0;
 }

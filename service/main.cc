@@ -1,27 +1,27 @@
 // natpilotd: keeps a LAN's VoIP devices reachable through the NAT gateway.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
 #include <iostream>
 
-#include "api/event_bus.h"
-#include "app/registry.h"
-#include "api/server.h"
 #include "api/auth.h"
+#include "api/event_bus.h"
+#include "api/server.h"
+#include "app/registry.h"
 #include "config/config.h"
 #include "core/validate.h"
 #include "identity/identity_watch.h"
-#include "pbx/pbx_notifier.h"
-#include "web/web_server.h"
-#include "portmap/netutil.h"
 #include "mapping/reconciler.h"
 #include "mapping/static_rules.h"
+#include "pbx/pbx_notifier.h"
 #include "portmap/announce_listener.h"
+#include "portmap/netutil.h"
 #include "portmap/upnp_events.h"
 #include "portmap/upnp_mapper.h"
 #include "store/sqlite_store.h"
+#include "web/web_server.h"
 
 namespace {
 
@@ -33,7 +33,8 @@ int Run(const Config& config) {
   spdlog::info("natpilotd {} starting: database {} (schema {}), instance {}", NATPILOT_VERSION,
                config.store.path, store.SchemaVersion(), store.InstanceId());
   natpilot::EventBus bus;
-  store.SetEventListener([&bus](const std::vector<natpilot::Event>& events) { bus.Publish(events); });
+  store.SetEventListener(
+      [&bus](const std::vector<natpilot::Event>& events) { bus.Publish(events); });
 
   auto now = [] { return natpilot::Clock::now(); };
   // GENA: the IGD's ExternalIPAddress events (started below, before the reconciler). Declared
@@ -65,14 +66,16 @@ int Run(const Config& config) {
   if (!config.listen.empty() && config.admin_token.empty()) {
     spdlog::info("admin token for TCP callers in {}", config.admin_token_file);
   }
-  natpilot::Authenticator auth(store, natpilot::AuthOptions{
-                                          admin_token.empty() ? "" : natpilot::HashToken(admin_token),
-                                          config.device_calls_from_own_address});
+  natpilot::Authenticator auth(
+      store, natpilot::AuthOptions{admin_token.empty() ? "" : natpilot::HashToken(admin_token),
+                                   config.device_calls_from_own_address});
   natpilot::RateLimiter write_limit(config.write_rate_per_s, config.write_burst);
-  if (!config.listen.empty() && !natpilot::IsLoopbackListen(config.listen) && config.tls_cert_file.empty()) {
-    spdlog::warn("api.listen {} is not loopback and has no TLS (api.allow_insecure_tcp): tokens cross "
-                 "the network in clear",
-                 config.listen);
+  if (!config.listen.empty() && !natpilot::IsLoopbackListen(config.listen) &&
+      config.tls_cert_file.empty()) {
+    spdlog::warn(
+        "api.listen {} is not loopback and has no TLS (api.allow_insecure_tcp): tokens cross "
+        "the network in clear",
+        config.listen);
   }
   natpilot::RulesWriter rules_writer(store, config.static_rules, now);
   reconciler.SetAfterPass([&rules_writer] { rules_writer.Refresh(); });
@@ -93,7 +96,8 @@ int Run(const Config& config) {
   natpilot::ApiServer server(
       natpilot::ApiContext{store, registry, reconciler, bus, config.static_rules, auth, write_limit,
                            config.stun_server,
-                           upnp_events_on ? std::function<std::string()>([&upnp_events] { return upnp_events.Status(); })
+                           upnp_events_on ? std::function<std::string()>(
+                                                [&upnp_events] { return upnp_events.Status(); })
                                           : std::function<std::string()>()},
       server_options);
   std::vector<natpilot::PbxTarget> pbx_targets;
@@ -110,12 +114,15 @@ int Run(const Config& config) {
   natpilot::PbxNotifier pbx_notifier(
       store,
       [&] {
-        return natpilot::NatViewInputs{store, reconciler.Gateway(), config.static_rules.params.wan_address,
+        return natpilot::NatViewInputs{store, reconciler.Gateway(),
+                                       config.static_rules.params.wan_address,
                                        natpilot::HostLanSubnets()};
       },
       std::move(pbx_targets), now);
   const uint64_t pbx_subscription =
-      bus.Subscribe([&pbx_notifier](const std::vector<natpilot::Event>& events) { pbx_notifier.OnEvents(events); });
+      bus.Subscribe([&pbx_notifier](const std::vector<natpilot::Event>& events) {
+        pbx_notifier.OnEvents(events);
+      });
   pbx_notifier.Start();
   server.Start();
   spdlog::info("API listening on unix:{}{}{}", config.unix_socket,
@@ -124,15 +131,16 @@ int Run(const Config& config) {
   std::unique_ptr<natpilot::web::WebServer> web;
   if (!config.web_listen.empty()) {
     web = std::make_unique<natpilot::web::WebServer>(
-        natpilot::web::WebContext{store, registry, reconciler, bus, config.static_rules, write_limit, api_metrics, auth,
-                                  config.web_host_names},
+        natpilot::web::WebContext{store, registry, reconciler, bus, config.static_rules,
+                                  write_limit, api_metrics, auth, config.web_host_names},
         config.web_listen);
     web->Start();
     spdlog::info("status page on http://{}/", config.web_listen);
     if (!natpilot::IsLoopbackListen(config.web_listen)) {
-      spdlog::warn("web.listen {} is not loopback: the page shows the LAN's devices to that network, and "
-                   "the admin token for changes travels unencrypted",
-                   config.web_listen);
+      spdlog::warn(
+          "web.listen {} is not loopback: the page shows the LAN's devices to that network, and "
+          "the admin token for changes travels unencrypted",
+          config.web_listen);
     }
   }
   // A NOTIFY's ExternalIPAddress other than the one natpilotd holds makes the reconciler ask the
@@ -140,31 +148,40 @@ int Run(const Config& config) {
   if (upnp_events_on) {
     upnp.SetEventUrlListener([&upnp_events](const std::string& url) { upnp_events.Follow(url); });
     // UpnpEvents reads NOTIFYs only from the IGD's own host, with the current SID.
-    auto started = upnp_events.Start([&reconciler](const std::string&, const std::string& address) {
-      const std::string held = reconciler.ExternalAddress();
-      // 0.0.0.0 (a WAN without an address during a redial) or no address at all: nothing to check.
-      if (natpilot::ParseIpv4Unicast(address, "external address") && !held.empty() && address != held) {
-        reconciler.CheckExternalAddress("a UPnP event (ExternalIPAddress " + address + ")");
-      }
-    }, [](const std::string& status, bool problem) {
-      if (problem) {
-        spdlog::warn("UPnP events: {}", status);
-      } else {
-        spdlog::info("UPnP events: {}", status);
-      }
-    });
+    auto started = upnp_events.Start(
+        [&reconciler](const std::string&, const std::string& address) {
+          const std::string held = reconciler.ExternalAddress();
+          // 0.0.0.0 (a WAN without an address during a redial) or no address at all: nothing to
+          // check.
+          if (natpilot::ParseIpv4Unicast(address, "external address") && !held.empty() &&
+              address != held) {
+            reconciler.CheckExternalAddress("a UPnP event (ExternalIPAddress " + address + ")");
+          }
+        },
+        [](const std::string& status, bool problem) {
+          if (problem) {
+            spdlog::warn("UPnP events: {}", status);
+          } else {
+            spdlog::info("UPnP events: {}", status);
+          }
+        });
     if (!started) spdlog::warn("UPnP events: {}", started.error().message);
   }
   reconciler.Start();
   identity.Start();
   natpilot::AnnounceListener announces;
-  if (configured(natpilot::GatewayProtocol::kPcp) || configured(natpilot::GatewayProtocol::kNatPmp)) {
-    auto listening = announces.Start(
-        [&reconciler](const std::string& sender, const natpilot::AnnounceListener::Announcement& a) {
+  if (configured(natpilot::GatewayProtocol::kPcp) ||
+      configured(natpilot::GatewayProtocol::kNatPmp)) {
+    auto listening =
+        announces.Start([&reconciler](const std::string& sender,
+                                      const natpilot::AnnounceListener::Announcement& a) {
           reconciler.AnnounceFrom(sender, a.what);
         });
-    if (!listening) spdlog::warn("{}; gateway restarts and external address changes are noticed by the periodic check only",
-                                 listening.error().message);
+    if (!listening)
+      spdlog::warn(
+          "{}; gateway restarts and external address changes are noticed by the periodic check "
+          "only",
+          listening.error().message);
   }
 
   sigset_t signals;
@@ -183,7 +200,8 @@ int Run(const Config& config) {
   reconciler.Stop();
   upnp_events.Stop();  // after the reconciler: its probes tell the event URL
   if (config.release_on_shutdown) {
-    reconciler.ReleaseLeasesForShutdown(std::chrono::steady_clock::now() + std::chrono::seconds(20));
+    reconciler.ReleaseLeasesForShutdown(std::chrono::steady_clock::now() +
+                                        std::chrono::seconds(20));
   } else {
     spdlog::info("leases stay on the gateway; they are adopted at the next start");
   }

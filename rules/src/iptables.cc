@@ -28,14 +28,15 @@ std::string Iptables(const RulesInput& in, const RouterParams& p, const std::str
   }
   for (const Jump& j : jumps) {
     o << "# remove: iptables -t " << j.table << " -D " << j.from << " -j " << j.to
-      << " && iptables -t " << j.table << " -F " << j.to << " && iptables -t " << j.table
-      << " -X " << j.to << "\n";
+      << " && iptables -t " << j.table << " -F " << j.to << " && iptables -t " << j.table << " -X "
+      << j.to << "\n";
   }
   o << "#\n# A router whose forward policy drops in another table (nftables) also needs:\n"
     << "# wire:   nft insert rule " << p.forward_chain
     << " ct status dnat accept comment \"natpilot-wiring\"\n"
     << "# unwire: nft -a list chain " << p.forward_chain
-    << " | sed -n 's/.*\"natpilot-wiring\" # handle \\([0-9]*\\)$/\\1/p' | xargs -r -n1 nft delete rule "
+    << " | sed -n 's/.*\"natpilot-wiring\" # handle \\([0-9]*\\)$/\\1/p' | xargs -r -n1 nft delete "
+       "rule "
     << p.forward_chain << " handle\n\n";
 
   const std::string hairpin_match =
@@ -45,8 +46,9 @@ std::string Iptables(const RulesInput& in, const RouterParams& p, const std::str
   for (const Device& d : in.devices) {
     for (const PortGroup& g : Groups(d)) {
       const std::string proto(ToString(g.transport));
-      const std::string match = "-p " + proto + " -m multiport --dports " + Join(g.ranges, ",", ':') +
-                                " -m comment --comment \"" + d.name + " " + proto + "\"";
+      const std::string match = "-p " + proto + " -m multiport --dports " +
+                                Join(g.ranges, ",", ':') + " -m comment --comment \"" + d.name +
+                                " " + proto + "\"";
       o << "-A NATPILOT-PREROUTING -i " << p.wan_interface << " " << match
         << " -j DNAT --to-destination " << d.address << "\n";
       if (p.hairpin) {

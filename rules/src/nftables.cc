@@ -17,11 +17,14 @@ std::string Nftables(const RulesInput& in, const RouterParams& p, const std::str
     << "# remove: nft delete table ip natpilot\n"
     << "#\n"
     << "# This file defines and replaces only the table 'ip natpilot'. An accept here cannot\n"
-    << "# override a drop in the router's own forward chain, and nft cannot jump between tables, so\n"
+    << "# override a drop in the router's own forward chain, and nft cannot jump between tables, "
+       "so\n"
     << "# a router whose forward chain drops by default needs this one rule in it (once):\n"
-    << "# wire:   nft insert rule " << p.forward_chain << " ct status dnat accept comment \"natpilot-wiring\"\n"
+    << "# wire:   nft insert rule " << p.forward_chain
+    << " ct status dnat accept comment \"natpilot-wiring\"\n"
     << "# unwire: nft -a list chain " << p.forward_chain
-    << " | sed -n 's/.*\"natpilot-wiring\" # handle \\([0-9]*\\)$/\\1/p' | xargs -r -n1 nft delete rule "
+    << " | sed -n 's/.*\"natpilot-wiring\" # handle \\([0-9]*\\)$/\\1/p' | xargs -r -n1 nft delete "
+       "rule "
     << p.forward_chain << " handle\n\n";
   o << "table ip natpilot\n"
     << "delete table ip natpilot\n"
@@ -35,7 +38,8 @@ std::string Nftables(const RulesInput& in, const RouterParams& p, const std::str
       const std::string proto(ToString(g.transport));
       const std::string ports = proto + " dport { " + Join(g.ranges, ", ", '-') + " }";
       const std::string comment = " comment \"" + d.name + " " + proto + "\";\n";
-      o << "\t\tiifname \"" << p.wan_interface << "\" " << ports << " dnat to " << d.address << comment;
+      o << "\t\tiifname \"" << p.wan_interface << "\" " << ports << " dnat to " << d.address
+        << comment;
       if (p.hairpin) {
         o << "\t\tiifname \"" << p.lan_interface << "\" " << hairpin_match << " " << ports
           << " dnat to " << d.address << comment;
@@ -62,9 +66,8 @@ std::string Nftables(const RulesInput& in, const RouterParams& p, const std::str
       for (const PortGroup& g : Groups(d)) {
         const std::string proto(ToString(g.transport));
         o << "\t\tiifname \"" << p.lan_interface << "\" oifname \"" << p.lan_interface
-          << "\" ip daddr " << d.address << " " << proto << " dport { "
-          << Join(g.ranges, ", ", '-') << " } ct status dnat masquerade comment \"" << d.name
-          << " " << proto << " hairpin\";\n";
+          << "\" ip daddr " << d.address << " " << proto << " dport { " << Join(g.ranges, ", ", '-')
+          << " } ct status dnat masquerade comment \"" << d.name << " " << proto << " hairpin\";\n";
       }
     }
     o << "\t}\n";

@@ -14,10 +14,14 @@ namespace {
 std::string SectionName(const std::string& device, std::string_view proto) {
   std::string s = "natpilot_";
   for (char c : device) {
-    if (c == '_') s += "_u";
-    else if (c == '.') s += "_d";
-    else if (c == '-') s += "_h";
-    else s += c;
+    if (c == '_')
+      s += "_u";
+    else if (c == '.')
+      s += "_d";
+    else if (c == '-')
+      s += "_h";
+    else
+      s += c;
   }
   return s + "_" + std::string(proto);
 }
@@ -26,12 +30,14 @@ std::string SectionName(const std::string& device, std::string_view proto) {
 std::string Openwrt(const RulesInput& in, const RouterParams& p, const std::string& header) {
   std::ostringstream o;
   o << header << "#\n"
-    << "# WAN and LAN are firewall zone names here ('" << p.wan_interface << "', '" << p.lan_interface
-    << "'). Sections are named natpilot_<device>_<proto>\n"
+    << "# WAN and LAN are firewall zone names here ('" << p.wan_interface << "', '"
+    << p.lan_interface << "'). Sections are named natpilot_<device>_<proto>\n"
     << "# ('_', '.' and '-' in a device name are written _u, _d and _h).\n"
-    << "# remove: for s in $(uci show firewall | sed -n 's/^firewall\\.\\(natpilot_[A-Za-z0-9_]*\\)=redirect$/\\1/p'); "
+    << "# remove: for s in $(uci show firewall | sed -n "
+       "'s/^firewall\\.\\(natpilot_[A-Za-z0-9_]*\\)=redirect$/\\1/p'); "
        "do uci delete firewall.$s; done; uci commit firewall; service firewall reload\n"
-    << "# apply:  (the remove line first, then) uci -m import firewall < FILE && uci commit firewall && "
+    << "# apply:  (the remove line first, then) uci -m import firewall < FILE && uci commit "
+       "firewall && "
        "service firewall reload\n\n";
   for (const Device& d : in.devices) {
     for (const PortGroup& g : Groups(d)) {
@@ -41,7 +47,8 @@ std::string Openwrt(const RulesInput& in, const RouterParams& p, const std::stri
         std::string name = SectionName(d.name, proto);
         if (g.ranges.size() > 1) name += "_" + std::to_string(i + 1);
         o << "config redirect '" << name << "'\n"
-          << "\toption name '" << "natpilot " << d.name << " " << proto << "'\n"
+          << "\toption name '"
+          << "natpilot " << d.name << " " << proto << "'\n"
           << "\toption src '" << p.wan_interface << "'\n"
           << "\toption src_dport '" << Join({g.ranges[i]}, "", '-') << "'\n"
           << "\toption dest '" << p.lan_interface << "'\n"

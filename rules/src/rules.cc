@@ -9,9 +9,12 @@ namespace natpilot::rules {
 
 std::string_view ToString(Format f) {
   switch (f) {
-    case Format::kNftables: return "nftables";
-    case Format::kIptables: return "iptables";
-    case Format::kOpenwrt: return "openwrt";
+    case Format::kNftables:
+      return "nftables";
+    case Format::kIptables:
+      return "iptables";
+    case Format::kOpenwrt:
+      return "openwrt";
   }
   return "unknown";
 }
@@ -20,15 +23,18 @@ Result<Format> FormatFromString(std::string_view s) {
   if (s == "nftables") return Format::kNftables;
   if (s == "iptables") return Format::kIptables;
   if (s == "openwrt") return Format::kOpenwrt;
-  return Fail(Errc::kInvalidArgument,
-              "rules format '" + std::string(s) + "' is unknown; allowed: nftables, iptables, openwrt");
+  return Fail(Errc::kInvalidArgument, "rules format '" + std::string(s) +
+                                          "' is unknown; allowed: nftables, iptables, openwrt");
 }
 
 std::string_view FileName(Format f) {
   switch (f) {
-    case Format::kNftables: return "natpilot.nft";
-    case Format::kIptables: return "natpilot.iptables";
-    case Format::kOpenwrt: return "natpilot.uci";
+    case Format::kNftables:
+      return "natpilot.nft";
+    case Format::kIptables:
+      return "natpilot.iptables";
+    case Format::kOpenwrt:
+      return "natpilot.uci";
   }
   return "natpilot.rules";
 }
@@ -64,7 +70,8 @@ Result<void> ValidateRouterParams(const RouterParams& p) {
     auto a = ParseIpv4Unicast(p.wan_address, "WAN address");
     if (!a) return tl::unexpected(a.error());
     if (*a != p.wan_address) {  // only the canonical form is written
-      return Fail(Errc::kInvalidArgument, "WAN address '" + p.wan_address + "' is not in canonical form; write it as " + *a);
+      return Fail(Errc::kInvalidArgument, "WAN address '" + p.wan_address +
+                                              "' is not in canonical form; write it as " + *a);
     }
   }
   std::istringstream words(p.forward_chain);
@@ -103,16 +110,19 @@ std::string Iso8601(TimePoint t) {
 std::string Header(Format f, const RulesInput& in, const RouterParams& p) {
   std::ostringstream h;
   h << "# natpilot static forwarding rules (" << ToString(f) << ")\n"
-    << "# Generated " << Iso8601(in.generated_at) << " from registry version " << in.registry_version
-    << ", " << in.devices.size() << (in.devices.size() == 1 ? " device" : " devices") << ".\n"
+    << "# Generated " << Iso8601(in.generated_at) << " from registry version "
+    << in.registry_version << ", " << in.devices.size()
+    << (in.devices.size() == 1 ? " device" : " devices") << ".\n"
     << "# Each device's SIP ports and RTP range are forwarded from " << p.wan_interface
     << " to the device on the same port (port-preserving DNAT).\n"
     << "# Written by natpilot; edits are lost at the next generation.\n";
   if (p.sip_helper_hint) {
     h << "#\n"
-      << "# SIP helper: the kernel's nf_conntrack_sip (a SIP ALG) rewrites addresses inside SIP and\n"
+      << "# SIP helper: the kernel's nf_conntrack_sip (a SIP ALG) rewrites addresses inside SIP "
+         "and\n"
       << "# SDP and opens RTP ports on its own. With forwards like these and a PBX that knows its\n"
-      << "# external address, it only gets in the way (one-way audio, broken re-INVITEs); most VoIP\n"
+      << "# external address, it only gets in the way (one-way audio, broken re-INVITEs); most "
+         "VoIP\n"
       << "# setups are better without it: 'modprobe -r nf_conntrack_sip' and, on OpenWrt, remove\n"
       << "# kmod-nf-nathelper-extra.\n";
   }
@@ -143,9 +153,12 @@ Result<std::string> Generate(Format format, const RulesInput& input, const Route
   }
   const std::string header = Header(format, input, params);
   switch (format) {
-    case Format::kNftables: return detail::Nftables(input, params, header);
-    case Format::kIptables: return detail::Iptables(input, params, header);
-    case Format::kOpenwrt: return detail::Openwrt(input, params, header);
+    case Format::kNftables:
+      return detail::Nftables(input, params, header);
+    case Format::kIptables:
+      return detail::Iptables(input, params, header);
+    case Format::kOpenwrt:
+      return detail::Openwrt(input, params, header);
   }
   return Fail(Errc::kInvalidArgument, "unknown rules format");
 }

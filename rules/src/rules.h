@@ -19,9 +19,9 @@ std::string_view FileName(Format f);  // natpilot.nft, natpilot.iptables, natpil
 struct RouterParams {
   std::string wan_interface = "wan";  // nftables/iptables: interface name; OpenWrt: zone name
   std::string lan_interface = "lan";
-  std::string wan_address;            // optional; lets hairpin match the external address exactly
-  bool hairpin = false;               // LAN clients reaching devices through the external address
-  bool sip_helper_hint = true;        // explain the SIP conntrack helper in the header
+  std::string wan_address;      // optional; lets hairpin match the external address exactly
+  bool hairpin = false;         // LAN clients reaching devices through the external address
+  bool sip_helper_hint = true;  // explain the SIP conntrack helper in the header
   // The router's own forward chain ("family table chain"), named in the wiring line that lets
   // forwarded DNAT traffic pass a default-drop forward policy.
   std::string forward_chain = "inet fw4 forward";

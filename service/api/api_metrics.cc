@@ -11,7 +11,8 @@ namespace gx = grpc::experimental;
 
 class CountingInterceptor final : public gx::Interceptor {
  public:
-  CountingInterceptor(ApiMetrics& metrics, std::string method) : metrics_(metrics), method_(std::move(method)) {}
+  CountingInterceptor(ApiMetrics& metrics, std::string method)
+      : metrics_(metrics), method_(std::move(method)) {}
   void Intercept(gx::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(gx::InterceptionHookPoints::PRE_SEND_STATUS)) {
       metrics_.Count(method_, methods->GetSendStatus().error_code());

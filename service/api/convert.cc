@@ -19,16 +19,36 @@ pb::Transport ToProto(Transport t) {
 grpc::Status ToStatus(const Error& e) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   switch (Classify(e)) {
-    case Errc::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case Errc::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case Errc::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case Errc::kConflict: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Errc::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Errc::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case Errc::kInternal: code = grpc::StatusCode::INTERNAL; break;
-    case Errc::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case Errc::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case Errc::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
+    case Errc::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case Errc::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case Errc::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case Errc::kConflict:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Errc::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Errc::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case Errc::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
+    case Errc::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case Errc::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case Errc::kUnauthenticated:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
   }
   return grpc::Status(code, e.message);
 }
@@ -87,12 +107,21 @@ void ToProto(const Event& e, pb::Event* out) {
 void ToProto(const GatewaySnapshot& g, pb::Gateway* out) {
   using S = GatewayInfo::Status;
   switch (g.info.status) {
-    case S::kSearching: out->set_status(pb::Gateway::STATUS_SEARCHING); break;
-    case S::kReady: out->set_status(pb::Gateway::STATUS_READY); break;
-    case S::kNotConnected: out->set_status(pb::Gateway::STATUS_NOT_CONNECTED); break;
-    case S::kNotFound: out->set_status(pb::Gateway::STATUS_NOT_FOUND); break;
+    case S::kSearching:
+      out->set_status(pb::Gateway::STATUS_SEARCHING);
+      break;
+    case S::kReady:
+      out->set_status(pb::Gateway::STATUS_READY);
+      break;
+    case S::kNotConnected:
+      out->set_status(pb::Gateway::STATUS_NOT_CONNECTED);
+      break;
+    case S::kNotFound:
+      out->set_status(pb::Gateway::STATUS_NOT_FOUND);
+      break;
   }
-  if (g.info.status == S::kReady) out->set_protocol(static_cast<pb::GatewayProtocol>(g.info.protocol));
+  if (g.info.status == S::kReady)
+    out->set_protocol(static_cast<pb::GatewayProtocol>(g.info.protocol));
   out->set_address(g.info.address);
   out->set_control_url(g.info.control_url);
   out->set_external_address(g.info.external_address);
@@ -162,8 +191,8 @@ Result<DeviceInput> FromProto(const std::string& name, const pb::DeviceKind* kin
       std::vector<Transport> ts;
       for (int t : plan->sip_transports()) {
         if (t != pb::TRANSPORT_UDP && t != pb::TRANSPORT_TCP) {
-          return Fail(Errc::kInvalidArgument, "SIP transport " + std::to_string(t) +
-                                                  " is unknown; allowed: UDP, TCP");
+          return Fail(Errc::kInvalidArgument,
+                      "SIP transport " + std::to_string(t) + " is unknown; allowed: UDP, TCP");
         }
         ts.push_back(t == pb::TRANSPORT_TCP ? Transport::kTcp : Transport::kUdp);
       }

@@ -10,7 +10,8 @@
 namespace natpilot {
 namespace {
 
-v1::Finding Make(v1::Finding::Level level, const char* topic, std::string text, std::string advice = "") {
+v1::Finding Make(v1::Finding::Level level, const char* topic, std::string text,
+                 std::string advice = "") {
   v1::Finding f;
   f.set_level(level);
   f.set_topic(topic);
@@ -71,18 +72,21 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
   for (const ProtocolReport& p : in.gateway.protocols) {
     const bool ok = p.done && (p.info.status == GatewayInfo::Status::kReady ||
                                p.info.status == GatewayInfo::Status::kNotConnected);
-    std::string line = std::string(ToString(p.protocol)) + (p.done ? " in " + std::to_string(p.took.count()) + " ms" : "");
-    (ok ? answered : silent) += (ok ? (answered.empty() ? "" : ", ") : (silent.empty() ? "" : ", ")) + line;
+    std::string line = std::string(ToString(p.protocol)) +
+                       (p.done ? " in " + std::to_string(p.took.count()) + " ms" : "");
+    (ok ? answered : silent) +=
+        (ok ? (answered.empty() ? "" : ", ") : (silent.empty() ? "" : ", ")) + line;
   }
   if (gw.status == GatewayInfo::Status::kReady) {
     out.push_back(Make(L::LEVEL_OK, "gateway",
-                       "the gateway at " + gw.address + " answered " + answered + "; natpilot uses " +
-                           std::string(ToString(gw.protocol)) +
+                       "the gateway at " + gw.address + " answered " + answered +
+                           "; natpilot uses " + std::string(ToString(gw.protocol)) +
                            (silent.empty() ? "" : " (no answer: " + silent + ")")));
   } else if (gw.status == GatewayInfo::Status::kNotConnected) {
-    out.push_back(Make(L::LEVEL_PROBLEM, "gateway", "the gateway answered (" + answered +
-                                                        ") but says its internet side is not connected",
-                       "check the router's WAN connection"));
+    out.push_back(
+        Make(L::LEVEL_PROBLEM, "gateway",
+             "the gateway answered (" + answered + ") but says its internet side is not connected",
+             "check the router's WAN connection"));
   } else {
     out.push_back(Make(L::LEVEL_PROBLEM, "gateway",
                        "no gateway protocol answered" + (silent.empty() ? "" : " (" + silent + ")"),
@@ -95,20 +99,23 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
   if (!ext.empty()) {
     const Range* r = Classify(ext);
     if (r == nullptr) {
-      out.push_back(Make(L::LEVEL_OK, "external-address", "the gateway's external address is " + ext + ", a public address"));
+      out.push_back(Make(L::LEVEL_OK, "external-address",
+                         "the gateway's external address is " + ext + ", a public address"));
     } else if (r->nat && std::string(r->name).rfind("carrier", 0) == 0) {
-      out.push_back(Make(L::LEVEL_PROBLEM, "external-address",
-                         "the gateway's external address " + ext + " is " + r->name +
-                             ": the provider's NAT sits in front of the router, and forwards on the "
-                             "router do not reach through it",
-                         "ask the provider for a public IPv4 address, or use a SIP provider with "
-                         "media relays (TURN, or an SBC that anchors media)"));
+      out.push_back(
+          Make(L::LEVEL_PROBLEM, "external-address",
+               "the gateway's external address " + ext + " is " + r->name +
+                   ": the provider's NAT sits in front of the router, and forwards on the "
+                   "router do not reach through it",
+               "ask the provider for a public IPv4 address, or use a SIP provider with "
+               "media relays (TURN, or an SBC that anchors media)"));
     } else if (r->nat) {
-      out.push_back(Make(L::LEVEL_PROBLEM, "external-address",
-                         "the gateway's external address " + ext + " is " + r->name +
-                             ": double NAT, another router sits between this gateway and the internet",
-                         "put the first router in bridge mode, or forward the same ports on it to " + ext +
-                             " (its DMZ setting does that)"));
+      out.push_back(
+          Make(L::LEVEL_PROBLEM, "external-address",
+               "the gateway's external address " + ext + " is " + r->name +
+                   ": double NAT, another router sits between this gateway and the internet",
+               "put the first router in bridge mode, or forward the same ports on it to " + ext +
+                   " (its DMZ setting does that)"));
     } else {
       out.push_back(Make(L::LEVEL_WARNING, "external-address",
                          "the gateway's external address " + ext + " is " + r->name +
@@ -116,11 +123,12 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
                          "check what the router really has on its WAN side"));
     }
   } else if (gw.status == GatewayInfo::Status::kReady) {
-    out.push_back(Make(L::LEVEL_WARNING, "external-address",
-                       "the gateway answers but does not report an external address; miniupnpd, for one, "
-                       "keeps quiet when its own WAN address is private or in 100.64.0.0/10 (another NAT "
-                       "in front of it)",
-                       "see the upstream-nat and stun findings; set doctor.stun_server if it is not set"));
+    out.push_back(
+        Make(L::LEVEL_WARNING, "external-address",
+             "the gateway answers but does not report an external address; miniupnpd, for one, "
+             "keeps quiet when its own WAN address is private or in 100.64.0.0/10 (another NAT "
+             "in front of it)",
+             "see the upstream-nat and stun findings; set doctor.stun_server if it is not set"));
   }
 
   // The last change of the external address, and how long the PBX's configuration lagged it.
@@ -133,7 +141,8 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
     std::string text = "the external address changed from " + change->from + " to " + change->to +
                        " at " + when + ", noticed by " + change->noticed_by;
     if (in.pbx_followed_at) {
-      const auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(*in.pbx_followed_at - change->at);
+      const auto lag =
+          std::chrono::duration_cast<std::chrono::milliseconds>(*in.pbx_followed_at - change->at);
       text += "; the [[pbx]] configuration followed " +
               std::to_string(std::max<int64_t>(0, lag.count()) / 1000) + " s later";
       out.push_back(Make(L::LEVEL_OK, "address-change", text));
@@ -141,7 +150,8 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
       text += "; no [[pbx]] file or hook followed it";
       out.push_back(Make(L::LEVEL_WARNING, "address-change", text,
                          "if a PBX is behind this gateway, configure it under [[pbx]] (or follow "
-                         "`natpilot pbx-config DEVICE --follow`); `natpilot events` shows a failed write or hook"));
+                         "`natpilot pbx-config DEVICE --follow`); `natpilot events` shows a failed "
+                         "write or hook"));
     }
   }
 
@@ -168,49 +178,65 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
       if (r != nullptr && r->nat) {
         found = true;
         const bool cgnat = std::string(r->name).rfind("carrier", 0) == 0;
-        out.push_back(Make(L::LEVEL_PROBLEM, "upstream-nat",
-                           "router " + std::to_string(i + 1) + " on the way to the internet, " + hops[i] + ", is " +
-                               r->name + (cgnat ? ": the provider's carrier-grade NAT" : ": double NAT, another NAT router") +
-                               " sits between the gateway and the internet, and forwards on the gateway alone do "
-                               "not reach through it",
-                           cgnat ? "ask the provider for a public IPv4 address, or use a SIP provider that relays media"
-                                 : "put the first router in bridge mode, or forward the same ports on it to the gateway"));
+        out.push_back(Make(
+            L::LEVEL_PROBLEM, "upstream-nat",
+            "router " + std::to_string(i + 1) + " on the way to the internet, " + hops[i] +
+                ", is " + r->name +
+                (cgnat ? ": the provider's carrier-grade NAT"
+                       : ": double NAT, another NAT router") +
+                " sits between the gateway and the internet, and forwards on the gateway alone do "
+                "not reach through it",
+            cgnat ? "ask the provider for a public IPv4 address, or use a SIP provider that relays "
+                    "media"
+                  : "put the first router in bridge mode, or forward the same ports on it to the "
+                    "gateway"));
       } else if (r == nullptr) {
         first_public = hops[i];
       }
     }
     if (!found && hops.size() <= 1) {
-      out.push_back(Make(L::LEVEL_OK, "upstream-nat", "the STUN server is reached right after the gateway: no NAT between them"));
+      out.push_back(
+          Make(L::LEVEL_OK, "upstream-nat",
+               "the STUN server is reached right after the gateway: no NAT between them"));
     } else if (!found && !first_public.empty()) {
-      out.push_back(Make(L::LEVEL_OK, "upstream-nat", "the router after the gateway, " + first_public +
-                                                          ", has a public address: no NAT beyond the gateway"));
+      out.push_back(Make(L::LEVEL_OK, "upstream-nat",
+                         "the router after the gateway, " + first_public +
+                             ", has a public address: no NAT beyond the gateway"));
     } else if (!found) {
-      out.push_back(Make(L::LEVEL_INFO, "upstream-nat", "the routers after the gateway did not answer, so another NAT "
-                                                        "could not be ruled out"));
+      out.push_back(Make(L::LEVEL_INFO, "upstream-nat",
+                         "the routers after the gateway did not answer, so another NAT "
+                         "could not be ruled out"));
     }
   }
 
   // What a STUN server on the internet sees.
   if (in.stun_server.empty()) {
-    out.push_back(Make(L::LEVEL_INFO, "stun", "no STUN server is configured, so the public address was not checked",
-                       "set doctor.stun_server (HOST:PORT) to compare the gateway's answer with what the internet sees"));
+    out.push_back(Make(L::LEVEL_INFO, "stun",
+                       "no STUN server is configured, so the public address was not checked",
+                       "set doctor.stun_server (HOST:PORT) to compare the gateway's answer with "
+                       "what the internet sees"));
   } else if (in.stun && *in.stun) {
     const std::string& seen = (*in.stun)->address;
     if (ext.empty()) {
-      out.push_back(Make(L::LEVEL_INFO, "stun", "STUN server " + in.stun_server + " sees " + seen +
-                                                    "; the gateway reports no address to compare it with",
-                         "devices must advertise " + seen + " (natpilot's view uses the gateway's answer)"));
+      out.push_back(
+          Make(L::LEVEL_INFO, "stun",
+               "STUN server " + in.stun_server + " sees " + seen +
+                   "; the gateway reports no address to compare it with",
+               "devices must advertise " + seen + " (natpilot's view uses the gateway's answer)"));
     } else if (seen != ext) {
-      out.push_back(Make(L::LEVEL_PROBLEM, "stun",
-                         "STUN server " + in.stun_server + " sees " + seen + ", but the gateway says " + ext +
-                             ": another NAT between the gateway and the internet",
-                         "the devices must advertise " + seen + "; forward the ports on the outer NAT too"));
+      out.push_back(
+          Make(L::LEVEL_PROBLEM, "stun",
+               "STUN server " + in.stun_server + " sees " + seen + ", but the gateway says " + ext +
+                   ": another NAT between the gateway and the internet",
+               "the devices must advertise " + seen + "; forward the ports on the outer NAT too"));
     } else {
-      out.push_back(Make(L::LEVEL_OK, "stun", "STUN server " + in.stun_server + " sees " + seen +
-                                                  (ext.empty() ? "" : ", the same as the gateway reports")));
+      out.push_back(Make(L::LEVEL_OK, "stun",
+                         "STUN server " + in.stun_server + " sees " + seen +
+                             (ext.empty() ? "" : ", the same as the gateway reports")));
     }
   } else if (in.stun) {
-    out.push_back(Make(L::LEVEL_WARNING, "stun", "STUN server " + in.stun_server + ": " + in.stun->error().message,
+    out.push_back(Make(L::LEVEL_WARNING, "stun",
+                       "STUN server " + in.stun_server + ": " + in.stun->error().message,
                        "check doctor.stun_server and that outgoing UDP is allowed"));
   }
 
@@ -232,12 +258,15 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
     }
   }
   if (wanted == 0) {
-    out.push_back(Make(L::LEVEL_INFO, "mappings", "no device is registered", "natpilot device add NAME --address ADDRESS"));
+    out.push_back(Make(L::LEVEL_INFO, "mappings", "no device is registered",
+                       "natpilot device add NAME --address ADDRESS"));
   } else if (missing.empty()) {
-    out.push_back(Make(L::LEVEL_OK, "mappings", "all " + std::to_string(wanted) + " wanted forwards are in place" +
-                                                    (static_rules ? " (" + std::to_string(static_rules) +
-                                                                        " by static rules, which must be applied on the router)"
-                                                                  : "")));
+    out.push_back(
+        Make(L::LEVEL_OK, "mappings",
+             "all " + std::to_string(wanted) + " wanted forwards are in place" +
+                 (static_rules ? " (" + std::to_string(static_rules) +
+                                     " by static rules, which must be applied on the router)"
+                               : "")));
   } else {
     std::string text;
     for (const auto& [device, states] : missing) {
@@ -250,16 +279,18 @@ std::vector<v1::Finding> Diagnose(const DoctorInputs& in) {
                        "natpilot mapping list shows why each one is not"));
   }
 
-  out.push_back(Make(L::LEVEL_INFO, "hairpin",
-                     in.hairpin_rules ? "static rules include hairpin NAT (rules.hairpin)"
-                                      : "hairpin was not measured: phones on the LAN that call the "
-                                        "external address need the router to loop it back",
-                     in.hairpin_rules ? "" : "keep LAN phones on the PBX's LAN address, or set rules.hairpin"));
+  out.push_back(Make(
+      L::LEVEL_INFO, "hairpin",
+      in.hairpin_rules ? "static rules include hairpin NAT (rules.hairpin)"
+                       : "hairpin was not measured: phones on the LAN that call the "
+                         "external address need the router to loop it back",
+      in.hairpin_rules ? "" : "keep LAN phones on the PBX's LAN address, or set rules.hairpin"));
   if (sip) {
-    out.push_back(Make(L::LEVEL_INFO, "sip-alg",
-                       "SIP is forwarded; a router's SIP ALG (\"SIP helper\", nf_conntrack_sip) rewrites "
-                       "SIP and SDP on the way and undoes what natpilot sets up",
-                       "turn the SIP ALG off on the router"));
+    out.push_back(
+        Make(L::LEVEL_INFO, "sip-alg",
+             "SIP is forwarded; a router's SIP ALG (\"SIP helper\", nf_conntrack_sip) rewrites "
+             "SIP and SDP on the way and undoes what natpilot sets up",
+             "turn the SIP ALG off on the router"));
   }
   return out;
 }

@@ -16,11 +16,11 @@ namespace natpilot {
 struct DoctorInputs {
   GatewaySnapshot gateway;
   std::vector<Mapping> mappings;
-  std::string stun_server;                      // "" = not configured
-  std::optional<Result<stun::Mapped>> stun;     // the server's answer, when one was asked
+  std::string stun_server;                   // "" = not configured
+  std::optional<Result<stun::Mapped>> stun;  // the server's answer, when one was asked
   // The routers on the way to the STUN server (hop 1 is the gateway), when traced.
   std::optional<Result<std::vector<std::string>>> path;
-  bool hairpin_rules = false;                   // rules.hairpin
+  bool hairpin_rules = false;  // rules.hairpin
   // When a [[pbx]] file or hook first followed the last external address change, if one did.
   std::optional<TimePoint> pbx_followed_at;
   // The UPnP event subscription ("subscribed to ...", "not subscribed ..."); "" = events off.

@@ -61,7 +61,9 @@ class EventBus {
     subscribers_[++next_id_] = std::move(cb);
     return next_id_;
   }
-  [[nodiscard]] Subscription Listen(Callback cb) { return Subscription(*this, Subscribe(std::move(cb))); }
+  [[nodiscard]] Subscription Listen(Callback cb) {
+    return Subscription(*this, Subscribe(std::move(cb)));
+  }
   // After it returns, the callback is not running and will not run again.
   void Unsubscribe(uint64_t id) {
     std::lock_guard lock(mu_);
@@ -89,7 +91,8 @@ class EventBus {
  private:
   static void LogFailure(uint64_t id, const std::vector<Event>& events, const char* what) {
     spdlog::error("event subscriber {} failed on events {}..{}: {}", id,
-                  events.empty() ? 0 : events.front().id, events.empty() ? 0 : events.back().id, what);
+                  events.empty() ? 0 : events.front().id, events.empty() ? 0 : events.back().id,
+                  what);
   }
 
   std::mutex mu_;

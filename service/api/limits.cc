@@ -8,9 +8,10 @@ Result<StreamLimits::Slot> StreamLimits::Acquire(const Caller& caller) {
   std::lock_guard lock(mu_);
   size_t& open = open_[key];
   if (open >= max) {
-    return Fail(Errc::kResourceExhausted, (caller.admin() ? std::string("the admin") : "device " + caller.device) +
-                                              " has " + std::to_string(open) + " streams open, the most allowed (" +
-                                              std::to_string(max) + "); close one first");
+    return Fail(Errc::kResourceExhausted,
+                (caller.admin() ? std::string("the admin") : "device " + caller.device) + " has " +
+                    std::to_string(open) + " streams open, the most allowed (" +
+                    std::to_string(max) + "); close one first");
   }
   ++open;
   return Slot(this, key);

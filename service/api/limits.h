@@ -23,7 +23,8 @@ namespace natpilot {
 
 class StreamLimits {
  public:
-  StreamLimits(size_t per_device = 8, size_t per_admin = 64) : per_device_(per_device), per_admin_(per_admin) {}
+  StreamLimits(size_t per_device = 8, size_t per_admin = 64)
+      : per_device_(per_device), per_admin_(per_admin) {}
 
   // A stream's place, given back when destroyed.
   class Slot {

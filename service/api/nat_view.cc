@@ -1,16 +1,17 @@
 #include "api/nat_view.h"
 
-#include "core/validate.h"
-
 #include <google/protobuf/util/time_util.h>
 
 #include <map>
+
+#include "core/validate.h"
 
 namespace natpilot {
 namespace {
 
 bool Provided(MappingState s) {
-  return s == MappingState::kActive || s == MappingState::kRenewing || s == MappingState::kStaticRule;
+  return s == MappingState::kActive || s == MappingState::kRenewing ||
+         s == MappingState::kStaticRule;
 }
 
 }  // namespace
@@ -46,9 +47,9 @@ Result<v1::NatView> BuildNatView(const NatViewInputs& in, std::string_view name)
     p->set_state(static_cast<v1::MappingState>(m.state));
     const bool leased = m.protocol != GatewayProtocol::kNone &&
                         (m.state == MappingState::kActive || m.state == MappingState::kRenewing);
-    p->set_provision(leased ? v1::PROVISION_LEASE
-                            : m.state == MappingState::kStaticRule ? v1::PROVISION_STATIC_RULE
-                                                                   : v1::PROVISION_NONE);
+    p->set_provision(leased                                 ? v1::PROVISION_LEASE
+                     : m.state == MappingState::kStaticRule ? v1::PROVISION_STATIC_RULE
+                                                            : v1::PROVISION_NONE);
     if (leased) {
       p->set_protocol(static_cast<v1::GatewayProtocol>(m.protocol));
       *p->mutable_expires_at() = google::protobuf::util::TimeUtil::SecondsToTimestamp(
@@ -58,7 +59,8 @@ Result<v1::NatView> BuildNatView(const NatViewInputs& in, std::string_view name)
     }
     any_static = any_static || m.state == MappingState::kStaticRule;
     if (!Provided(m.state)) ++missing[std::string(ToString(m.state))];
-    if (m.purpose == Purpose::kSip && m.transport == sip_transport && m.internal_port == plan.sip.first) {
+    if (m.purpose == Purpose::kSip && m.transport == sip_transport &&
+        m.internal_port == plan.sip.first) {
       view.set_sip_external_port(m.external_port);
     }
   }

@@ -17,8 +17,8 @@ namespace natpilot {
 struct NatViewInputs {
   const Store& store;
   GatewaySnapshot gateway;
-  std::string wan_address;          // rules.wan_address: the address static rules are reached on
-  std::vector<Subnet> local_nets;   // the LAN's subnets
+  std::string wan_address;         // rules.wan_address: the address static rules are reached on
+  std::vector<Subnet> local_nets;  // the LAN's subnets
 };
 
 Result<v1::NatView> BuildNatView(const NatViewInputs& in, std::string_view device);

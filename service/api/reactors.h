@@ -49,7 +49,8 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
 
  protected:
   // slot: the caller's place among its open streams, given back when the stream is done.
-  explicit BusStream(EventBus& bus, StreamLimits::Slot slot = {}) : bus_(bus), slot_(std::move(slot)) {}
+  explicit BusStream(EventBus& bus, StreamLimits::Slot slot = {})
+      : bus_(bus), slot_(std::move(slot)) {}
   // Subscribes, then runs backfill_locked under mu_ (it reads the store; subscribing first means no
   // commit falls between). Exception-safe: if either throws, the stream ends with INTERNAL and the
   // subscription is gone before Start returns, so no callback is left pointing at this stream.
@@ -86,7 +87,8 @@ class BusStream : public grpc::ServerWriteReactor<Message> {
       if (EndedLocked()) return;
       DropQueuedLocked();
       return EndLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                    "the stream was read too slowly (" + std::to_string(kMaxQueued) +
+                                    "the stream was read too slowly (" +
+                                        std::to_string(kMaxQueued) +
                                         " messages waiting); watch again"));
     }
     queue_.push_back(std::move(m));

@@ -1,8 +1,8 @@
 #include "api/server.h"
 
+#include <grp.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,8 +27,8 @@ std::string ReadPem(const std::string& path, const char* what) {
 std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const ServerOptions& o) {
   if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions ssl;
-  ssl.pem_key_cert_pairs.push_back({ReadPem(o.tls_key_file, "api.tls_key_file"),
-                                    ReadPem(o.tls_cert_file, "api.tls_cert_file")});
+  ssl.pem_key_cert_pairs.push_back(
+      {ReadPem(o.tls_key_file, "api.tls_key_file"), ReadPem(o.tls_cert_file, "api.tls_cert_file")});
   if (!o.tls_client_ca_file.empty()) {
     ssl.pem_root_certs = ReadPem(o.tls_client_ca_file, "api.tls_client_ca_file");
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;

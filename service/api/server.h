@@ -13,10 +13,10 @@
 namespace natpilot {
 
 struct ServerOptions {
-  std::string unix_socket;   // path; empty = none
+  std::string unix_socket;  // path; empty = none
   unsigned unix_socket_mode = 0660;
   std::string unix_socket_group;  // group that owns the socket; empty = the daemon's
-  std::string listen;        // host:port; empty = none
+  std::string listen;             // host:port; empty = none
   // TLS on the TCP listener: certificate chain and key (PEM); with a client CA, clients must
   // present a certificate it signed.
   std::string tls_cert_file;

@@ -4,8 +4,8 @@
 
 #include "api/convert.h"
 #include "api/reactors.h"
-#include "core/validate.h"
 #include "core/event_kinds.h"
+#include "core/validate.h"
 
 namespace natpilot {
 namespace {
@@ -26,12 +26,15 @@ Result<Caller> BeginCall(const ApiContext& ctx, const grpc::CallbackServerContex
   // any token is looked at.
   const std::string peer_ip = PeerIp(c.peer());
   const std::string failures_key = "address " + peer_ip;
-  if (!peer_ip.empty() && ctx.auth_failures != nullptr && ctx.auth_failures->Exhausted(failures_key)) {
-    return Fail(Errc::kResourceExhausted, "too many failed authentications from " + peer_ip + "; wait a few seconds");
+  if (!peer_ip.empty() && ctx.auth_failures != nullptr &&
+      ctx.auth_failures->Exhausted(failures_key)) {
+    return Fail(Errc::kResourceExhausted,
+                "too many failed authentications from " + peer_ip + "; wait a few seconds");
   }
   auto caller = Authenticate(ctx.auth, c);
   if (!caller) {
-    if (!peer_ip.empty() && ctx.auth_failures != nullptr && caller.error().code == make_error_code(Errc::kUnauthenticated)) {
+    if (!peer_ip.empty() && ctx.auth_failures != nullptr &&
+        caller.error().code == make_error_code(Errc::kUnauthenticated)) {
       (void)ctx.auth_failures->Allow(failures_key);
     }
     return caller;
@@ -54,7 +57,8 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::RegisterDevice(grpc::CallbackServer
   if (!caller) return Done(c, caller.error());
   if (auto r = AdminOnly(*caller, "registering a device"); !r) return Done(c, r.error());
   auto kind = req->kind();
-  auto input = FromProto(req->name(), &kind, &req->address(), req->has_plan() ? &req->plan() : nullptr);
+  auto input =
+      FromProto(req->name(), &kind, &req->address(), req->has_plan() ? &req->plan() : nullptr);
   if (!input) return Done(c, input.error());
   input->description = req->description();
   auto registered = ctx_.registry.Register(*input, caller->label);
@@ -102,9 +106,11 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::UpdateDevice(grpc::CallbackServerCo
     auto current = ctx_.store.GetDevice(req->name());
     if (!current) return Done(c, current.error());
     if (current->address != req->address()) {
-      return Done(c, grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                  "a device token cannot move the device's ports to another address "
-                                  "(" + current->address + "); ask an admin"));
+      return Done(c,
+                  grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                               "a device token cannot move the device's ports to another address "
+                               "(" +
+                                   current->address + "); ask an admin"));
     }
   }
   auto kind = req->kind();
@@ -114,12 +120,14 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::UpdateDevice(grpc::CallbackServerCo
   if (!input) return Done(c, input.error());
   if (req->has_description()) input->description = req->description();
   if (req->forget_identity()) {
-    if (auto r = AdminOnly(*caller, "forgetting a device's identity"); !r) return Done(c, r.error());
+    if (auto r = AdminOnly(*caller, "forgetting a device's identity"); !r)
+      return Done(c, r.error());
     input->forget_identity = true;
   }
   input->by_admin = caller->admin();
   auto device = ctx_.registry.Update(*input, caller->label);
-  if (!device) return Done(c, ToStatus(caller->admin() ? ForAdmin(device.error()) : device.error()));
+  if (!device)
+    return Done(c, ToStatus(caller->admin() ? ForAdmin(device.error()) : device.error()));
   ToProto(*device, resp->mutable_device());
   return Done(c, grpc::Status::OK);
 }
@@ -134,9 +142,9 @@ grpc::ServerUnaryReactor* DeviceServiceImpl::RemoveDevice(grpc::CallbackServerCo
   return Done(c, removed ? grpc::Status::OK : ToStatus(removed.error()));
 }
 
-grpc::ServerUnaryReactor* DeviceServiceImpl::ResetDeviceToken(grpc::CallbackServerContext* c,
-                                                              const v1::ResetDeviceTokenRequest* req,
-                                                              v1::ResetDeviceTokenResponse* resp) {
+grpc::ServerUnaryReactor* DeviceServiceImpl::ResetDeviceToken(
+    grpc::CallbackServerContext* c, const v1::ResetDeviceTokenRequest* req,
+    v1::ResetDeviceTokenResponse* resp) {
   auto caller = Begin(ctx_, *c, true);
   if (!caller) return Done(c, caller.error());
   if (auto r = AdminOnly(*caller, "resetting a device token"); !r) return Done(c, r.error());
@@ -151,7 +159,8 @@ grpc::ServerUnaryReactor* MappingServiceImpl::ListMappings(grpc::CallbackServerC
                                                            v1::ListMappingsResponse* resp) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
-  const std::string device = caller->admin() || !req->device().empty() ? req->device() : caller->device;
+  const std::string device =
+      caller->admin() || !req->device().empty() ? req->device() : caller->device;
   if (auto r = MayActOn(*caller, device, "listing mappings"); !r) return Done(c, r.error());
   auto mappings = ctx_.store.ListMappings(device);
   if (!mappings) return Done(c, ToStatus(mappings.error()));
@@ -220,7 +229,9 @@ namespace {
 struct EventScope {
   std::string device;  // empty: every device
   int64_t from_id = 0;
-  bool Shows(const Event& e) const { return device.empty() || (e.device == device && e.id >= from_id); }
+  bool Shows(const Event& e) const {
+    return device.empty() || (e.device == device && e.id >= from_id);
+  }
 };
 
 Result<EventScope> ScopeOf(const Store& store, const Caller& caller) {
@@ -241,7 +252,8 @@ grpc::ServerUnaryReactor* EventServiceImpl::ListEvents(grpc::CallbackServerConte
   if (!scope) return Done(c, ToStatus(scope.error()));
   const uint32_t limit = req->limit() == 0 ? 100 : std::min<uint32_t>(req->limit(), 10000);
   // Ids are int64 in the store: an after_id beyond that would wrap to a negative one (= all).
-  if (req->after_id() > uint64_t(std::numeric_limits<int64_t>::max())) return Done(c, grpc::Status::OK);
+  if (req->after_id() > uint64_t(std::numeric_limits<int64_t>::max()))
+    return Done(c, grpc::Status::OK);
   for (const Event& e : ctx_.store.ListEvents(static_cast<int64_t>(req->after_id()), limit)) {
     if (scope->Shows(e)) ToProto(e, resp->add_events());
   }
@@ -297,8 +309,9 @@ class EventWriter final : public BusStream<v1::Event> {
     try {
       missed = store_.ListEvents(last_id_, kMaxCatchUp);
     } catch (const std::exception& e) {
-      spdlog::error("WatchEvents: reading events after id {} failed (retried with the next event): {}",
-                    last_id_, e.what());
+      spdlog::error(
+          "WatchEvents: reading events after id {} failed (retried with the next event): {}",
+          last_id_, e.what());
       return;
     }
     if (missed.size() >= kMaxCatchUp && missed.front().id != last_id_ + 1) {
@@ -320,9 +333,11 @@ class EventWriter final : public BusStream<v1::Event> {
     // one) and with its token.
     if (!scope_.device.empty() && e.device == scope_.device) {
       if (e.kind == event::kDeviceRemoved) {
-        EndLocked(grpc::Status(grpc::StatusCode::NOT_FOUND, "device '" + e.device + "' was removed; this stream ends"));
+        EndLocked(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                               "device '" + e.device + "' was removed; this stream ends"));
       } else if (e.kind == event::kDeviceTokenReset) {
-        EndLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the device's token was reset; this stream ends"));
+        EndLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                               "the device's token was reset; this stream ends"));
       }
     }
   }
@@ -334,8 +349,8 @@ class EventWriter final : public BusStream<v1::Event> {
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(grpc::CallbackServerContext* c,
-                                                                   const v1::WatchEventsRequest* req) {
+grpc::ServerWriteReactor<v1::Event>* EventServiceImpl::WatchEvents(
+    grpc::CallbackServerContext* c, const v1::WatchEventsRequest* req) {
   auto caller = Begin(ctx_, *c, false);
   if (!caller) return new RefusedStream<v1::Event>(ToStatus(caller.error()));
   auto scope = ScopeOf(ctx_.store, *caller);
@@ -353,12 +368,20 @@ grpc::ServerUnaryReactor* RulesServiceImpl::GenerateRules(grpc::CallbackServerCo
   if (auto r = AdminOnly(*caller, "generating router rules"); !r) return Done(c, r.error());
   rules::Format format = rules::Format::kNftables;
   switch (req->format()) {
-    case v1::RULES_FORMAT_NFTABLES: format = rules::Format::kNftables; break;
-    case v1::RULES_FORMAT_IPTABLES: format = rules::Format::kIptables; break;
-    case v1::RULES_FORMAT_OPENWRT: format = rules::Format::kOpenwrt; break;
+    case v1::RULES_FORMAT_NFTABLES:
+      format = rules::Format::kNftables;
+      break;
+    case v1::RULES_FORMAT_IPTABLES:
+      format = rules::Format::kIptables;
+      break;
+    case v1::RULES_FORMAT_OPENWRT:
+      format = rules::Format::kOpenwrt;
+      break;
     default:
-      return Done(c, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  "rules format is missing or unknown; allowed: NFTABLES, IPTABLES, OPENWRT"));
+      return Done(
+          c,
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "rules format is missing or unknown; allowed: NFTABLES, IPTABLES, OPENWRT"));
   }
   rules::RouterParams params = ctx_.static_rules.params;
   if (!req->wan_interface().empty()) params.wan_interface = req->wan_interface();

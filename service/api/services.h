@@ -1,4 +1,5 @@
-// The gRPC services of natpilot.v1. Thin: convert, call the registry/store/reconciler, convert back.
+// The gRPC services of natpilot.v1. Thin: convert, call the registry/store/reconciler, convert
+// back.
 #pragma once
 
 #include <functional>
@@ -42,15 +43,20 @@ Result<StreamLimits::Slot> StreamSlot(const ApiContext& ctx, const Caller& calle
 class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
  public:
   explicit DeviceServiceImpl(ApiContext ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* RegisterDevice(grpc::CallbackServerContext* c, const v1::RegisterDeviceRequest* req,
+  grpc::ServerUnaryReactor* RegisterDevice(grpc::CallbackServerContext* c,
+                                           const v1::RegisterDeviceRequest* req,
                                            v1::RegisterDeviceResponse* resp) override;
-  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* c, const v1::GetDeviceRequest* req,
+  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* c,
+                                      const v1::GetDeviceRequest* req,
                                       v1::GetDeviceResponse* resp) override;
-  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* c, const v1::ListDevicesRequest* req,
+  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* c,
+                                        const v1::ListDevicesRequest* req,
                                         v1::ListDevicesResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateDevice(grpc::CallbackServerContext* c, const v1::UpdateDeviceRequest* req,
+  grpc::ServerUnaryReactor* UpdateDevice(grpc::CallbackServerContext* c,
+                                         const v1::UpdateDeviceRequest* req,
                                          v1::UpdateDeviceResponse* resp) override;
-  grpc::ServerUnaryReactor* RemoveDevice(grpc::CallbackServerContext* c, const v1::RemoveDeviceRequest* req,
+  grpc::ServerUnaryReactor* RemoveDevice(grpc::CallbackServerContext* c,
+                                         const v1::RemoveDeviceRequest* req,
                                          v1::RemoveDeviceResponse* resp) override;
   grpc::ServerUnaryReactor* ResetDeviceToken(grpc::CallbackServerContext* c,
                                              const v1::ResetDeviceTokenRequest* req,
@@ -63,7 +69,8 @@ class DeviceServiceImpl final : public v1::DeviceService::CallbackService {
 class MappingServiceImpl final : public v1::MappingService::CallbackService {
  public:
   explicit MappingServiceImpl(ApiContext ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* ListMappings(grpc::CallbackServerContext* c, const v1::ListMappingsRequest* req,
+  grpc::ServerUnaryReactor* ListMappings(grpc::CallbackServerContext* c,
+                                         const v1::ListMappingsRequest* req,
                                          v1::ListMappingsResponse* resp) override;
   grpc::ServerUnaryReactor* ReleaseMappings(grpc::CallbackServerContext* c,
                                             const v1::ReleaseMappingsRequest* req,
@@ -76,7 +83,8 @@ class MappingServiceImpl final : public v1::MappingService::CallbackService {
 class GatewayServiceImpl final : public v1::GatewayService::CallbackService {
  public:
   explicit GatewayServiceImpl(ApiContext ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* GetGateway(grpc::CallbackServerContext* c, const v1::GetGatewayRequest* req,
+  grpc::ServerUnaryReactor* GetGateway(grpc::CallbackServerContext* c,
+                                       const v1::GetGatewayRequest* req,
                                        v1::GetGatewayResponse* resp) override;
   grpc::ServerUnaryReactor* RediscoverGateway(grpc::CallbackServerContext* c,
                                               const v1::RediscoverGatewayRequest* req,
@@ -89,7 +97,8 @@ class GatewayServiceImpl final : public v1::GatewayService::CallbackService {
 class EventServiceImpl final : public v1::EventService::CallbackService {
  public:
   explicit EventServiceImpl(ApiContext ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* c, const v1::ListEventsRequest* req,
+  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* c,
+                                       const v1::ListEventsRequest* req,
                                        v1::ListEventsResponse* resp) override;
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* c,
                                                    const v1::WatchEventsRequest* req) override;
@@ -101,7 +110,8 @@ class EventServiceImpl final : public v1::EventService::CallbackService {
 class NatServiceImpl final : public v1::NatService::CallbackService {
  public:
   explicit NatServiceImpl(ApiContext ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* GetNatView(grpc::CallbackServerContext* c, const v1::GetNatViewRequest* req,
+  grpc::ServerUnaryReactor* GetNatView(grpc::CallbackServerContext* c,
+                                       const v1::GetNatViewRequest* req,
                                        v1::NatView* resp) override;
   grpc::ServerWriteReactor<v1::NatView>* WatchNatView(grpc::CallbackServerContext* c,
                                                       const v1::WatchNatViewRequest* req) override;
@@ -115,7 +125,8 @@ class NatServiceImpl final : public v1::NatService::CallbackService {
 class RulesServiceImpl final : public v1::RulesService::CallbackService {
  public:
   explicit RulesServiceImpl(ApiContext ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* GenerateRules(grpc::CallbackServerContext* c, const v1::GenerateRulesRequest* req,
+  grpc::ServerUnaryReactor* GenerateRules(grpc::CallbackServerContext* c,
+                                          const v1::GenerateRulesRequest* req,
                                           v1::GenerateRulesResponse* resp) override;
 
  private:

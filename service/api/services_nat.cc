@@ -3,37 +3,40 @@
 #include "api/doctor.h"
 #include "api/nat_view.h"
 #include "api/reactors.h"
-#include "core/validate.h"
 #include "api/services.h"
+#include "core/event_kinds.h"
+#include "core/validate.h"
 #include "portmap/netutil.h"
 #include "portmap/stun.h"
 #include "portmap/upnp_description.h"
-#include "core/event_kinds.h"
 
 namespace natpilot {
 namespace {
 
 NatViewInputs Inputs(const ApiContext& ctx) {
-  return NatViewInputs{ctx.store, ctx.gateway.Gateway(), ctx.static_rules.params.wan_address, HostLanSubnets()};
+  return NatViewInputs{ctx.store, ctx.gateway.Gateway(), ctx.static_rules.params.wan_address,
+                       HostLanSubnets()};
 }
 
 // Sends the view, then again whenever its facts change, until the caller goes away or the device
-// is removed. Each refresh rebuilds the view from what is committed, and nothing is filtered by event
-// id, so events published out of id order lose nothing: the last refresh sees the newest state.
-// A failed read ends the stream with INTERNAL (as a failed build does); it never escapes.
+// is removed. Each refresh rebuilds the view from what is committed, and nothing is filtered by
+// event id, so events published out of id order lose nothing: the last refresh sees the newest
+// state. A failed read ends the stream with INTERNAL (as a failed build does); it never escapes.
 class NatViewWriter final : public BusStream<v1::NatView> {
  public:
   // device: as it was when the stream began; token_hash: the device token's that opened it (empty
   // for the admin). The stream ends when the device is removed (a device registered under its
   // name later is another one) or its token is reset.
-  NatViewWriter(ApiContext ctx, const Device& device, std::string token_hash, StreamLimits::Slot slot)
+  NatViewWriter(ApiContext ctx, const Device& device, std::string token_hash,
+                StreamLimits::Slot slot)
       : BusStream(ctx.bus, std::move(slot)),
         ctx_(ctx),
         device_(device.name),
         device_id_(device.id),
         token_hash_(std::move(token_hash)) {
     if (ctx_.views != nullptr) job_ = ctx_.views->Add([this] { Refresh(); });
-    Start([this](const std::vector<Event>& events) { OnEvents(events); }, [this] { RefreshLocked(); });
+    Start([this](const std::vector<Event>& events) { OnEvents(events); },
+          [this] { RefreshLocked(); });
   }
   void OnDone() override {
     if (ctx_.views != nullptr) ctx_.views->Remove(job_);  // waits for a running rebuild
@@ -97,22 +100,25 @@ class NatViewWriter final : public BusStream<v1::NatView> {
 }  // namespace
 
 grpc::ServerUnaryReactor* NatServiceImpl::GetNatView(grpc::CallbackServerContext* c,
-                                                     const v1::GetNatViewRequest* req, v1::NatView* resp) {
+                                                     const v1::GetNatViewRequest* req,
+                                                     v1::NatView* resp) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
   if (auto r = ValidateDeviceName(req->device()); !r) return Done(c, r.error());  // "" is no device
-  if (auto r = MayActOn(*caller, req->device(), "reading a NAT view"); !r) return Done(c, r.error());
+  if (auto r = MayActOn(*caller, req->device(), "reading a NAT view"); !r)
+    return Done(c, r.error());
   auto view = BuildNatView(Inputs(ctx_), req->device());
   if (!view) return Done(c, view.error());
   *resp = std::move(*view);
   return Done(c, grpc::Status::OK);
 }
 
-grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::CallbackServerContext* c,
-                                                                    const v1::WatchNatViewRequest* req) {
+grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(
+    grpc::CallbackServerContext* c, const v1::WatchNatViewRequest* req) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return new RefusedStream<v1::NatView>(ToStatus(caller.error()));
-  if (auto r = ValidateDeviceName(req->device()); !r) return new RefusedStream<v1::NatView>(ToStatus(r.error()));
+  if (auto r = ValidateDeviceName(req->device()); !r)
+    return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   if (auto r = MayActOn(*caller, req->device(), "watching a NAT view"); !r) {
     return new RefusedStream<v1::NatView>(ToStatus(r.error()));
   }
@@ -120,10 +126,12 @@ grpc::ServerWriteReactor<v1::NatView>* NatServiceImpl::WatchNatView(grpc::Callba
   if (!device) return new RefusedStream<v1::NatView>(ToStatus(device.error()));
   auto slot = StreamSlot(ctx_, *caller);
   if (!slot) return new RefusedStream<v1::NatView>(ToStatus(slot.error()));
-  return new NatViewWriter(ctx_, *device, caller->admin() ? "" : device->token_hash, std::move(*slot));
+  return new NatViewWriter(ctx_, *device, caller->admin() ? "" : device->token_hash,
+                           std::move(*slot));
 }
 
-grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c, const v1::DiagnoseRequest*,
+grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* c,
+                                                   const v1::DiagnoseRequest*,
                                                    v1::DiagnoseResponse* resp) {
   auto caller = BeginCall(ctx_, *c, false);
   if (!caller) return Done(c, caller.error());
@@ -149,13 +157,17 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
   auto* reactor = c->DefaultReactor();
   GatewayState& gateway = ctx_.gateway;
   auto finish = [reactor, resp, in, &gateway](const DoctorRunner::Results* r) {
-    if (r == nullptr) return reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "natpilotd is shutting down"));
+    if (r == nullptr)
+      return reactor->Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "natpilotd is shutting down"));
     in->stun = r->stun;
     in->path = r->path;
     // The internet sees another address than the gateway last told: ask the gateway now (a change
-    // it did not announce). Behind another NAT (a reserved address on the gateway) they always differ.
+    // it did not announce). Behind another NAT (a reserved address on the gateway) they always
+    // differ.
     const std::string& ext = in->gateway.info.external_address;
-    if (in->stun && *in->stun && !ext.empty() && (*in->stun)->address != ext && !upnp::IsReservedIpv4(ext)) {
+    if (in->stun && *in->stun && !ext.empty() && (*in->stun)->address != ext &&
+        !upnp::IsReservedIpv4(ext)) {
       gateway.CheckExternalAddress("the doctor's STUN answer (" + (*in->stun)->address + ")");
     }
     for (auto& f : natpilot::Diagnose(*in)) *resp->add_findings() = std::move(f);
@@ -169,8 +181,9 @@ grpc::ServerUnaryReactor* NatServiceImpl::Diagnose(grpc::CallbackServerContext* 
     return reactor;
   }
   if (!ctx_.doctor->Submit(finish)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "the doctor is busy with other requests; try again in a few seconds"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "the doctor is busy with other requests; try again in a few seconds"));
   }
   return reactor;
 }

@@ -50,10 +50,11 @@ Result<Caller> Authenticator::Authenticate(const Credentials& cred) const {
                 "(a device's token changes when an admin resets it)");
   }
   if (options_.device_calls_from_own_address && device->address != caller.peer_ip) {
-    return Fail(Errc::kPermissionDenied,
-                "device '" + device->name + "' token used from " + caller.peer_ip +
-                    "; api.device_calls_from_own_address requires calls from the device's address " +
-                    device->address);
+    return Fail(
+        Errc::kPermissionDenied,
+        "device '" + device->name + "' token used from " + caller.peer_ip +
+            "; api.device_calls_from_own_address requires calls from the device's address " +
+            device->address);
   }
   caller.role = Caller::Role::kDevice;
   caller.device = device->name;
@@ -70,9 +71,10 @@ Result<void> MayActOn(const Caller& caller, std::string_view device, std::string
 
 Result<void> AdminOnly(const Caller& caller, std::string_view action) {
   if (caller.admin()) return {};
-  return Fail(Errc::kPermissionDenied, std::string(action) + " needs the admin (unix socket or "
-                                           "admin token); the token of device '" + caller.device +
-                                           "' reaches only its own device");
+  return Fail(Errc::kPermissionDenied, std::string(action) +
+                                           " needs the admin (unix socket or "
+                                           "admin token); the token of device '" +
+                                           caller.device + "' reaches only its own device");
 }
 
 bool RateLimiter::Exhausted(const std::string& key) {
@@ -102,10 +104,11 @@ Result<void> RateLimiter::Allow(const std::string& key) {
     return {};
   }
   const auto wait_ms = static_cast<long>(std::ceil((1.0 - b.tokens) / rate_ * 1000.0));
-  return Fail(Errc::kResourceExhausted,
-              "too many " + what_ + " from " + key + ": at most " + std::to_string(static_cast<int>(rate_)) +
-                  " per second (bursts of " + std::to_string(static_cast<int>(burst_)) +
-                  "); retry in " + std::to_string(wait_ms) + " ms");
+  return Fail(Errc::kResourceExhausted, "too many " + what_ + " from " + key + ": at most " +
+                                            std::to_string(static_cast<int>(rate_)) +
+                                            " per second (bursts of " +
+                                            std::to_string(static_cast<int>(burst_)) +
+                                            "); retry in " + std::to_string(wait_ms) + " ms");
 }
 
 }  // namespace natpilot

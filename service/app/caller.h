@@ -37,7 +37,8 @@ struct Credentials {
   std::optional<std::string_view> authorization;
   // How this edge carries the token, for the refusal: "\"authorization: Bearer TOKEN\" metadata".
   std::string_view carrier;
-  // Added to the caller's label after "admin token": " via web" (events say where a change came from).
+  // Added to the caller's label after "admin token": " via web" (events say where a change came
+  // from).
   std::string_view via;
 };
 
@@ -49,7 +50,8 @@ struct AuthOptions {
 
 class Authenticator {
  public:
-  Authenticator(const Store& store, AuthOptions options) : store_(store), options_(std::move(options)) {}
+  Authenticator(const Store& store, AuthOptions options)
+      : store_(store), options_(std::move(options)) {}
   // The unix socket is admin. Over TCP: UNAUTHENTICATED without a valid bearer token;
   // PERMISSION_DENIED for a device token used from elsewhere when that is required.
   Result<Caller> Authenticate(const Credentials& credentials) const;

@@ -38,8 +38,8 @@ class Registry {
   using NowFn = std::function<TimePoint()>;
   // The host's LAN subnets, asked when policy.device_networks is empty; unset = no address check.
   using NetworksFn = std::function<std::vector<Subnet>()>;
-  Registry(Store& store, Policy policy, PortPlan defaults, NowFn now, std::function<void()> on_change,
-           NetworksFn host_networks = {});
+  Registry(Store& store, Policy policy, PortPlan defaults, NowFn now,
+           std::function<void()> on_change, NetworksFn host_networks = {});
 
   Result<Registered> Register(const DeviceInput& input, const std::string& caller);
   Result<Device> Update(const DeviceInput& input, const std::string& caller);

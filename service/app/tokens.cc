@@ -46,23 +46,28 @@ std::string HashToken(std::string_view token) {
 namespace {
 
 // A new token in a private file at `path`, atomically: written to a random name in the same folder,
-// flushed, then put in place (link: only where nothing is; rename: replacing an empty file). A crash
-// or a full disk never leaves an empty token file behind.
+// flushed, then put in place (link: only where nothing is; rename: replacing an empty file). A
+// crash or a full disk never leaves an empty token file behind.
 std::string CreateTokenFile(const std::string& path, bool replace) {
   const std::string token = NewToken("npa_");
   const std::string line = token + "\n";
   std::string tmp = path + ".XXXXXX";
   const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("admin token file '" + path + "': cannot create it: " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("admin token file '" + path +
+                             "': cannot create it: " + std::strerror(errno));
   const bool ok = ::fchmod(fd, 0600) == 0 &&
-                  ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+                  ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
   ::close(fd);
-  const bool placed = ok && (replace ? ::rename(tmp.c_str(), path.c_str()) == 0 : ::link(tmp.c_str(), path.c_str()) == 0);
+  const bool placed = ok && (replace ? ::rename(tmp.c_str(), path.c_str()) == 0
+                                     : ::link(tmp.c_str(), path.c_str()) == 0);
   const int err = errno;
   ::unlink(tmp.c_str());
   if (!placed) {
     if (!replace && ok && err == EEXIST) return "";  // another process made it first: read that one
-    throw std::runtime_error("admin token file '" + path + "': cannot write it: " + std::strerror(err));
+    throw std::runtime_error("admin token file '" + path +
+                             "': cannot write it: " + std::strerror(err));
   }
   return token;
 }
@@ -97,16 +102,19 @@ std::string LoadOrCreateAdminToken(const std::string& path) {
   if ((st.st_mode & 077) != 0) throw refuse("is readable by others; make it private (chmod 600)");
   if (n < 0) throw refuse(std::string("cannot be read: ") + std::strerror(errno));
   if (n == 0) {
-    // Left empty (a crash or a full disk under an older natpilotd): nothing to lose, make a new one.
+    // Left empty (a crash or a full disk under an older natpilotd): nothing to lose, make a new
+    // one.
     return CreateTokenFile(path, true);
   }
   std::string_view text(buf, static_cast<size_t>(n));
   text = text.substr(0, text.find('\n'));
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-  const bool printable = std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  const bool printable =
+      std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; });
   if (text.size() < 16 || text.size() > 256 || !printable) {
-    throw refuse("holds no token (16 to 256 printable characters without spaces on the first line); "
-                 "remove the file and a new token is made");
+    throw refuse(
+        "holds no token (16 to 256 printable characters without spaces on the first line); "
+        "remove the file and a new token is made");
   }
   return std::string(text);
 }

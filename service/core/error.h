@@ -4,9 +4,8 @@
 
 #include <string>
 #include <system_error>
-#include <utility>
-
 #include <tl/expected.hpp>
+#include <utility>
 
 namespace natpilot {
 
@@ -49,7 +48,9 @@ enum class Refusal {
   kTableFull,          // no room in the gateway's table (UPnP 728; PCP NO_RESOURCES)
 };
 const std::error_category& RefusalCategory();
-inline std::error_condition make_error_condition(Refusal r) { return {static_cast<int>(r), RefusalCategory()}; }
+inline std::error_condition make_error_condition(Refusal r) {
+  return {static_cast<int>(r), RefusalCategory()};
+}
 // Any of them.
 bool IsRefusal(const std::error_code& code);
 

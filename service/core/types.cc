@@ -24,10 +24,11 @@ std::string_view Name(const std::array<std::pair<E, std::string_view>, N>& table
 
 constexpr std::array<std::pair<Transport, std::string_view>, 2> kTransports{
     {{Transport::kUdp, "udp"}, {Transport::kTcp, "tcp"}}};
-constexpr std::array<std::pair<DeviceKind, std::string_view>, 4> kKinds{{{DeviceKind::kAta, "ata"},
-                                                                         {DeviceKind::kPbx, "pbx"},
-                                                                         {DeviceKind::kPhone, "phone"},
-                                                                         {DeviceKind::kOther, "other"}}};
+constexpr std::array<std::pair<DeviceKind, std::string_view>, 4> kKinds{
+    {{DeviceKind::kAta, "ata"},
+     {DeviceKind::kPbx, "pbx"},
+     {DeviceKind::kPhone, "phone"},
+     {DeviceKind::kOther, "other"}}};
 constexpr std::array<std::pair<GatewayProtocol, std::string_view>, 4> kProtocols{
     {{GatewayProtocol::kNone, "none"},
      {GatewayProtocol::kPcp, "pcp"},

@@ -1,11 +1,11 @@
 #include "core/validate.h"
 
-#include "core/text.h"
-
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <cstdio>
+
+#include "core/text.h"
 
 namespace natpilot {
 
@@ -22,7 +22,8 @@ std::string NotDotted(std::string_view s) {
              "; only digits and dots are allowed";
     }
   }
-  if (s.size() > 15) return "is longer than an IPv4 address (" + std::to_string(s.size()) + " bytes)";
+  if (s.size() > 15)
+    return "is longer than an IPv4 address (" + std::to_string(s.size()) + " bytes)";
   return "";
 }
 // Foreign text in a message: printable ASCII, anything else as \xNN, at most 64 bytes.
@@ -53,8 +54,8 @@ Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view wha
   }
   in_addr addr{};
   if (s.find(':') != std::string::npos) {
-    return Fail(Errc::kInvalidArgument,
-                std::string(what) + " '" + Shown(s) + "' is IPv6; only IPv4 unicast addresses are supported");
+    return Fail(Errc::kInvalidArgument, std::string(what) + " '" + Shown(s) +
+                                            "' is IPv6; only IPv4 unicast addresses are supported");
   }
   if (s.empty() || inet_pton(AF_INET, s.c_str(), &addr) != 1) {
     return Fail(Errc::kInvalidArgument, std::string(what) + " '" + s +
@@ -64,14 +65,19 @@ Result<std::string> ParseIpv4Unicast(std::string_view text, std::string_view wha
   const uint32_t a = ntohl(addr.s_addr);
   const uint8_t top = a >> 24;
   const char* why = nullptr;
-  if (top == 0) why = "is in 0.0.0.0/8 (this network)";
-  else if (top == 127) why = "is a loopback address";
-  else if (top >= 224 && top <= 239) why = "is a multicast address";
-  else if (top >= 240) why = "is reserved or broadcast";
-  else if ((a >> 16) == 0xA9FE) why = "is link-local (169.254.0.0/16)";
+  if (top == 0)
+    why = "is in 0.0.0.0/8 (this network)";
+  else if (top == 127)
+    why = "is a loopback address";
+  else if (top >= 224 && top <= 239)
+    why = "is a multicast address";
+  else if (top >= 240)
+    why = "is reserved or broadcast";
+  else if ((a >> 16) == 0xA9FE)
+    why = "is link-local (169.254.0.0/16)";
   if (why != nullptr) {
-    return Fail(Errc::kInvalidArgument,
-                std::string(what) + " '" + Shown(s) + "' " + why + "; a device needs a unicast LAN address");
+    return Fail(Errc::kInvalidArgument, std::string(what) + " '" + Shown(s) + "' " + why +
+                                            "; a device needs a unicast LAN address");
   }
   char buf[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &addr, buf, sizeof buf);
@@ -90,9 +96,9 @@ Result<PortRange> ParsePortRange(std::string_view text, std::string_view what) {
   const auto dash = text.find('-');
   uint32_t first = 0;
   uint32_t last = 0;
-  bool ok = dash == std::string_view::npos
-                ? ParsePort(text, &first) && ParsePort(text, &last)
-                : ParsePort(text.substr(0, dash), &first) && ParsePort(text.substr(dash + 1), &last);
+  bool ok = dash == std::string_view::npos ? ParsePort(text, &first) && ParsePort(text, &last)
+                                           : ParsePort(text.substr(0, dash), &first) &&
+                                                 ParsePort(text.substr(dash + 1), &last);
   if (!ok || first == 0 || last == 0 || first > 65535 || last > 65535) {
     return Fail(Errc::kInvalidArgument, std::string(what) + " '" + std::string(text) +
                                             "' is not a port range; expected PORT or FIRST-LAST "
@@ -104,8 +110,8 @@ Result<PortRange> ParsePortRange(std::string_view text, std::string_view what) {
 Result<void> ValidateDeviceName(std::string_view name) {
   bool ok = !name.empty() && name.size() <= 32;
   for (char c : name) {
-    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                         c == '.' || c == '_' || c == '-';
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     ok = ok && allowed;
   }
   if (!ok) {
@@ -120,8 +126,8 @@ Result<Subnet> ParseSubnet(std::string_view text, std::string_view what) {
   const auto slash = text.find('/');
   const std::string allowed = "; expected ADDRESS/PREFIX such as 192.168.1.0/24";
   if (slash == std::string_view::npos) {
-    return Fail(Errc::kInvalidArgument, std::string(what) + " '" + std::string(text) +
-                                            "' has no prefix length" + allowed);
+    return Fail(Errc::kInvalidArgument,
+                std::string(what) + " '" + std::string(text) + "' has no prefix length" + allowed);
   }
   const std::string addr(text.substr(0, slash));
   if (const std::string why = NotDotted(addr); !why.empty()) {
@@ -134,8 +140,8 @@ Result<Subnet> ParseSubnet(std::string_view text, std::string_view what) {
   auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
   if (inet_pton(AF_INET, addr.c_str(), &a) != 1 || p.empty() || ec != std::errc() ||
       ptr != p.data() + p.size() || prefix > 32) {
-    return Fail(Errc::kInvalidArgument,
-                std::string(what) + " '" + std::string(text) + "' is not an IPv4 network" + allowed);
+    return Fail(Errc::kInvalidArgument, std::string(what) + " '" + std::string(text) +
+                                            "' is not an IPv4 network" + allowed);
   }
   Subnet s{ntohl(a.s_addr), static_cast<uint8_t>(prefix)};
   s.network &= prefix == 0 ? 0 : ~uint32_t(0) << (32 - prefix);
@@ -168,9 +174,8 @@ Result<void> CheckRange(const PortRange& r, std::string_view what) {
 Result<void> CheckPolicyRange(const PortRange& r, const PortRange& allowed, const char* rule,
                               std::string_view what) {
   if (r.first < allowed.first || r.last > allowed.last) {
-    return Fail(Errc::kPermissionDenied, std::string(what) + " " + ToString(r) +
-                                             " is refused by " + rule + ": allowed ports are " +
-                                             ToString(allowed));
+    return Fail(Errc::kPermissionDenied, std::string(what) + " " + ToString(r) + " is refused by " +
+                                             rule + ": allowed ports are " + ToString(allowed));
   }
   return {};
 }
@@ -184,14 +189,16 @@ Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy) {
     return Fail(Errc::kInvalidArgument, "SIP transports are empty; choose udp, tcp or both");
   }
   if (plan.sip_udp && plan.sip.overlaps(plan.rtp)) {
-    return Fail(Errc::kInvalidArgument, "SIP range " + ToString(plan.sip) +
-                                            " overlaps RTP range " + ToString(plan.rtp) +
-                                            " on UDP; they must be disjoint");
+    return Fail(Errc::kInvalidArgument, "SIP range " + ToString(plan.sip) + " overlaps RTP range " +
+                                            ToString(plan.rtp) + " on UDP; they must be disjoint");
   }
   // External ports are asked equal to internal ones, so both ranges apply to the plan.
-  for (const auto& [range, what] : {std::pair{plan.sip, "SIP range"}, std::pair{plan.rtp, "RTP range"}}) {
-    if (auto r = CheckPolicyRange(range, policy.internal_ports, "policy.internal_ports", what); !r) return r;
-    if (auto r = CheckPolicyRange(range, policy.external_ports, "policy.external_ports", what); !r) return r;
+  for (const auto& [range, what] :
+       {std::pair{plan.sip, "SIP range"}, std::pair{plan.rtp, "RTP range"}}) {
+    if (auto r = CheckPolicyRange(range, policy.internal_ports, "policy.internal_ports", what); !r)
+      return r;
+    if (auto r = CheckPolicyRange(range, policy.external_ports, "policy.external_ports", what); !r)
+      return r;
   }
   const auto too_many = [](const std::string& what, uint32_t n, const char* rule, uint32_t max) {
     return Fail(Errc::kPermissionDenied, what + " has " + std::to_string(n) + " ports; " + rule +
@@ -205,8 +212,8 @@ Result<void> ValidatePlan(const PortPlan& plan, const Policy& policy) {
     return too_many("RTP range " + ToString(plan.rtp), plan.rtp.size(), "policy.max_rtp_ports",
                     policy.max_rtp_ports);
   }
-  const uint32_t total = plan.sip.size() * ((plan.sip_udp ? 1 : 0) + (plan.sip_tcp ? 1 : 0)) +
-                         plan.rtp.size();
+  const uint32_t total =
+      plan.sip.size() * ((plan.sip_udp ? 1 : 0) + (plan.sip_tcp ? 1 : 0)) + plan.rtp.size();
   if (total > policy.max_ports_per_device) {
     return too_many("the plan (SIP on each transport plus RTP)", total,
                     "policy.max_ports_per_device", policy.max_ports_per_device);
@@ -228,7 +235,8 @@ Result<void> CheckDeviceNetwork(const std::string& address, const std::vector<Su
   if (list.empty()) list = "none found";
   return Fail(Errc::kPermissionDenied,
               "device address " + address + " is refused by policy.device_networks: allowed are " +
-                  list + (from_host_interfaces ? " (the LAN subnets of this host's interfaces)" : ""));
+                  list +
+                  (from_host_interfaces ? " (the LAN subnets of this host's interfaces)" : ""));
 }
 
 std::vector<Mapping> ExpandPlan(const Device& device) {

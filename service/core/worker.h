@@ -22,7 +22,8 @@ class Worker {
 
   // what: the pass in the log, e.g. "identity check" -> "identity check failed (again in 5 s or
   // when woken): ...".
-  Worker(std::string what, Duration retry_after) : what_(std::move(what)), retry_after_(retry_after) {}
+  Worker(std::string what, Duration retry_after)
+      : what_(std::move(what)), retry_after_(retry_after) {}
   ~Worker() { Stop(); }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

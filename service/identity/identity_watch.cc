@@ -2,15 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 
-#include "portmap/netutil.h"
 #include "core/event_kinds.h"
+#include "portmap/netutil.h"
 
 namespace natpilot {
 namespace {
@@ -67,16 +67,17 @@ int IdentityWatch::CheckOnce() {
         }
       } else if (d.suspended.empty() || d.suspended.rfind("no answer", 0) == 0) {
         suspended = d.address + " now answers from MAC " + a.mac + ", not the registered MAC " +
-                    d.mac + "; another host may have the address (update the device with "
+                    d.mac +
+                    "; another host may have the address (update the device with "
                     "--forget-identity to accept it)";
         event.kind = event::kDeviceSuspended;
         event.message = suspended;
       }
     } else if (!d.mac.empty() && d.suspended.empty() && options_.absent_after.count() > 0 &&
                now - seen->second >= options_.absent_after) {
-      suspended = "no answer from " + d.address + " (MAC " + d.mac + ") since " +
-                  FormatTime(seen->second) + " (identity.absent_after_s = " +
-                  std::to_string(options_.absent_after.count()) + ")";
+      suspended =
+          "no answer from " + d.address + " (MAC " + d.mac + ") since " + FormatTime(seen->second) +
+          " (identity.absent_after_s = " + std::to_string(options_.absent_after.count()) + ")";
       event.kind = event::kDeviceSuspended;
       event.message = suspended;
     }

@@ -36,7 +36,7 @@ struct AddressChange {
 };
 
 struct GatewaySnapshot {
-  GatewayInfo info;  // the chosen protocol's, or a summary when none is usable
+  GatewayInfo info;                       // the chosen protocol's, or a summary when none is usable
   std::vector<ProtocolReport> protocols;  // what each protocol answered
   TimePoint checked_at{};
   TimePoint next_check_at{};

@@ -7,9 +7,9 @@
 #include <random>
 #include <set>
 
+#include "core/event_kinds.h"
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
-#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -31,7 +31,9 @@ Reconciler::Reconciler(Store& store, std::vector<PortMapper*> mappers, Reconcile
 
 Reconciler::~Reconciler() { Stop(); }
 
-std::string Reconciler::Tag(std::string_view device) const { return tag_prefix_ + std::string(device); }
+std::string Reconciler::Tag(std::string_view device) const {
+  return tag_prefix_ + std::string(device);
+}
 
 GatewayStats Reconciler::Stats() const {
   std::lock_guard lock(gateway_mu_);
@@ -109,7 +111,8 @@ void Reconciler::RequestProbe() {
 void Reconciler::Log(std::vector<Event>& events, std::string kind, std::string device,
                      std::string message, TimePoint now) const {
   spdlog::info("{}{}{}: {}", kind, device.empty() ? "" : " ", device, message);
-  events.push_back(Event{0, now, std::move(kind), std::move(device), kReconcilerCaller, std::move(message)});
+  events.push_back(
+      Event{0, now, std::move(kind), std::move(device), kReconcilerCaller, std::move(message)});
 }
 
 TimePoint Reconciler::Backoff(TimePoint now, uint32_t failures, Seconds min, Seconds max) const {
@@ -142,9 +145,11 @@ TimePoint Reconciler::RunOnce() {
     return NextWake(now, due);
   } catch (const std::exception& e) {
     // A pass must never take the daemon down; log it and try again soon.
-    spdlog::error("reconciler pass failed: {}; trying again in {} s", e.what(), options_.retry_min.count());
+    spdlog::error("reconciler pass failed: {}; trying again in {} s", e.what(),
+                  options_.retry_min.count());
   } catch (...) {
-    spdlog::error("reconciler pass failed (unknown error); trying again in {} s", options_.retry_min.count());
+    spdlog::error("reconciler pass failed (unknown error); trying again in {} s",
+                  options_.retry_min.count());
   }
   return now + options_.retry_min;
 }
@@ -156,7 +161,8 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
   {
     std::lock_guard lock(gateway_mu_);
     stats_.last_discovery_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - probe_start).count();
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - probe_start)
+            .count();
   }
   const std::vector<ProtocolReport> reports = prober_.Reports();
   GatewayInfo info;
@@ -206,7 +212,8 @@ bool Reconciler::ProbeIfDue(TimePoint now) {
       // A gateway seen for the first time (or a new one): read its table before mapping.
       table_synced_ = false;
     }
-    if (!new_router && !known.empty() && !info.external_address.empty() && known != info.external_address) {
+    if (!new_router && !known.empty() && !info.external_address.empty() &&
+        known != info.external_address) {
       // Told as one fact below, once the snapshot is in place.
       probe_address = info.external_address;
       info.external_address = known;
@@ -254,8 +261,9 @@ void Reconciler::MarkUnreachable(TimePoint now) {
   std::vector<Event> events;
   for (const auto& [device, n] : left) {
     Log(events, event::kMappingUnconfirmed, device,
-        std::to_string(n) + " leases no longer confirmed: the gateway stopped answering; mapping "
-                            "again when it is back",
+        std::to_string(n) +
+            " leases no longer confirmed: the gateway stopped answering; mapping "
+            "again when it is back",
         now);
   }
   if (!changed.empty()) (void)store_.SaveMappings(changed, std::move(events));

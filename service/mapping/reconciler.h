@@ -8,9 +8,9 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
-#include <mutex>
 #include <string>
 
 #include "core/worker.h"
@@ -21,7 +21,6 @@
 #include "store/store.h"
 
 namespace natpilot {
-
 
 class Reconciler : public GatewayState {
  public:
@@ -109,7 +108,8 @@ class Reconciler : public GatewayState {
   Result<void> ProcessRelease(const Release& r, TimePoint now);
   // One fact, whatever told it: a change moves every lease's external address, and one event
   // says old -> new and how it was noticed (the NAT views, the [[pbx]] files and hooks follow).
-  void NoteExternalAddress(const std::string& address, TimePoint now, const std::string& noticed_by);
+  void NoteExternalAddress(const std::string& address, TimePoint now,
+                           const std::string& noticed_by);
   // A refused mapping: a real conflict stays failed; a gateway that will not map for this address
   // or port hands the mapping to static rules.
   // Returns false when the pass must stop (the device's plan changed under it).
@@ -151,14 +151,15 @@ class Reconciler : public GatewayState {
   // Per queued release (by id): failures and when to try again, so one the gateway keeps refusing
   // does not hold up the others.
   std::map<int64_t, std::pair<uint32_t, TimePoint>> release_backoff_;
-  bool unconfirmed_requests_ = false;  // a request went unanswered: read the table at the next check
+  bool unconfirmed_requests_ =
+      false;                     // a request went unanswered: read the table at the next check
   bool check_unusable_ = false;  // after a probe, until every protocol's probe has finished
   // Protocols that answered a probe and then did not (a lossy minute can time a PCP probe out
   // while UPnP over TCP gets through): probed again soon, on a short backoff, a few times,
   // rather than at probe_interval; their queued releases and the mappings they held wait on it.
   std::set<GatewayProtocol> answered_, missing_;
   uint32_t missing_probes_ = 0;
-  std::string announce_what_;  // what the last announcement was (under gateway_mu_)
+  std::string announce_what_;     // what the last announcement was (under gateway_mu_)
   bool announce_probes_ = false;  // it was a PCP/NAT-PMP datagram (under gateway_mu_)
   std::string deferred_what_;     // the last request within the interval (under gateway_mu_)
   bool deferred_probes_ = false;  // one of them was a datagram (under gateway_mu_)

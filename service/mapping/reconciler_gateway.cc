@@ -1,6 +1,4 @@
 // The reconciler and the gateway's own state: its table, releases, periodic checks, resets.
-#include "mapping/reconciler.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,10 +6,11 @@
 #include <set>
 #include <tuple>
 
+#include "core/event_kinds.h"
 #include "core/validate.h"
+#include "mapping/reconciler.h"
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
-#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -40,7 +39,8 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
   if (!entries) {
     ++sync_failures_;
     next_sync_ = Backoff(now, sync_failures_, options_.retry_min, options_.retry_max);
-    spdlog::warn("cannot read the gateway's mapping table: {}; trying again", entries.error().message);
+    spdlog::warn("cannot read the gateway's mapping table: {}; trying again",
+                 entries.error().message);
     return;
   }
   sync_failures_ = 0;
@@ -114,18 +114,19 @@ void Reconciler::SyncWithGatewayTable(TimePoint now) {
     changed.push_back(m);
   }
   for (const auto& [device, n] : lost) {
-    Log(events, event::kMappingLost, device, std::to_string(n) + " entries missing on the gateway", now);
+    Log(events, event::kMappingLost, device, std::to_string(n) + " entries missing on the gateway",
+        now);
   }
   if (!orphans.empty()) {
     std::vector<Event> none;
     Log(none, event::kMappingOrphans, "",
-        std::to_string(orphans.size()) + " tagged gateway entries that nothing wants; deleting", now);
+        std::to_string(orphans.size()) + " tagged gateway entries that nothing wants; deleting",
+        now);
     (void)store_.AddReleases(orphans, std::move(none));
   }
   (void)store_.SaveMappings(changed, std::move(events));
   table_synced_ = true;
 }
-
 
 void Reconciler::ProcessReleases(TimePoint now) {
   const std::vector<Release> releases = store_.ListReleases();
@@ -186,8 +187,8 @@ void Reconciler::ProcessReleases(TimePoint now) {
 // Deletes one queued release's entry; an error when the gateway failed or refused (kept queued).
 Result<void> Reconciler::ProcessRelease(const Release& r, TimePoint now) {
   PortMapper* mapper = ByProtocol(r.protocol);
-  const MapRequest req{r.transport, r.internal_address, r.internal_port, r.external_port,
-                       Seconds(0), "", r.nonce};
+  const MapRequest req{
+      r.transport, r.internal_address, r.internal_port, r.external_port, Seconds(0), "", r.nonce};
   Result<void> done;
   if (mapper->CanList()) {
     // Delete only when the entry still points at the released address: the same external port
@@ -228,7 +229,8 @@ void Reconciler::NoteExternalAddress(const std::string& told, TimePoint now,
   // re-dial), multicast or broadcast is "no address", not a change.
   auto parsed = ParseIpv4Unicast(told, "external address");
   if (!parsed) {
-    spdlog::warn("{} reported an unusable external address: {}", noticed_by, parsed.error().message);
+    spdlog::warn("{} reported an unusable external address: {}", noticed_by,
+                 parsed.error().message);
     return;
   }
   const std::string& address = *parsed;
@@ -246,7 +248,8 @@ void Reconciler::NoteExternalAddress(const std::string& told, TimePoint now,
   if (before == address) return;
   std::vector<Event> events;
   if (before.empty()) {
-    Log(events, event::kGatewayExternalAddress, "", "external address " + address + " (" + noticed_by + ")", now);
+    Log(events, event::kGatewayExternalAddress, "",
+        "external address " + address + " (" + noticed_by + ")", now);
     (void)store_.AppendEvents(std::move(events));
     return;
   }
@@ -338,7 +341,8 @@ void Reconciler::ForgetUnusable(TimePoint now) {
     // (kept while another protocol holds the same forward, see ProcessReleases).
     stale.push_back(Release{0, m.protocol, m.transport, m.external_port, m.internal_address,
                             m.internal_port, m.device, 0, m.nonce});
-    m.detail = std::string(ToString(m.protocol)) + " no longer answers on this gateway; mapping again";
+    m.detail =
+        std::string(ToString(m.protocol)) + " no longer answers on this gateway; mapping again";
     m.state = MappingState::kPending;
     m.protocol = GatewayProtocol::kNone;
     m.external_address.clear();
@@ -413,11 +417,11 @@ void Reconciler::Verify(TimePoint now) {
   next_verify_ = now + options_.verify_interval;
   // The default route moved (another network, another router): probe again.
   const std::string current = Gateway().info.address;
-  if (auto gw = DefaultGateway(); gw && !current.empty() && options_.follow_default_route &&
-                                    *gw != current) {
+  if (auto gw = DefaultGateway();
+      gw && !current.empty() && options_.follow_default_route && *gw != current) {
     std::vector<Event> events;
-    Log(events, event::kGatewayRouteChanged, "", "default route now via " + *gw + ", was " + current,
-        now);
+    Log(events, event::kGatewayRouteChanged, "",
+        "default route now via " + *gw + ", was " + current, now);
     (void)store_.AppendEvents(std::move(events));
     probe_requested_ = true;
     return;
@@ -426,9 +430,10 @@ void Reconciler::Verify(TimePoint now) {
     if (!prober_.Usable(i)) continue;
     auto external = mappers_[i]->Heartbeat();
     if (external && !external->empty()) {
-      NoteExternalAddress(*external, now,
-                          (check_reason_.empty() ? std::string("the periodic check") : check_reason_) +
-                              " (" + std::string(ToString(mappers_[i]->protocol())) + ")");
+      NoteExternalAddress(
+          *external, now,
+          (check_reason_.empty() ? std::string("the periodic check") : check_reason_) + " (" +
+              std::string(ToString(mappers_[i]->protocol())) + ")");
     }
     if (!external && IsUnreachable(external.error())) probe_requested_ = true;
   }
@@ -487,8 +492,10 @@ void Reconciler::CheckStateLoss(TimePoint now) {
     }
     std::vector<Event> events;
     Log(events, event::kGatewayStateLost, "",
-        std::string(ToString(mappers_[i]->protocol())) + " gateway lost its state (epoch went back): "
-            "restoring " + std::to_string(changed.size()) + " mappings",
+        std::string(ToString(mappers_[i]->protocol())) +
+            " gateway lost its state (epoch went back): "
+            "restoring " +
+            std::to_string(changed.size()) + " mappings",
         now);
     (void)store_.SaveMappings(changed, std::move(events));
   }

@@ -1,15 +1,14 @@
 // The reconciler and each mapping: which protocol, map or renew, refusals, static rules.
-#include "mapping/reconciler.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <random>
 #include <set>
 
+#include "core/event_kinds.h"
+#include "mapping/reconciler.h"
 #include "mapping/reconciler_internal.h"
 #include "portmap/netutil.h"
-#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -62,20 +61,22 @@ Result<Lease> Reconciler::TryCandidates(Mapping& m, const std::vector<PortMapper
       if (!saved || *saved > 0) {
         // Removed, moved or released since the pass began (or the nonce could not be kept):
         // nothing goes out for it.
-        return Fail(Errc::kFailedPrecondition, saved ? "no longer wanted as it was"
-                                                     : "cannot keep the PCP nonce: " +
-                                                           saved.error().message);
+        return Fail(Errc::kFailedPrecondition,
+                    saved ? "no longer wanted as it was"
+                          : "cannot keep the PCP nonce: " + saved.error().message);
       }
     }
-    MapRequest req{m.transport, m.internal_address, m.internal_port, m.external_port,
-                   options_.lease_lifetime, Tag(m.device), m.nonce};
+    MapRequest req{m.transport,     m.internal_address,      m.internal_port,
+                   m.external_port, options_.lease_lifetime, Tag(m.device),
+                   m.nonce};
     const bool renewal = HasLease(m) && m.protocol == mapper->protocol();
     const auto start = std::chrono::steady_clock::now();
     auto lease = mapper->Map(req);
     {
       std::lock_guard lock(gateway_mu_);
       stats_.last_rtt_ms[mapper->protocol()] =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
       ++(lease ? (renewal ? stats_.renewals : stats_.maps) : stats_.failures)[mapper->protocol()];
     }
     // A gateway's "no" (core/error.h Refusal: a table full, a port taken, not allowed) is policy:
@@ -100,7 +101,8 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   std::vector<Error> refusals;
   auto lease = TryCandidates(m, candidates, refusals);
   if (lease) {
-    const Seconds lifetime = lease->lifetime.count() > 0 ? lease->lifetime : options_.lease_lifetime;
+    const Seconds lifetime =
+        lease->lifetime.count() > 0 ? lease->lifetime : options_.lease_lifetime;
     const double fraction =
         options_.renew_fraction + options_.jitter_fraction * std::clamp(random_(), 0.0, 1.0);
     if (!renewal || m.state != MappingState::kActive) ++tally.activated[m.device];
@@ -142,8 +144,9 @@ bool Reconciler::MapOne(Mapping& m, TimePoint now, Tally& tally) {
   // not grow (the pass stops and the gateway is probed), so everything is due when it is back.
   const bool unreachable = IsUnreachable(error);
   if (!unreachable) ++m.failures;
-  const TimePoint retry = unreachable ? now + options_.retry_min
-                                      : Backoff(now, m.failures, options_.retry_min, options_.retry_max);
+  const TimePoint retry = unreachable
+                              ? now + options_.retry_min
+                              : Backoff(now, m.failures, options_.retry_min, options_.retry_max);
   const bool still_valid = renewal && (m.expires_at == TimePoint{} || now < m.expires_at);
   if (still_valid) {
     m.state = MappingState::kRenewing;
@@ -194,10 +197,11 @@ bool Reconciler::MoveRtpBlock(const Mapping& m, const std::string& holder, TimeP
     moved.plan.rtp = block;
     moved.updated_at = now;
     auto updated = store_.UpdateDevice(
-        moved, Event{0, now, event::kDeviceRtpMoved, m.device, kReconcilerCaller,
-                     "RTP " + ToString(old) + " -> " + ToString(block) + ": port " +
-                         std::to_string(m.external_port) + "/udp is held on the gateway by " +
-                         holder + "; the PBX or ATA must use the new range"},
+        moved,
+        Event{0, now, event::kDeviceRtpMoved, m.device, kReconcilerCaller,
+              "RTP " + ToString(old) + " -> " + ToString(block) + ": port " +
+                  std::to_string(m.external_port) + "/udp is held on the gateway by " + holder +
+                  "; the PBX or ATA must use the new range"},
         Store::Released::kKeep);
     if (!updated) continue;  // another device wants that block; try the next
     spdlog::info("device.rtp-moved {}: RTP {} -> {}", m.device, ToString(old), ToString(block));
@@ -207,7 +211,8 @@ bool Reconciler::MoveRtpBlock(const Mapping& m, const std::string& holder, TimeP
   return false;
 }
 
-bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now, Tally& tally) {
+bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoint now,
+                         Tally& tally) {
   // UPnP 718 means either that another host holds the external port, or (miniupnpd secure mode,
   // upnpredirect.c) that the gateway maps only to the host that asks. Reading the entry tells the
   // two apart: a real holder is a conflict that static rules cannot solve either.
@@ -220,7 +225,8 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
       // detail and learns nothing about other devices; the admin sees that device's mappings).
       // Any other holder is named with its description, whatever that claims to be.
       bool ours = false;
-      for (const Device& d : store_.ListDevices()) ours = ours || d.address == (*entry)->internal_address;
+      for (const Device& d : store_.ListDevices())
+        ours = ours || d.address == (*entry)->internal_address;
       const std::string holder =
           ours ? std::string("another device registered with natpilot")
                : (*entry)->internal_address + ":" + std::to_string((*entry)->internal_port);
@@ -231,8 +237,9 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
       ++m.failures;
       m.state = MappingState::kFailed;
       m.next_attempt_at = Backoff(now, m.failures, options_.retry_min, options_.retry_max);
-      m.detail = "external port " + std::to_string(m.external_port) + " is held on the gateway by " +
-                 holder + (ours ? "" : " (" + (*entry)->description + ")");
+      m.detail = "external port " + std::to_string(m.external_port) +
+                 " is held on the gateway by " + holder +
+                 (ours ? "" : " (" + (*entry)->description + ")");
       auto& [count, reason] = tally.failed[m.device];
       ++count;
       reason = m.detail;
@@ -251,8 +258,8 @@ bool Reconciler::Refused(Mapping& m, const std::vector<Error>& refusals, TimePoi
     why += (why.empty() ? "" : "; ") + e.message;
     full = full || e.code == Refusal::kTableFull;
   }
-  m.detail = "the gateway refused (" + why + "): " +
-             (full ? "its mapping table is full" : "third-party mapping refused") +
+  m.detail = "the gateway refused (" + why +
+             "): " + (full ? "its mapping table is full" : "third-party mapping refused") +
              "; provided by static rules";
   auto& [count, reason] = tally.static_rule[m.device];
   ++count;
@@ -271,9 +278,8 @@ TimePoint Reconciler::ProcessMappings(TimePoint now) {
     if (last) {
       for (const auto& [device, n] : tally.activated) {
         Log(events, event::kMappingActive, device,
-            std::to_string(n) + " mappings active via " +
-                std::string(ToString(tally.via[device])) + " (external address " +
-                ExternalAddress() + ")",
+            std::to_string(n) + " mappings active via " + std::string(ToString(tally.via[device])) +
+                " (external address " + ExternalAddress() + ")",
             now);
       }
       for (const auto& [device, f] : tally.static_rule) {

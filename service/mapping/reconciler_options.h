@@ -36,7 +36,7 @@ struct ReconcilerOptions {
   // While the gateway is gone: a cheap check this often (the last protocol's heartbeat, one
   // datagram; UPnP, which has none, probes), so the return is noticed within it.
   Seconds outage_check_interval{4};
-  size_t save_batch = 32;       // mappings saved per transaction during a long pass
+  size_t save_batch = 32;  // mappings saved per transaction during a long pass
   // Devices whose ports are always provided by static rules, never asked of the gateway.
   bool force_static_all = false;
   std::set<std::string> force_static_devices;

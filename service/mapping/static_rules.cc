@@ -1,9 +1,8 @@
 #include "mapping/static_rules.h"
-#include "core/event_kinds.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+
+#include "core/event_kinds.h"
 
 namespace natpilot {
 
@@ -45,7 +46,8 @@ Result<void> WriteFileAtomically(const std::string& path, const std::string& tex
   };
   const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) {
-    const std::string msg = "cannot create a temporary file next to " + path + ": " + std::strerror(errno);
+    const std::string msg =
+        "cannot create a temporary file next to " + path + ": " + std::strerror(errno);
     return Fail(Errc::kUnavailable, msg);
   }
   if (::fchmod(fd, 0644) != 0) {
@@ -86,46 +88,54 @@ void RulesWriter::Refresh() {
   try {
     auto read = StaticRulesInput(store_, false, now_());
     if (!read) {
-      spdlog::warn("static rules: cannot read the mappings ({}); the files stay as they are", read.error().message);
+      spdlog::warn("static rules: cannot read the mappings ({}); the files stay as they are",
+                   read.error().message);
       return;
     }
     const rules::RulesInput& in = *read;
     std::string fingerprint;
     for (const Device& d : in.devices) {
-      fingerprint += d.name + "|" + d.address + "|" + ToString(d.plan.sip) + (d.plan.sip_udp ? "u" : "") +
-                     (d.plan.sip_tcp ? "t" : "") + "|" + ToString(d.plan.rtp) + ";";
+      fingerprint += d.name + "|" + d.address + "|" + ToString(d.plan.sip) +
+                     (d.plan.sip_udp ? "u" : "") + (d.plan.sip_tcp ? "t" : "") + "|" +
+                     ToString(d.plan.rtp) + ";";
     }
     if (fingerprint == last_fingerprint_) return;
     std::vector<Event> events;
     std::error_code ec;
     std::filesystem::create_directories(options_.folder, ec);
     std::string written;
-    for (auto format : {rules::Format::kNftables, rules::Format::kIptables, rules::Format::kOpenwrt}) {
-      const std::string path = (std::filesystem::path(options_.folder) / rules::FileName(format)).string();
+    for (auto format :
+         {rules::Format::kNftables, rules::Format::kIptables, rules::Format::kOpenwrt}) {
+      const std::string path =
+          (std::filesystem::path(options_.folder) / rules::FileName(format)).string();
       auto text = rules::Generate(format, in, options_.params);
-      Result<void> ok = text ? WriteFileAtomically(path, *text) : Result<void>(tl::unexpected(text.error()));
+      Result<void> ok =
+          text ? WriteFileAtomically(path, *text) : Result<void>(tl::unexpected(text.error()));
       if (!ok) {
-        events.push_back(Event{0, now_(), event::kRulesWriteFailed, "", "natpilotd", ok.error().message});
+        events.push_back(
+            Event{0, now_(), event::kRulesWriteFailed, "", "natpilotd", ok.error().message});
         continue;
       }
       written += (written.empty() ? "" : ", ") + path;
     }
     if (!written.empty()) {
-      events.push_back(Event{0, now_(), event::kRulesWritten, "", "natpilotd",
-                             std::to_string(in.devices.size()) + " devices need static rules; wrote " +
-                                 written + " (registry version " +
-                                 std::to_string(in.registry_version) + ")"});
+      events.push_back(
+          Event{0, now_(), event::kRulesWritten, "", "natpilotd",
+                std::to_string(in.devices.size()) + " devices need static rules; wrote " + written +
+                    " (registry version " + std::to_string(in.registry_version) + ")"});
       last_fingerprint_ = fingerprint;
     }
     for (const Event& e : events) spdlog::info("{}: {}", e.kind, e.message);
     (void)store_.AppendEvents(std::move(events));
   } catch (const std::exception& e) {
-    // A store read that threw (sqlite::SqliteError is one): nothing written, tried after the next pass.
-    spdlog::error("writing static rules to {} failed (tried again after the next pass): {}", options_.folder,
-                  e.what());
+    // A store read that threw (sqlite::SqliteError is one): nothing written, tried after the next
+    // pass.
+    spdlog::error("writing static rules to {} failed (tried again after the next pass): {}",
+                  options_.folder, e.what());
   } catch (...) {
-    spdlog::error("writing static rules to {} failed (tried again after the next pass): unknown exception",
-                  options_.folder);
+    spdlog::error(
+        "writing static rules to {} failed (tried again after the next pass): unknown exception",
+        options_.folder);
   }
 }
 

@@ -13,7 +13,8 @@
 
 namespace natpilot {
 
-HookResult RunHook(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+HookResult RunHook(const std::vector<std::string>& argv,
+                   const std::map<std::string, std::string>& env,
                    std::chrono::milliseconds timeout) {
   HookResult result;
   if (argv.empty() || argv[0].empty()) {
@@ -65,7 +66,8 @@ HookResult RunHook(const std::vector<std::string>& argv, const std::map<std::str
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[1024];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       ::kill(-pid, SIGKILL);

@@ -17,7 +17,8 @@ struct HookResult {
 };
 
 // The environment is PATH (the daemon's), LANG=C and `env`; nothing else leaks from natpilotd.
-HookResult RunHook(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+HookResult RunHook(const std::vector<std::string>& argv,
+                   const std::map<std::string, std::string>& env,
                    std::chrono::milliseconds timeout);
 
 }  // namespace natpilot

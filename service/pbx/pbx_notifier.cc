@@ -1,12 +1,11 @@
 #include "pbx/pbx_notifier.h"
 
-#include "core/text.h"
-
 #include <spdlog/spdlog.h>
 
+#include "core/event_kinds.h"
+#include "core/text.h"
 #include "mapping/static_rules.h"
 #include "pbx/hook.h"
-#include "core/event_kinds.h"
 
 namespace natpilot {
 namespace {
@@ -15,7 +14,9 @@ std::map<std::string, std::string> HookEnv(const v1::NatView& v, const PbxTarget
   std::string nets;
   for (const auto& n : v.local_nets()) nets += (nets.empty() ? "" : " ") + n;
   std::string transports;
-  for (int x : v.sip_transports()) transports += (transports.empty() ? "" : " ") + std::string(x == v1::TRANSPORT_TCP ? "tcp" : "udp");
+  for (int x : v.sip_transports())
+    transports +=
+        (transports.empty() ? "" : " ") + std::string(x == v1::TRANSPORT_TCP ? "tcp" : "udp");
   return {
       {"NATPILOT_DEVICE", v.device()},
       {"NATPILOT_INTERNAL_ADDRESS", v.internal_address()},
@@ -45,7 +46,10 @@ std::string OneLine(std::string s) {
 }  // namespace
 
 PbxNotifier::PbxNotifier(Store& store, InputsFn inputs, std::vector<PbxTarget> targets, NowFn now)
-    : store_(store), inputs_(std::move(inputs)), targets_(std::move(targets)), now_(std::move(now)) {}
+    : store_(store),
+      inputs_(std::move(inputs)),
+      targets_(std::move(targets)),
+      now_(std::move(now)) {}
 
 PbxNotifier::~PbxNotifier() { Stop(); }
 
@@ -53,7 +57,8 @@ void PbxNotifier::OnEvents(const std::vector<Event>& events) {
   bool relevant = false;
   for (const Event& e : events) {
     if (e.kind.rfind("pbx.", 0) == 0) continue;  // our own
-    for (const PbxTarget& t : targets_) relevant = relevant || e.device.empty() || e.device == t.device;
+    for (const PbxTarget& t : targets_)
+      relevant = relevant || e.device.empty() || e.device == t.device;
   }
   if (!relevant) return;
   worker_.Wake();
@@ -78,14 +83,17 @@ int PbxNotifier::RunOnce() {
 void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
   std::vector<Event> events;
   const TimePoint now = now_();
-  const std::string facts = "external " + (view.external_address().empty() ? std::string("unknown") : view.external_address()) +
-                            ", SIP " + std::to_string(view.sip_port()) + "->" + std::to_string(view.sip_external_port()) +
-                            ", RTP " + std::to_string(view.rtp().first()) + "-" + std::to_string(view.rtp().last()) +
-                            (view.complete() ? "" : " (not complete: " + view.detail() + ")");
+  const std::string facts =
+      "external " +
+      (view.external_address().empty() ? std::string("unknown") : view.external_address()) +
+      ", SIP " + std::to_string(view.sip_port()) + "->" + std::to_string(view.sip_external_port()) +
+      ", RTP " + std::to_string(view.rtp().first()) + "-" + std::to_string(view.rtp().last()) +
+      (view.complete() ? "" : " (not complete: " + view.detail() + ")");
   auto write = [&](const std::string& path, const std::string& text) {
     if (path.empty()) return;
     auto ok = WriteFileAtomically(path, text);
-    events.push_back(Event{0, now, ok ? event::kPbxConfigWritten : event::kPbxConfigFailed, t.device, "natpilotd",
+    events.push_back(Event{0, now, ok ? event::kPbxConfigWritten : event::kPbxConfigFailed,
+                           t.device, "natpilotd",
                            ok ? "wrote " + path + ": " + facts : ok.error().message});
   };
   if (t.flavor == pbx::Flavor::kAsterisk) {
@@ -98,11 +106,15 @@ void PbxNotifier::Apply(const PbxTarget& t, const v1::NatView& view) {
     const HookResult r = RunHook(t.on_change, HookEnv(view, t), t.hook_timeout);
     const bool ok = r.started && !r.timed_out && r.exit_code == 0;
     std::string msg = t.on_change[0] + ": ";
-    if (!r.started) msg += SafeText(r.output, 400);
-    else if (r.timed_out) msg += "killed after the " + std::to_string(t.hook_timeout.count()) + " s timeout";
-    else msg += "exit " + std::to_string(r.exit_code);
+    if (!r.started)
+      msg += SafeText(r.output, 400);
+    else if (r.timed_out)
+      msg += "killed after the " + std::to_string(t.hook_timeout.count()) + " s timeout";
+    else
+      msg += "exit " + std::to_string(r.exit_code);
     if (r.started && !r.output.empty()) msg += "; output: " + OneLine(r.output);
-    events.push_back(Event{0, now, ok ? event::kPbxHookRan : event::kPbxHookFailed, t.device, "natpilotd", msg});
+    events.push_back(
+        Event{0, now, ok ? event::kPbxHookRan : event::kPbxHookFailed, t.device, "natpilotd", msg});
   }
   if (!events.empty()) (void)store_.AppendEvents(std::move(events));
 }

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "api/nat_view.h"
-#include "pbx_config.h"
 #include "core/worker.h"
+#include "pbx_config.h"
 #include "store/store.h"
 
 namespace natpilot {
@@ -20,8 +20,8 @@ namespace natpilot {
 struct PbxTarget {
   std::string device;
   pbx::Flavor flavor = pbx::Flavor::kJson;
-  std::string file;      // "" = no file; Asterisk: the pjsip part
-  std::string rtp_file;  // Asterisk only: rtp.conf's part; "" = none
+  std::string file;                    // "" = no file; Asterisk: the pjsip part
+  std::string rtp_file;                // Asterisk only: rtp.conf's part; "" = none
   std::vector<std::string> on_change;  // argv; empty = no hook
   Seconds hook_timeout{30};
 };

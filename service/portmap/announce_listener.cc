@@ -17,7 +17,8 @@ namespace natpilot {
 std::optional<AnnounceListener::Announcement> AnnounceListener::Decode(std::span<const uint8_t> d) {
   // NAT-PMP (RFC 6886 3.2): version 0, opcode 128, result 0, epoch, external address: 12 bytes.
   if (d.size() == 12 && d[0] == 0 && d[1] == 128) {
-    if (d[2] != 0 || d[3] != 0) return std::nullopt;  // a result other than SUCCESS announces nothing
+    if (d[2] != 0 || d[3] != 0)
+      return std::nullopt;  // a result other than SUCCESS announces nothing
     Announcement a;
     a.what = "NAT-PMP announcement";
     a.epoch_s = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];

@@ -19,7 +19,7 @@ namespace natpilot {
 class AnnounceListener {
  public:
   struct Announcement {
-    std::string what;              // "PCP ANNOUNCE" or "NAT-PMP announcement"
+    std::string what;  // "PCP ANNOUNCE" or "NAT-PMP announcement"
     uint32_t epoch_s = 0;
     std::string external_address;  // NAT-PMP only (a hint: the gateway is asked before it counts)
   };

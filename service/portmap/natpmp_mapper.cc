@@ -142,10 +142,12 @@ Result<std::string> NatPmpMapper::Heartbeat() {
 Result<NatPmpMapper::Answer> NatPmpMapper::Request(const MapRequest& req, uint32_t lifetime_s) {
   if (!session_) return Fail(Errc::kUnavailable, "no NAT-PMP gateway has been found yet");
   if (req.internal_address != local_) {
-    return Fail(Errc::kFailedPrecondition, "NAT-PMP maps only to the host that asks (" + local_ + ")");
+    return Fail(Errc::kFailedPrecondition,
+                "NAT-PMP maps only to the host that asks (" + local_ + ")");
   }
   const int proto = req.transport == Transport::kTcp ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
-  int r = sendnewportmappingrequest(&session_->n, proto, req.internal_port, req.external_port, lifetime_s);
+  int r = sendnewportmappingrequest(&session_->n, proto, req.internal_port, req.external_port,
+                                    lifetime_s);
   if (r < 0) return Fail(std::error_code(r, NatPmpCategory()), strnatpmperr(r));
   const int want = req.transport == Transport::kTcp ? NATPMP_RESPTYPE_TCPPORTMAPPING
                                                     : NATPMP_RESPTYPE_UDPPORTMAPPING;

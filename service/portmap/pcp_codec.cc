@@ -13,32 +13,47 @@ class PcpCategoryImpl final : public std::error_category {
   const char* name() const noexcept override { return "pcp"; }
   std::string message(int ev) const override {
     switch (static_cast<ResultCode>(ev)) {
-      case ResultCode::kSuccess: return "SUCCESS";
-      case ResultCode::kUnsuppVersion: return "UNSUPP_VERSION: the server does not speak PCP version 2";
+      case ResultCode::kSuccess:
+        return "SUCCESS";
+      case ResultCode::kUnsuppVersion:
+        return "UNSUPP_VERSION: the server does not speak PCP version 2";
       case ResultCode::kNotAuthorized:
-        return "NOT_AUTHORIZED: the server refused (third-party mappings not allowed, or another nonce)";
-      case ResultCode::kMalformedRequest: return "MALFORMED_REQUEST";
-      case ResultCode::kUnsuppOpcode: return "UNSUPP_OPCODE";
-      case ResultCode::kUnsuppOption: return "UNSUPP_OPTION: the server does not support an option (e.g. THIRD_PARTY)";
-      case ResultCode::kMalformedOption: return "MALFORMED_OPTION";
-      case ResultCode::kNetworkFailure: return "NETWORK_FAILURE: the server has no external connectivity";
-      case ResultCode::kNoResources: return "NO_RESOURCES: the server's mapping table is full";
-      case ResultCode::kUnsuppProtocol: return "UNSUPP_PROTOCOL";
-      case ResultCode::kUserExQuota: return "USER_EX_QUOTA: this client has too many mappings";
+        return "NOT_AUTHORIZED: the server refused (third-party mappings not allowed, or another "
+               "nonce)";
+      case ResultCode::kMalformedRequest:
+        return "MALFORMED_REQUEST";
+      case ResultCode::kUnsuppOpcode:
+        return "UNSUPP_OPCODE";
+      case ResultCode::kUnsuppOption:
+        return "UNSUPP_OPTION: the server does not support an option (e.g. THIRD_PARTY)";
+      case ResultCode::kMalformedOption:
+        return "MALFORMED_OPTION";
+      case ResultCode::kNetworkFailure:
+        return "NETWORK_FAILURE: the server has no external connectivity";
+      case ResultCode::kNoResources:
+        return "NO_RESOURCES: the server's mapping table is full";
+      case ResultCode::kUnsuppProtocol:
+        return "UNSUPP_PROTOCOL";
+      case ResultCode::kUserExQuota:
+        return "USER_EX_QUOTA: this client has too many mappings";
       case ResultCode::kCannotProvideExternal:
         return "CANNOT_PROVIDE_EXTERNAL: the suggested external port or address is not available";
       case ResultCode::kAddressMismatch:
         return "ADDRESS_MISMATCH: the client address in the request is not the packet's source";
-      case ResultCode::kExcessiveRemotePeers: return "EXCESSIVE_REMOTE_PEERS";
+      case ResultCode::kExcessiveRemotePeers:
+        return "EXCESSIVE_REMOTE_PEERS";
     }
     return "PCP result " + std::to_string(ev);
   }
   std::error_condition default_error_condition(int ev) const noexcept override {
     switch (static_cast<ResultCode>(ev)) {
       case ResultCode::kNotAuthorized:
-      case ResultCode::kUnsuppOption: return Refusal::kNotAuthorized;  // THIRD_PARTY (RFC 6887 13.1)
-      case ResultCode::kNoResources: return Refusal::kTableFull;
-      default: return {ev, *this};
+      case ResultCode::kUnsuppOption:
+        return Refusal::kNotAuthorized;  // THIRD_PARTY (RFC 6887 13.1)
+      case ResultCode::kNoResources:
+        return Refusal::kTableFull;
+      default:
+        return {ev, *this};
     }
   }
 };
@@ -60,7 +75,9 @@ void PutAddress(std::vector<uint8_t>& b, size_t at, const Ipv4& a) {
   b[at + 11] = 0xff;
   std::copy(a.begin(), a.end(), b.begin() + static_cast<long>(at + 12));
 }
-uint16_t Get16(std::span<const uint8_t> b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
+uint16_t Get16(std::span<const uint8_t> b, size_t at) {
+  return static_cast<uint16_t>(b[at] << 8 | b[at + 1]);
+}
 uint32_t Get32(std::span<const uint8_t> b, size_t at) {
   return uint32_t(b[at]) << 24 | uint32_t(b[at + 1]) << 16 | uint32_t(b[at + 2]) << 8 | b[at + 3];
 }
@@ -130,12 +147,14 @@ Result<Response> DecodeResponse(std::span<const uint8_t> b) {
                                             " is not a multiple of 4 up to 1100");
   }
   if (b[0] != kVersion) {
-    return Fail(Errc::kInvalidArgument, "PCP response has version " + std::to_string(b[0]) + ", not 2");
+    return Fail(Errc::kInvalidArgument,
+                "PCP response has version " + std::to_string(b[0]) + ", not 2");
   }
   if ((b[1] & 0x80) == 0) return Fail(Errc::kInvalidArgument, "a PCP request, not a response");
   Response r;
   const uint8_t op = b[1] & 0x7f;
-  if (op > 1) return Fail(Errc::kInvalidArgument, "PCP opcode " + std::to_string(op) + " is not handled");
+  if (op > 1)
+    return Fail(Errc::kInvalidArgument, "PCP opcode " + std::to_string(op) + " is not handled");
   r.opcode = static_cast<Opcode>(op);
   if (b[3] > static_cast<uint8_t>(ResultCode::kExcessiveRemotePeers)) {
     return Fail(Errc::kInvalidArgument, "PCP result code " + std::to_string(b[3]) + " is unknown");
@@ -160,8 +179,9 @@ Result<Response> DecodeResponse(std::span<const uint8_t> b) {
     r.transport = proto == 6 ? Transport::kTcp : Transport::kUdp;
     r.internal_port = Get16(p, 16);
     r.external_port = Get16(p, 18);
-    const bool mapped = std::all_of(p.begin() + 20, p.begin() + 30, [](uint8_t x) { return x == 0; }) &&
-                        p[30] == 0xff && p[31] == 0xff;
+    const bool mapped =
+        std::all_of(p.begin() + 20, p.begin() + 30, [](uint8_t x) { return x == 0; }) &&
+        p[30] == 0xff && p[31] == 0xff;
     if (r.result == ResultCode::kSuccess && !mapped) {
       return Fail(Errc::kInvalidArgument, "PCP MAP response with a non-IPv4 external address");
     }

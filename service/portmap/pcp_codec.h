@@ -3,8 +3,8 @@
 #pragma once
 
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -47,7 +47,7 @@ Result<Ipv4> ParseIpv4(std::string_view text);
 std::string FormatIpv4(const Ipv4& a);
 
 struct MapRequest {
-  Ipv4 client{};          // the address the request is sent from
+  Ipv4 client{};  // the address the request is sent from
   Nonce nonce{};
   Transport transport = Transport::kUdp;
   uint16_t internal_port = 0;

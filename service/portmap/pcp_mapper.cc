@@ -82,7 +82,8 @@ GatewayInfo PcpMapper::Probe() {
   // Any result with our nonce is a PCP server that read our MAP (miniupnpd answers the deletion of
   // a mapping it does not have with NO_RESOURCES), except one that does not do MAP at all.
   if (resp->result == pcp::ResultCode::kUnsuppOpcode) {
-    info.detail = "PCP server at " + gateway_ + " answered " + pcp::MakePcpError(resp->result).message();
+    info.detail =
+        "PCP server at " + gateway_ + " answered " + pcp::MakePcpError(resp->result).message();
     return info;
   }
   info.status = GatewayInfo::Status::kReady;
@@ -163,9 +164,10 @@ Result<pcp::Response> PcpMapper::SendMap(const MapRequest& r, uint32_t lifetime_
   req.internal = *internal;
   std::mt19937 rng(std::random_device{}());
   auto rand = [&rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); };
-  return Exchange(pcp::EncodeMapRequest(req),
-                  [&req](const pcp::Response& resp) { return pcp::Answers(resp, req); },
-                  pcp::RetransmitDelays(options_.initial_timeout_s, 1024, options_.attempts, rand));
+  return Exchange(
+      pcp::EncodeMapRequest(req),
+      [&req](const pcp::Response& resp) { return pcp::Answers(resp, req); },
+      pcp::RetransmitDelays(options_.initial_timeout_s, 1024, options_.attempts, rand));
 }
 
 Result<Lease> PcpMapper::Map(const MapRequest& r) {
@@ -186,7 +188,8 @@ Result<Lease> PcpMapper::Map(const MapRequest& r) {
          (resp->result == pcp::ResultCode::kNotAuthorized && !third_party_granted_))) {
       third_party_refused_ = true;
     }
-    return Fail(pcp::MakePcpError(resp->result), what + ": " + pcp::MakePcpError(resp->result).message());
+    return Fail(pcp::MakePcpError(resp->result),
+                what + ": " + pcp::MakePcpError(resp->result).message());
   }
   if (r.internal_address != local_) third_party_granted_ = true;
   if (resp->external_port != r.external_port) {
@@ -213,14 +216,15 @@ Result<void> PcpMapper::Unmap(const MapRequest& r) {
   // miniupnpd (pcpserver.c, DeletePCPMap) answers a delete of a mapping it does not have with
   // NO_RESOURCES, and one whose entry carries another nonce (made by another request, or by UPnP
   // since) with NOT_AUTHORIZED: either way nothing of ours is left to delete.
-  if (resp->result == pcp::ResultCode::kNoResources || resp->result == pcp::ResultCode::kNotAuthorized) {
+  if (resp->result == pcp::ResultCode::kNoResources ||
+      resp->result == pcp::ResultCode::kNotAuthorized) {
     return {};
   }
   if (resp->result != pcp::ResultCode::kSuccess) {
-    return Fail(pcp::MakePcpError(resp->result),
-                "PCP delete " + std::to_string(r.external_port) + "/" +
-                    std::string(ToString(r.transport)) + ": " +
-                    pcp::MakePcpError(resp->result).message());
+    return Fail(pcp::MakePcpError(resp->result), "PCP delete " + std::to_string(r.external_port) +
+                                                     "/" + std::string(ToString(r.transport)) +
+                                                     ": " +
+                                                     pcp::MakePcpError(resp->result).message());
   }
   return {};
 }

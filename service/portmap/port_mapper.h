@@ -14,7 +14,7 @@ namespace natpilot {
 // A UPnP IGD that discovery found but natpilot does not use, for `natpilot gateway`. All text is
 // sanitized (printable ASCII, bounded).
 struct IgdFound {
-  std::string address;        // the host its description URL names
+  std::string address;  // the host its description URL names
   std::string root_desc_url;
   std::string friendly_name;  // "" when its description was not read
   std::string model;          // manufacturer and model name
@@ -27,12 +27,12 @@ struct GatewayInfo {
   enum class Status { kSearching, kReady, kNotConnected, kNotFound };
   Status status = Status::kSearching;
   GatewayProtocol protocol = GatewayProtocol::kNone;
-  std::string address;           // the gateway's LAN address
-  std::string control_url;       // UPnP
+  std::string address;      // the gateway's LAN address
+  std::string control_url;  // UPnP
   std::string external_address;
-  std::string local_address;     // our LAN address towards it
-  std::string identity;          // stable identity (UPnP UDN / root description URL)
-  std::string detail;            // what was found, for people
+  std::string local_address;         // our LAN address towards it
+  std::string identity;              // stable identity (UPnP UDN / root description URL)
+  std::string detail;                // what was found, for people
   std::vector<IgdFound> other_igds;  // UPnP: the IGDs found besides the one in use
 };
 std::string_view ToString(GatewayInfo::Status s);
@@ -90,10 +90,12 @@ class PortMapper {
   // Reading the gateway's table: UPnP only.
   virtual bool CanList() const { return false; }
   virtual Result<std::optional<GatewayEntry>> GetEntry(Transport, uint16_t) {
-    return Fail(Errc::kFailedPrecondition, std::string(ToString(protocol())) + " cannot read entries");
+    return Fail(Errc::kFailedPrecondition,
+                std::string(ToString(protocol())) + " cannot read entries");
   }
   virtual Result<std::vector<GatewayEntry>> ListEntries() {
-    return Fail(Errc::kFailedPrecondition, std::string(ToString(protocol())) + " cannot list entries");
+    return Fail(Errc::kFailedPrecondition,
+                std::string(ToString(protocol())) + " cannot list entries");
   }
 };
 

@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
-#include <netinet/in.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,7 +24,9 @@ constexpr uint16_t kBindingError = 0x0111;
 constexpr uint16_t kMappedAddress = 0x0001;
 constexpr uint16_t kXorMappedAddress = 0x0020;
 
-uint16_t Get16(std::span<const uint8_t> b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
+uint16_t Get16(std::span<const uint8_t> b, size_t at) {
+  return static_cast<uint16_t>(b[at] << 8 | b[at + 1]);
+}
 uint32_t Get32(std::span<const uint8_t> b, size_t at) {
   return uint32_t(b[at]) << 24 | uint32_t(b[at + 1]) << 16 | uint32_t(b[at + 2]) << 8 | b[at + 3];
 }
@@ -58,16 +60,20 @@ Result<Mapped> DecodeBindingResponse(std::span<const uint8_t> b, const Transacti
     return Fail(Errc::kInvalidArgument, "STUN answer to another transaction");
   }
   if (length % 4 != 0 || size_t(length) + 20 > b.size()) {
-    return Fail(Errc::kInvalidArgument, "STUN message length " + std::to_string(length) + " is wrong");
+    return Fail(Errc::kInvalidArgument,
+                "STUN message length " + std::to_string(length) + " is wrong");
   }
-  if (type == kBindingError) return Fail(Errc::kUnavailable, "the STUN server answered with an error");
-  if (type != kBindingSuccess) return Fail(Errc::kInvalidArgument, "not a Binding success response");
+  if (type == kBindingError)
+    return Fail(Errc::kUnavailable, "the STUN server answered with an error");
+  if (type != kBindingSuccess)
+    return Fail(Errc::kInvalidArgument, "not a Binding success response");
   std::optional<Mapped> plain;
   for (size_t at = 20; at + 4 <= 20 + size_t(length);) {
     const uint16_t attr = Get16(b, at);
     const uint16_t len = Get16(b, at + 2);
     const size_t value = at + 4;
-    if (value + len > 20 + size_t(length)) return Fail(Errc::kInvalidArgument, "STUN attribute overruns the message");
+    if (value + len > 20 + size_t(length))
+      return Fail(Errc::kInvalidArgument, "STUN attribute overruns the message");
     if ((attr == kXorMappedAddress || attr == kMappedAddress) && len >= 8 && b[value + 1] == 0x01) {
       uint16_t port = Get16(b, value + 2);
       uint32_t addr = Get32(b, value + 4);
@@ -95,7 +101,9 @@ Result<sockaddr_in> Resolve(const std::string& server) {
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_DGRAM;
   addrinfo* res = nullptr;
-  if (getaddrinfo(server.substr(0, colon).c_str(), server.substr(colon + 1).c_str(), &hints, &res) != 0 || !res) {
+  if (getaddrinfo(server.substr(0, colon).c_str(), server.substr(colon + 1).c_str(), &hints,
+                  &res) != 0 ||
+      !res) {
     return Fail(Errc::kUnavailable, "STUN server '" + server + "' cannot be resolved");
   }
   sockaddr_in to{};
@@ -127,7 +135,8 @@ Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeou
   };
   int64_t rto_ms = 500;
   Result<Mapped> result = Fail(Errc::kUnavailable, "no answer from STUN server " + server);
-  for (int sent = 0; sent < 7 && elapsed_ms() < total_ms; ++sent, rto_ms = std::min<int64_t>(rto_ms * 2, 8000)) {
+  for (int sent = 0; sent < 7 && elapsed_ms() < total_ms;
+       ++sent, rto_ms = std::min<int64_t>(rto_ms * 2, 8000)) {
     ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
     const int64_t until_ms = std::min(total_ms, elapsed_ms() + rto_ms);
     for (;;) {
@@ -140,9 +149,11 @@ Result<Mapped> Query(const std::string& server, std::chrono::milliseconds timeou
       uint8_t buf[1500];
       sockaddr_in from{};
       socklen_t len = sizeof from;
-      const ssize_t n = ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+      const ssize_t n =
+          ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
       if (n <= 0 || from.sin_addr.s_addr != to.sin_addr.s_addr) continue;
-      auto answer = DecodeBindingResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)), id);
+      auto answer =
+          DecodeBindingResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)), id);
       if (answer) {
         ::close(fd);
         return answer;
@@ -175,7 +186,8 @@ Result<std::vector<std::string>> PathTo(const std::string& server, int max_hops,
     std::string hop;
     const auto until = std::chrono::steady_clock::now() + per_hop;
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -211,7 +223,8 @@ Result<std::vector<std::string>> PathTo(const std::string& server, int max_hops,
       }
       uint8_t buf[1500];
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n > 0 && DecodeBindingResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)), id)) {
+      if (n > 0 &&
+          DecodeBindingResponse(std::span<const uint8_t>(buf, static_cast<size_t>(n)), id)) {
         reached = true;
         break;
       }

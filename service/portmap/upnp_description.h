@@ -17,10 +17,10 @@ namespace natpilot::upnp {
 inline constexpr size_t kMaxDescriptionBytes = 256 * 1024;
 
 struct ServiceDescription {
-  std::string service_type;  // "urn:schemas-upnp-org:service:WANIPConnection:2"
-  std::string control_url;   // as written (maybe relative); printable ASCII, no spaces
+  std::string service_type;   // "urn:schemas-upnp-org:service:WANIPConnection:2"
+  std::string control_url;    // as written (maybe relative); printable ASCII, no spaces
   std::string event_sub_url;  // GENA subscriptions (maybe relative, maybe absent); same checks
-  std::string device_type;   // the device that holds it
+  std::string device_type;    // the device that holds it
 };
 
 struct RootDescription {

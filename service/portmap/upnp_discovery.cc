@@ -92,7 +92,8 @@ Picked PickConnection(const std::string& url, const RootDescription& d,
     if (!out.why_not.empty()) out.why_not += ", ";
     // miniupnpc builds each SOAP request in fixed buffers (it kept 128 bytes of a URL itself).
     if (control.size() > kMaxControlUrl) {
-      out.why_not += name + " (control URL longer than " + std::to_string(kMaxControlUrl) + " bytes)";
+      out.why_not +=
+          name + " (control URL longer than " + std::to_string(kMaxControlUrl) + " bytes)";
       continue;
     }
     if (control.empty() || !trusted(Host(control))) {
@@ -225,7 +226,8 @@ IgdChoice ChooseIgd(const std::vector<std::string>& description_urls, const IgdP
   // answers cannot hold the probe for minutes) and 28 others listed.
   const auto trusted_n = std::min<std::ptrdiff_t>(first_other - urls.begin(), 4);
   std::vector<std::string> kept(urls.begin(), urls.begin() + trusted_n);
-  for (auto it = first_other; it != urls.end() && kept.size() < size_t(trusted_n) + 28; ++it) kept.push_back(*it);
+  for (auto it = first_other; it != urls.end() && kept.size() < size_t(trusted_n) + 28; ++it)
+    kept.push_back(*it);
   urls = std::move(kept);
   std::string not_connected;  // why the trusted IGDs' connections cannot be used
   std::string unusable;       // trusted hosts that are no IGD or did not answer

@@ -21,15 +21,18 @@ namespace upnp {
 namespace {
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
     s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
 }
 
 bool Digits(std::string_view s) {
-  return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
+  return !s.empty() && s.size() <= 10 &&
+         s.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
 // A SID as GENA sends it ("uuid:..."): printable ASCII without spaces, bounded.
@@ -58,7 +61,8 @@ std::optional<std::string> PropertyText(std::string_view xml, std::string_view n
     pos = gt + 1;
     if (tag.empty() || tag.front() == '/' || tag.front() == '?' || tag.front() == '!') continue;
     tag = tag.substr(0, tag.find_first_of(" \t\r\n/"));
-    if (const size_t colon = tag.find(':'); colon != std::string_view::npos) tag.remove_prefix(colon + 1);
+    if (const size_t colon = tag.find(':'); colon != std::string_view::npos)
+      tag.remove_prefix(colon + 1);
     if (tag != name) continue;
     if (xml[gt - 1] == '/') return std::string();  // <ExternalIPAddress/>
     const size_t close = xml.find('<', pos);
@@ -70,9 +74,9 @@ std::optional<std::string> PropertyText(std::string_view xml, std::string_view n
 
 std::optional<uint32_t> ParseTimeout(std::string_view header) {
   header = Trim(header);
-  if (header.size() == 8 && std::equal(header.begin(), header.end(), "infinite", [](char a, char b) {
-        return std::tolower(static_cast<unsigned char>(a)) == b;
-      })) {
+  if (header.size() == 8 &&
+      std::equal(header.begin(), header.end(), "infinite",
+                 [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; })) {
     return 0;
   }
   constexpr std::string_view kPrefix = "second-";
@@ -99,14 +103,16 @@ Result<Notify> ParseNotify(std::string_view raw) {
     return Fail(Errc::kInvalidArgument, "not a NOTIFY request");
   }
   const std::string_view headers = eol == std::string_view::npos ? "" : head.substr(eol + 2);
-  if (HeaderValue(headers, "nt") != "upnp:event" || HeaderValue(headers, "nts") != "upnp:propchange") {
+  if (HeaderValue(headers, "nt") != "upnp:event" ||
+      HeaderValue(headers, "nts") != "upnp:propchange") {
     return Fail(Errc::kInvalidArgument, "not a GENA event (NT upnp:event, NTS upnp:propchange)");
   }
   Notify out;
   out.sid = HeaderValue(headers, "sid");
   if (!SidText(out.sid)) return Fail(Errc::kInvalidArgument, "no usable SID");
   const std::string seq = HeaderValue(headers, "seq");
-  if (!Digits(seq) || std::stoull(seq) > UINT32_MAX) return Fail(Errc::kInvalidArgument, "no usable SEQ");
+  if (!Digits(seq) || std::stoull(seq) > UINT32_MAX)
+    return Fail(Errc::kInvalidArgument, "no usable SEQ");
   out.seq = static_cast<uint32_t>(std::stoull(seq));
   if (!HeaderValue(headers, "transfer-encoding").empty()) {
     return Fail(Errc::kInvalidArgument, "a chunked NOTIFY body is not read");
@@ -140,7 +146,8 @@ void CloseFd(int& fd) {
 
 int MsUntil(SteadyClock::time_point t) {
   if (t == SteadyClock::time_point::max()) return -1;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - SteadyClock::now()).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t - SteadyClock::now()).count();
   return ms <= 0 ? 0 : static_cast<int>(std::min<long long>(ms, 3'600'000));
 }
 
@@ -157,7 +164,8 @@ Result<void> UpnpEvents::Start(Callback callback, StatusCallback on_status) {
   callback_ = std::move(callback);
   on_status_ = std::move(on_status);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) return Fail(Errc::kUnavailable, std::string("eventfd: ") + std::strerror(errno));
+  if (wake_fd_ < 0)
+    return Fail(Errc::kUnavailable, std::string("eventfd: ") + std::strerror(errno));
   thread_ = std::thread([this] { Run(); });
   return {};
 }
@@ -231,7 +239,8 @@ void UpnpEvents::Run() {
       (void)!::read(wake_fd_, &v, sizeof v);
     }
     if (listen_fd_ >= 0 && (fds[1].revents & POLLIN) && !HandleConnection()) {
-      // accept() failed (out of descriptors): wait a second instead of spinning on a readable socket.
+      // accept() failed (out of descriptors): wait a second instead of spinning on a readable
+      // socket.
       pollfd wake{wake_fd_, POLLIN, 0};
       (void)::poll(&wake, 1, 1000);
     }
@@ -259,7 +268,9 @@ void UpnpEvents::Switch() {
   }
   auto url = upnp::ParseHttpUrl(following_);
   if (!url) {
-    SetStatus("not subscribed: the event URL " + upnp::Sanitize(following_, 160) + " is not http://IPv4", true);
+    SetStatus(
+        "not subscribed: the event URL " + upnp::Sanitize(following_, 160) + " is not http://IPv4",
+        true);
     return;
   }
   host_ = url->host;
@@ -298,7 +309,8 @@ void UpnpEvents::Failed(const std::string& why) {
 
 // Half the granted time (0 = "infinite": half of what was asked), at least min_renew.
 std::chrono::seconds UpnpEvents::RenewEvery() const {
-  const auto granted = granted_s_ == 0 ? options_.requested_timeout : std::chrono::seconds(granted_s_);
+  const auto granted =
+      granted_s_ == 0 ? options_.requested_timeout : std::chrono::seconds(granted_s_);
   return std::max(options_.min_renew, granted / 2);  // a 1 s grant is renewed every min_renew
 }
 
@@ -310,7 +322,8 @@ void UpnpEvents::Subscribe() {
   if (!local) return Failed("no route to " + host_ + ": " + local.error().message);
   if (!Listen(*local)) return Failed("cannot listen on " + *local);
   const std::string headers = "CALLBACK: <http://" + local_ + ":" + std::to_string(port_) +
-                              std::string(kCallbackPath) + ">\r\nNT: upnp:event\r\nTIMEOUT: Second-" +
+                              std::string(kCallbackPath) +
+                              ">\r\nNT: upnp:event\r\nTIMEOUT: Second-" +
                               std::to_string(options_.requested_timeout.count()) + "\r\n";
   auto answer = upnp::HttpRequest("SUBSCRIBE", *url, headers, options_.http_timeout, 4096);
   if (!answer) return Failed(answer.error().message);
@@ -329,16 +342,18 @@ void UpnpEvents::Subscribe() {
   const auto every = RenewEvery();
   next_at_ = SteadyClock::now() + every;
   failures_ = 0;
-  SetStatus("subscribed to " + upnp::Sanitize(following_, 160) + " (granted " +
-                (granted_s_ == 0 ? std::string("without limit") : std::to_string(granted_s_) + " s") +
-                ", renewed every " + std::to_string(every.count()) + " s; events to " + local_ + ":" +
-                std::to_string(port_) + ")",
-            false);
+  SetStatus(
+      "subscribed to " + upnp::Sanitize(following_, 160) + " (granted " +
+          (granted_s_ == 0 ? std::string("without limit") : std::to_string(granted_s_) + " s") +
+          ", renewed every " + std::to_string(every.count()) + " s; events to " + local_ + ":" +
+          std::to_string(port_) + ")",
+      false);
 }
 
 void UpnpEvents::Renewed() {
   renewed_at_ = SteadyClock::now();
-  expires_at_ = granted_s_ == 0 ? SteadyClock::time_point::max() : renewed_at_ + std::chrono::seconds(granted_s_);
+  expires_at_ = granted_s_ == 0 ? SteadyClock::time_point::max()
+                                : renewed_at_ + std::chrono::seconds(granted_s_);
 }
 
 void UpnpEvents::Renew() {
@@ -346,7 +361,9 @@ void UpnpEvents::Renew() {
   if (!url) return;
   // Our address towards the IGD changed (DHCP gave this host another): the CALLBACK is stale.
   if (auto local = LocalAddressTowards(host_); local && *local != local_) {
-    if (on_status_) on_status_("this host's address towards the IGD is now " + *local + "; subscribing again", false);
+    if (on_status_)
+      on_status_("this host's address towards the IGD is now " + *local + "; subscribing again",
+                 false);
     Unsubscribe();
     return Subscribe();
   }
@@ -369,8 +386,10 @@ void UpnpEvents::Renew() {
   // Not a 412 (a timeout, a 5xx): the subscription may still be alive; the renewal is tried again
   // until it would have lapsed, then a new one is made.
   if (!(answer && answer->status == 412) && SteadyClock::now() < expires_at_) {
-    const auto left = std::chrono::duration_cast<std::chrono::seconds>(expires_at_ - SteadyClock::now());
-    next_at_ = SteadyClock::now() + std::clamp(left / 2, std::chrono::seconds(1), options_.retry_min);
+    const auto left =
+        std::chrono::duration_cast<std::chrono::seconds>(expires_at_ - SteadyClock::now());
+    next_at_ =
+        SteadyClock::now() + std::clamp(left / 2, std::chrono::seconds(1), options_.retry_min);
     SetStatus("renewal of " + sid_ + " failed (" +
                   (answer ? "HTTP " + std::to_string(answer->status) : answer.error().message) +
                   "); trying again",
@@ -380,10 +399,11 @@ void UpnpEvents::Renew() {
   // 412: the IGD no longer knows the SID (it restarted, or the subscription lapsed). Subscribe
   // again; the first NOTIFY of a new subscription carries every evented value.
   if (on_status_) {
-    on_status_("renewal of " + sid_ + " " +
-                   (answer ? "answered HTTP " + std::to_string(answer->status) : answer.error().message) +
-                   "; subscribing again",
-               false);
+    on_status_(
+        "renewal of " + sid_ + " " +
+            (answer ? "answered HTTP " + std::to_string(answer->status) : answer.error().message) +
+            "; subscribing again",
+        false);
   }
   sid_.clear();
   Subscribe();
@@ -401,8 +421,8 @@ void UpnpEvents::Unsubscribe() {
 bool UpnpEvents::HandleConnection() {
   sockaddr_in peer{};
   socklen_t len = sizeof peer;
-  const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int fd =
+      ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return errno == EAGAIN || errno == EINTR || errno == ECONNABORTED;
   char text[INET_ADDRSTRLEN] = {0};
   inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text);

@@ -101,15 +101,15 @@ class UpnpEvents {
   std::atomic<uint64_t> rejected_{0};
 
   mutable std::mutex mu_;
-  std::string wanted_;  // under mu_
-  bool retry_now_ = false;  // under mu_
+  std::string wanted_;                         // under mu_
+  bool retry_now_ = false;                     // under mu_
   std::string status_ = "no UPnP IGD in use";  // under mu_
 
   // The thread's own.
   std::string following_;
-  std::string host_;        // the IGD's address (the event URL's host)
+  std::string host_;  // the IGD's address (the event URL's host)
   int listen_fd_ = -1;
-  std::string local_;       // the address listen_fd_ is bound to
+  std::string local_;  // the address listen_fd_ is bound to
   uint16_t port_ = 0;
   std::string sid_;
   uint32_t granted_s_ = 0;

@@ -117,8 +117,9 @@ Result<HttpAnswer> ParseHttpAnswer(std::string_view raw) {
   return out;
 }
 
-Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url, std::string_view headers,
-                               std::chrono::milliseconds timeout, size_t max_bytes) {
+Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url,
+                               std::string_view headers, std::chrono::milliseconds timeout,
+                               size_t max_bytes) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_in to{};
   to.sin_family = AF_INET;
@@ -140,8 +141,8 @@ Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url, std:
   }
   // GENA requests are HTTP/1.1 (UDA 1.1 section 4); a GET stays 1.0, as miniupnpc sends it.
   const std::string version = method == "GET" ? "HTTP/1.0" : "HTTP/1.1";
-  const std::string request = std::string(method) + " " + url.path + " " + version + "\r\nHost: " +
-                              url.host + ":" + std::to_string(url.port) +
+  const std::string request = std::string(method) + " " + url.path + " " + version +
+                              "\r\nHost: " + url.host + ":" + std::to_string(url.port) +
                               "\r\nConnection: close\r\n" + std::string(headers) + "\r\n";
   for (size_t sent = 0; sent < request.size();) {
     p = {s.fd, POLLOUT, 0};
@@ -167,8 +168,10 @@ Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url, std:
     // Complete by its Content-Length: a server that keeps the connection open despite
     // "Connection: close" is not waited for until the deadline.
     if (const size_t head_end = raw.find("\r\n\r\n"); head_end != std::string::npos) {
-      const std::string want = HeaderValue(std::string_view(raw).substr(0, head_end), "content-length");
-      if (!want.empty() && want.size() <= 9 && want.find_first_not_of("0123456789") == std::string::npos &&
+      const std::string want =
+          HeaderValue(std::string_view(raw).substr(0, head_end), "content-length");
+      if (!want.empty() && want.size() <= 9 &&
+          want.find_first_not_of("0123456789") == std::string::npos &&
           raw.size() >= head_end + 4 + std::stoul(want)) {
         break;
       }

@@ -1,7 +1,7 @@
-// Bounded HTTP for UPnP: GET of root descriptions, SUBSCRIBE/UNSUBSCRIBE of GENA events. Any LAN host can answer SSDP and name a URL;
-// miniwget waits up to 5 s per read with no overall limit, so a host that sends a byte every few
-// seconds would hold the probe forever. Here one deadline covers connect, request and the whole
-// answer, and the answer is capped in bytes.
+// Bounded HTTP for UPnP: GET of root descriptions, SUBSCRIBE/UNSUBSCRIBE of GENA events. Any LAN
+// host can answer SSDP and name a URL; miniwget waits up to 5 s per read with no overall limit, so
+// a host that sends a byte every few seconds would hold the probe forever. Here one deadline covers
+// connect, request and the whole answer, and the answer is capped in bytes.
 #pragma once
 
 #include <chrono>
@@ -30,8 +30,9 @@ Result<HttpAnswer> ParseHttpAnswer(std::string_view raw);
 // `method` of `url` (whose host must be an IPv4 literal) with "Connection: close" (GET as HTTP/1.0,
 // others as HTTP/1.1);
 // `headers` are extra lines, each ending in CRLF. The answer is read until the peer closes.
-Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url, std::string_view headers,
-                               std::chrono::milliseconds timeout, size_t max_bytes);
+Result<HttpAnswer> HttpRequest(std::string_view method, const HttpUrl& url,
+                               std::string_view headers, std::chrono::milliseconds timeout,
+                               size_t max_bytes);
 inline Result<HttpAnswer> HttpGet(const HttpUrl& url, std::chrono::milliseconds timeout,
                                   size_t max_bytes) {
   return HttpRequest("GET", url, "", timeout, max_bytes);

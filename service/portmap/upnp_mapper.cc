@@ -1,9 +1,8 @@
 #include "portmap/upnp_mapper.h"
 
+#include <arpa/inet.h>
 #include <miniupnpc/upnpcommands.h>
 #include <miniupnpc/upnperrors.h>
-
-#include <arpa/inet.h>
 
 #include <cstring>
 
@@ -16,10 +15,14 @@ namespace natpilot {
 
 std::string_view ToString(GatewayInfo::Status s) {
   switch (s) {
-    case GatewayInfo::Status::kSearching: return "searching";
-    case GatewayInfo::Status::kReady: return "ready";
-    case GatewayInfo::Status::kNotConnected: return "not-connected";
-    case GatewayInfo::Status::kNotFound: return "not-found";
+    case GatewayInfo::Status::kSearching:
+      return "searching";
+    case GatewayInfo::Status::kReady:
+      return "ready";
+    case GatewayInfo::Status::kNotConnected:
+      return "not-connected";
+    case GatewayInfo::Status::kNotFound:
+      return "not-found";
   }
   return "unknown";
 }
@@ -46,7 +49,9 @@ std::string Client(const char* s) {
   auto a = ParseIpv4Unicast(std::string_view(s, ::strnlen(s, 63)), "internal client");
   return a ? *a : SafeText(std::string_view(s, ::strnlen(s, 63)), 64);
 }
-std::string Description(const char* s, size_t size) { return SafeText(std::string_view(s, ::strnlen(s, size - 1)), 80); }
+std::string Description(const char* s, size_t size) {
+  return SafeText(std::string_view(s, ::strnlen(s, size - 1)), 80);
+}
 
 uint16_t ToPort(const char* s) {
   const long v = std::strtol(s, nullptr, 10);
@@ -122,10 +127,9 @@ Result<Lease> UpnpMapper::Map(const MapRequest& req) {
     const std::string l = std::to_string(lease.count());
     if (v2) {
       char port[8] = {0};
-      const int r = UPNP_AddAnyPortMapping(igd_->control(), igd_->service(), ext.c_str(),
-                                           in.c_str(), req.internal_address.c_str(),
-                                           req.description.c_str(), Proto(req.transport), nullptr,
-                                           l.c_str(), port);
+      const int r = UPNP_AddAnyPortMapping(
+          igd_->control(), igd_->service(), ext.c_str(), in.c_str(), req.internal_address.c_str(),
+          req.description.c_str(), Proto(req.transport), nullptr, l.c_str(), port);
       if (r == UPNPCOMMAND_SUCCESS) reserved = ToPort(port);
       return r;
     }
@@ -175,13 +179,14 @@ Result<void> UpnpMapper::Unmap(const MapRequest& request) {
   if (auto r = Ready(); !r) return r;
   const Transport transport = request.transport;
   const std::string ext = std::to_string(request.external_port);
-  const int r = UPNP_DeletePortMapping(igd_->control(), igd_->service(), ext.c_str(), Proto(transport),
-                                       nullptr);
+  const int r = UPNP_DeletePortMapping(igd_->control(), igd_->service(), ext.c_str(),
+                                       Proto(transport), nullptr);
   if (r == UPNPCOMMAND_SUCCESS || r == upnp::kNoSuchEntryInArray) return {};
   return tl::unexpected(UpnpError(r, "DeletePortMapping " + ext + "/" + Proto(transport)));
 }
 
-Result<std::optional<GatewayEntry>> UpnpMapper::GetEntry(Transport transport, uint16_t external_port) {
+Result<std::optional<GatewayEntry>> UpnpMapper::GetEntry(Transport transport,
+                                                         uint16_t external_port) {
   if (auto r = Ready(); !r) return tl::unexpected(r.error());
   const std::string ext = std::to_string(external_port);
   char client[64] = {0}, port[16] = {0}, desc[96] = {0}, enabled[8] = {0}, duration[24] = {0};
@@ -190,9 +195,14 @@ Result<std::optional<GatewayEntry>> UpnpMapper::GetEntry(Transport transport, ui
                                                  enabled, duration);
   if (r == upnp::kNoSuchEntryInArray) return std::optional<GatewayEntry>();
   if (r != UPNPCOMMAND_SUCCESS) {
-    return tl::unexpected(UpnpError(r, "GetSpecificPortMappingEntry " + ext + "/" + Proto(transport)));
+    return tl::unexpected(
+        UpnpError(r, "GetSpecificPortMappingEntry " + ext + "/" + Proto(transport)));
   }
-  GatewayEntry e{transport, external_port, Client(client), ToPort(port), Description(desc, sizeof desc),
+  GatewayEntry e{transport,
+                 external_port,
+                 Client(client),
+                 ToPort(port),
+                 Description(desc, sizeof desc),
                  Seconds(std::strtol(duration, nullptr, 10))};
   return std::optional<GatewayEntry>(std::move(e));
 }
@@ -205,16 +215,17 @@ Result<std::vector<GatewayEntry>> UpnpMapper::ListEntries() {
     char ext[16] = {0}, client[64] = {0}, port[16] = {0}, proto[8] = {0}, desc[96] = {0};
     char enabled[8] = {0}, rhost[72] = {0}, duration[24] = {0};
     const std::string index = std::to_string(i);
-    const int r = UPNP_GetGenericPortMappingEntry(igd_->control(), igd_->service(), index.c_str(),
-                                                  ext, client, port, proto, desc, enabled, rhost,
-                                                  duration);
+    const int r =
+        UPNP_GetGenericPortMappingEntry(igd_->control(), igd_->service(), index.c_str(), ext,
+                                        client, port, proto, desc, enabled, rhost, duration);
     // 713 SpecifiedArrayIndexInvalid ends the table; some gateways answer 714 or 402 instead.
     if (r == 713 || r == upnp::kNoSuchEntryInArray || r == upnp::kInvalidArgs) break;
     if (r != UPNPCOMMAND_SUCCESS) {
       return tl::unexpected(UpnpError(r, "GetGenericPortMappingEntry " + index));
     }
     const auto transport = std::strcmp(proto, "TCP") == 0 ? Transport::kTcp : Transport::kUdp;
-    out.push_back(GatewayEntry{transport, ToPort(ext), Client(client), ToPort(port), Description(desc, sizeof desc),
+    out.push_back(GatewayEntry{transport, ToPort(ext), Client(client), ToPort(port),
+                               Description(desc, sizeof desc),
                                Seconds(std::strtol(duration, nullptr, 10))});
   }
   return out;

@@ -30,7 +30,8 @@ class UpnpMapper final : public PortMapper {
   bool CanMapFor(std::string_view) const override { return true; }  // the internal-client field
   Result<void> Unmap(const MapRequest& request) override;
   bool CanList() const override { return true; }
-  Result<std::optional<GatewayEntry>> GetEntry(Transport transport, uint16_t external_port) override;
+  Result<std::optional<GatewayEntry>> GetEntry(Transport transport,
+                                               uint16_t external_port) override;
   Result<std::vector<GatewayEntry>> ListEntries() override;
   // GetExternalIPAddress: the periodic check's look at the external address (UPnP has no epoch
   // and no announcement of its own).

@@ -34,8 +34,8 @@ Transaction::~Transaction() {
 }
 
 Stmt::Stmt(Db& db, std::string_view sql) : db_(db) {
-  const int rc = sqlite3_prepare_v2(db.raw(), sql.data(), static_cast<int>(sql.size()), &stmt_,
-                                    nullptr);
+  const int rc =
+      sqlite3_prepare_v2(db.raw(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
   if (rc != SQLITE_OK) throw SqliteError{rc, db.ErrorMessage() + " in: " + std::string(sql)};
 }
 

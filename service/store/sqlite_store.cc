@@ -1,21 +1,19 @@
 // The SQLite store: schema and migrations, mappings, releases and events.
 #include "store/sqlite_store.h"
 
-#include "core/event_kinds.h"
-
-#include "core/text.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <tuple>
 #include <cstring>
 #include <map>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 
+#include "core/event_kinds.h"
+#include "core/text.h"
 #include "core/validate.h"
 #include "store/sqlite_store_internal.h"
 
@@ -99,7 +97,6 @@ CREATE INDEX devices_token ON devices(token_hash) WHERE token_hash != '';
 )sql",
 };
 
-
 }  // namespace
 
 using namespace sqlite_store;
@@ -128,8 +125,6 @@ Mapping sqlite_store::ReadMapping(const sqlite::Stmt& s) {
   return m;
 }
 
-
-
 SqliteStore::SqliteStore(StoreOptions options) : options_(std::move(options)) {
   const bool file = options_.path != ":memory:" && !options_.path.empty();
   if (file) {
@@ -137,8 +132,8 @@ SqliteStore::SqliteStore(StoreOptions options) : options_(std::move(options)) {
     // -wal and -shm files the same mode.
     const int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-      throw std::runtime_error("database '" + options_.path + "': cannot open or create it: " +
-                               std::strerror(errno));
+      throw std::runtime_error("database '" + options_.path +
+                               "': cannot open or create it: " + std::strerror(errno));
     }
     ::close(fd);
   }
@@ -208,8 +203,9 @@ std::string SqliteStore::LoadOrMakeInstanceId() {
   std::string id;
   const char* hex = "0123456789abcdef";
   for (int i = 0; i < 8; ++i) id += hex[rd() % 16];
-  sqlite::Stmt put(*db_, "INSERT INTO meta(key, value) VALUES ('instance_id', ?), "
-                         "('registry_version', '0')");
+  sqlite::Stmt put(*db_,
+                   "INSERT INTO meta(key, value) VALUES ('instance_id', ?), "
+                   "('registry_version', '0')");
   put.Bind(1, id).Step();
   tx.Commit();
   return id;
@@ -232,9 +228,10 @@ bool SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
   GatewayProtocol protocol = m.protocol;
   if (protocol == GatewayProtocol::kNone && !m.nonce.empty()) protocol = GatewayProtocol::kPcp;
   if (protocol == GatewayProtocol::kNone) return false;
-  sqlite::Stmt s(*db_,
-                 "INSERT INTO releases(protocol, transport, external_port, internal_address, "
-                 "internal_port, device, nonce) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+  sqlite::Stmt s(
+      *db_,
+      "INSERT INTO releases(protocol, transport, external_port, internal_address, "
+      "internal_port, device, nonce) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
   s.Bind(1, ToString(protocol)).Bind(2, ToString(m.transport)).Bind(3, m.external_port);
   s.Bind(4, m.internal_address).Bind(5, m.internal_port).Bind(6, device).Bind(7, m.nonce);
   s.Step();
@@ -242,11 +239,16 @@ bool SqliteStore::QueueRelease(const Mapping& m, std::string_view device) {
 }
 
 void SqliteStore::InsertEvents(std::vector<Event>& events) {
-  sqlite::Stmt ins(*db_, "INSERT INTO events(at, kind, device, caller, message) VALUES (?,?,?,?,?)");
+  sqlite::Stmt ins(*db_,
+                   "INSERT INTO events(at, kind, device, caller, message) VALUES (?,?,?,?,?)");
   for (Event& e : events) {
     e.message = StoredText(e.message);
     ins.Reset();
-    ins.Bind(1, ToUnix(e.at)).Bind(2, e.kind).Bind(3, e.device).Bind(4, e.caller).Bind(5, e.message);
+    ins.Bind(1, ToUnix(e.at))
+        .Bind(2, e.kind)
+        .Bind(3, e.device)
+        .Bind(4, e.caller)
+        .Bind(5, e.message);
     ins.Step();
     e.id = db_->LastInsertId();
   }
@@ -277,7 +279,8 @@ Result<std::vector<Mapping>> SqliteStore::ListMappings(std::string_view device) 
     std::string sql =
         "SELECT m.id, m.device_id, NULL, NULL, m.purpose, m.transport, m.internal_port, "
         "m.external_port, m.state, m.released, m.protocol, m.external_address, m.granted_at, "
-        "m.expires_at, m.renew_at, m.failures, m.next_attempt_at, m.detail, m.nonce FROM mappings m";
+        "m.expires_at, m.renew_at, m.failures, m.next_attempt_at, m.detail, m.nonce FROM mappings "
+        "m";
     if (!device.empty()) sql += " WHERE m.device_id = ?";
     sqlite::Stmt s(*db_, sql);
     if (!device.empty()) s.Bind(1, devices.begin()->first);
@@ -293,7 +296,9 @@ Result<std::vector<Mapping>> SqliteStore::ListMappings(std::string_view device) 
     // Listing order (device, SIP before RTP, port, TCP before UDP), sorted here: a table scan and a
     // sort in memory take less than half the time of SQLite's join and ORDER BY on 10,000 mappings.
     std::sort(out.begin(), out.end(), [](const Mapping& a, const Mapping& b) {
-      const auto key = [](const Mapping& m) { return std::tie(m.device, m.purpose, m.internal_port); };
+      const auto key = [](const Mapping& m) {
+        return std::tie(m.device, m.purpose, m.internal_port);
+      };
       if (key(a) != key(b)) return key(a) < key(b);
       return a.transport == Transport::kTcp && b.transport == Transport::kUdp;
     });
@@ -376,9 +381,8 @@ Result<uint32_t> SqliteStore::ReleaseMappings(std::string_view device, Event eve
     if (!device.empty() && QueryDevices(device).empty()) {
       return Fail(Errc::kNotFound, "no device named '" + std::string(device) + "'");
     }
-    const uint32_t leased =
-        ReleaseWhere(device.empty() ? "" : " AND d.name = ?", device,
-                     by_admin ? kAdminReleasedDetail : kSelfReleasedDetail);
+    const uint32_t leased = ReleaseWhere(device.empty() ? "" : " AND d.name = ?", device,
+                                         by_admin ? kAdminReleasedDetail : kSelfReleasedDetail);
     InsertEvents(events);
     tx.Commit();
     return leased;
@@ -476,8 +480,7 @@ std::vector<Event> SqliteStore::ListEvents(int64_t after_id, uint32_t limit) con
 int64_t SqliteStore::FirstEventOf(const Device& device) const {
   std::lock_guard lock(mu_);
   // The registration is recorded at created_at: the index on `at` keeps this to a few rows.
-  sqlite::Stmt s(*db_,
-                 "SELECT MAX(id) FROM events WHERE at >= ? AND device = ? AND kind = ?");
+  sqlite::Stmt s(*db_, "SELECT MAX(id) FROM events WHERE at >= ? AND device = ? AND kind = ?");
   s.Bind(1, ToUnix(device.created_at)).Bind(2, device.name).Bind(3, event::kDeviceRegistered);
   return s.Step() ? s.Int(0) : 0;
 }

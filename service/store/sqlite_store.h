@@ -35,10 +35,12 @@ class SqliteStore final : public Store {
   Result<Device> SetDeviceIdentity(std::string_view name, std::string mac, std::string suspended,
                                    std::vector<Event> events) override;
   Result<std::vector<Mapping>> ListMappings(std::string_view device) const override;
-  Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings, std::vector<Event> events) override;
+  Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings,
+                                std::vector<Event> events) override;
   Result<uint32_t> ReleaseMappings(std::string_view device, Event event, bool by_admin) override;
   std::vector<Release> ListReleases() const override;
-  Result<void> AddReleases(const std::vector<Release>& releases, std::vector<Event> events) override;
+  Result<void> AddReleases(const std::vector<Release>& releases,
+                           std::vector<Event> events) override;
   Result<void> FinishRelease(const Release& release, bool done, std::vector<Event> events) override;
   Result<void> AppendEvents(std::vector<Event> events) override;
   std::vector<Event> ListEvents(int64_t after_id, uint32_t limit) const override;

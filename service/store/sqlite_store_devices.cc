@@ -22,7 +22,10 @@ Result<void> SqliteStore::CheckPortConflicts(const Device& device) const {
                  "m.external_port BETWEEN ? AND ? AND d.name != ? GROUP BY d.name LIMIT 1");
   for (const Want& w : wants) {
     s.Reset();
-    s.Bind(1, ToString(w.transport)).Bind(2, w.range.first).Bind(3, w.range.last).Bind(4, device.name);
+    s.Bind(1, ToString(w.transport))
+        .Bind(2, w.range.first)
+        .Bind(3, w.range.last)
+        .Bind(4, device.name);
     if (s.Step()) {
       const PortRange held{static_cast<uint16_t>(s.Int(1)), static_cast<uint16_t>(s.Int(2))};
       return tl::unexpected(Error{
@@ -84,8 +87,8 @@ Result<Device> SqliteStore::AddDevice(Device device, Event event) {
     std::lock_guard lock(mu_);
     sqlite::Transaction tx(*db_);
     if (!QueryDevices(device.name).empty()) {
-      return Fail(Errc::kAlreadyExists, "device '" + device.name +
-                                            "' already exists; choose another name or update it");
+      return Fail(Errc::kAlreadyExists,
+                  "device '" + device.name + "' already exists; choose another name or update it");
     }
     if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
     sqlite::Stmt ins(*db_,
@@ -124,8 +127,9 @@ Result<Device> SqliteStore::UpdateDevice(Device device, Event event, Released re
     if (auto r = CheckPortConflicts(device); !r) return tl::unexpected(r.error());
     bool admin_released = false;
     {
-      sqlite::Stmt any(*db_,
-                       "SELECT 1 FROM mappings WHERE device_id = ? AND released = 1 AND detail = ? LIMIT 1");
+      sqlite::Stmt any(
+          *db_,
+          "SELECT 1 FROM mappings WHERE device_id = ? AND released = 1 AND detail = ? LIMIT 1");
       any.Bind(1, old.id).Bind(2, kAdminReleasedDetail);
       admin_released = any.Step();
     }
@@ -184,8 +188,8 @@ Result<void> SqliteStore::RemoveDevice(std::string_view name, Event event) {
     sqlite::Transaction tx(*db_);
     auto found = QueryDevices(name);
     if (found.empty()) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
-    sqlite::Stmt cur(*db_, std::string(kMappingColumns) +
-                               " WHERE m.device_id = ? AND m.released = 0");
+    sqlite::Stmt cur(*db_,
+                     std::string(kMappingColumns) + " WHERE m.device_id = ? AND m.released = 0");
     cur.Bind(1, found.front().id);
     // Their events name "NAME (removed)": a device registered under the name later is another one,
     // and its token does not see them.
@@ -217,9 +221,10 @@ void SqliteStore::Unrelease(int64_t device_id, Rearm which) {
   const char* only = which == Rearm::kAll         ? ""
                      : which == Rearm::kSuspended ? " AND substr(detail, 1, length(?2)) = ?2"
                                                   : " AND detail != ?2";
-  sqlite::Stmt s(*db_,
-                 std::string("UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0, "
-                             "detail = '' WHERE device_id = ?1 AND released = 1") + only);
+  sqlite::Stmt s(
+      *db_, std::string("UPDATE mappings SET released = 0, state = 'pending', next_attempt_at = 0, "
+                        "detail = '' WHERE device_id = ?1 AND released = 1") +
+                only);
   s.Bind(1, device_id);
   if (which == Rearm::kSuspended) s.Bind(2, kSuspendedDetailPrefix);
   if (which == Rearm::kNotByAdmin) s.Bind(2, kAdminReleasedDetail);
@@ -237,14 +242,16 @@ Result<Device> SqliteStore::FindDeviceByTokenHash(std::string_view token_hash) c
   });
 }
 
-Result<void> SqliteStore::SetDeviceToken(std::string_view name, std::string token_hash, Event event) {
+Result<void> SqliteStore::SetDeviceToken(std::string_view name, std::string token_hash,
+                                         Event event) {
   std::vector<Event> events{std::move(event)};
   auto result = Guarded([&]() -> Result<void> {
     std::lock_guard lock(mu_);
     sqlite::Transaction tx(*db_);
     sqlite::Stmt upd(*db_, "UPDATE devices SET token_hash = ? WHERE name = ?");
     upd.Bind(1, token_hash).Bind(2, name).Step();
-    if (db_->Changes() == 0) return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
+    if (db_->Changes() == 0)
+      return Fail(Errc::kNotFound, "no device named '" + std::string(name) + "'");
     InsertEvents(events);
     tx.Commit();
     return {};

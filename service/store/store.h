@@ -30,7 +30,8 @@ class Store {
   // the MAC and the suspension. Mappings an admin released are wanted again only with kRearm (an
   // admin's update): with kKeep (a device token, the reconciler) they stay released, and so do the
   // mappings a new plan adds, so no one but an admin undoes an admin's release (nor does a device
-  // that comes back from a suspension). A release by the device's own token is undone by any update.
+  // that comes back from a suspension). A release by the device's own token is undone by any
+  // update.
   enum class Released { kKeep, kRearm };
   virtual Result<Device> UpdateDevice(Device device, Event event, Released released) = 0;
   // Removes the device; its leased mappings become releases.
@@ -39,9 +40,11 @@ class Store {
   virtual std::vector<Device> ListDevices() const = 0;
   // The device whose token hashes to this (kNotFound otherwise).
   virtual Result<Device> FindDeviceByTokenHash(std::string_view token_hash) const = 0;
-  virtual Result<void> SetDeviceToken(std::string_view name, std::string token_hash, Event event) = 0;
+  virtual Result<void> SetDeviceToken(std::string_view name, std::string token_hash,
+                                      Event event) = 0;
   // Records the device's MAC and suspension. Suspending (reason set where none was) releases its
-  // mappings and queues releases of their leases; resuming (reason cleared) makes them wanted again.
+  // mappings and queues releases of their leases; resuming (reason cleared) makes them wanted
+  // again.
   virtual Result<Device> SetDeviceIdentity(std::string_view name, std::string mac,
                                            std::string suspended, std::vector<Event> events) = 0;
 
@@ -52,7 +55,7 @@ class Store {
   // moved to another address, its ports changed, or it was released) is not written; a lease it
   // carries is queued for release. Returns how many were no longer wanted.
   virtual Result<uint32_t> SaveMappings(const std::vector<Mapping>& mappings,
-                                    std::vector<Event> events) = 0;
+                                        std::vector<Event> events) = 0;
   // Marks mappings released (all, or one device's) and queues releases for those with a lease.
   // by_admin: only an admin's update maps them again; otherwise (the device's own token) any
   // update of the device does.
@@ -60,9 +63,11 @@ class Store {
 
   virtual std::vector<Release> ListReleases() const = 0;
   // Queues deletions of gateway entries found at start-up that nothing wants.
-  virtual Result<void> AddReleases(const std::vector<Release>& releases, std::vector<Event> events) = 0;
+  virtual Result<void> AddReleases(const std::vector<Release>& releases,
+                                   std::vector<Event> events) = 0;
   // done: the gateway no longer has the entry; otherwise its failure count grows.
-  virtual Result<void> FinishRelease(const Release& release, bool done, std::vector<Event> events) = 0;
+  virtual Result<void> FinishRelease(const Release& release, bool done,
+                                     std::vector<Event> events) = 0;
 
   virtual Result<void> AppendEvents(std::vector<Event> events) = 0;
   // Newest last; only events with id > after_id; at most limit of the newest.

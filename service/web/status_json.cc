@@ -23,15 +23,16 @@ std::string NatWarning(const std::string& external) {
     return "double NAT: the external address " + external + " is " + range +
            "; another router sits between this gateway and the internet";
   }
-  if (!range.empty()) return "the external address " + external + " is " + range + ", not routable on the internet";
+  if (!range.empty())
+    return "the external address " + external + " is " + range + ", not routable on the internet";
   return "";
 }
 
 }  // namespace
 
 json EventJson(const Event& e) {
-  return json{{"id", e.id}, {"at", Time(e.at)}, {"kind", e.kind}, {"device", e.device},
-              {"caller", e.caller}, {"message", e.message}};
+  return json{{"id", e.id},         {"at", Time(e.at)},   {"kind", e.kind},
+              {"device", e.device}, {"caller", e.caller}, {"message", e.message}};
 }
 
 json Status(const StatusInputs& in) {
@@ -95,12 +96,9 @@ json Status(const StatusInputs& in) {
   json rules = json::array({{{"format", "nftables"}, {"href", "/rules/natpilot.nft"}},
                             {{"format", "iptables"}, {"href", "/rules/natpilot.iptables"}},
                             {{"format", "openwrt"}, {"href", "/rules/natpilot.uci"}}});
-  return json{{"now", Time(in.now)},
-              {"registry_version", in.store.RegistryVersion()},
-              {"gateway", gateway},
-              {"devices", devices},
-              {"mappings", mappings},
-              {"rules", rules}};
+  return json{{"now", Time(in.now)},  {"registry_version", in.store.RegistryVersion()},
+              {"gateway", gateway},   {"devices", devices},
+              {"mappings", mappings}, {"rules", rules}};
 }
 
 }  // namespace natpilot::web

@@ -1,20 +1,19 @@
 #include "web/web_server.h"
 
-#include <spdlog/spdlog.h>
-
 #include <arpa/inet.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
 #include <condition_variable>
 #include <deque>
 
+#include "core/event_kinds.h"
 #include "core/text.h"
 #include "core/validate.h"
 #include "web/assets.h"
 #include "web/metrics.h"
 #include "web/status_json.h"
-#include "core/event_kinds.h"
 
 namespace natpilot::web {
 namespace {
@@ -28,16 +27,24 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 // The HTTP status for an error classified once for both edges (core/error.h).
 int HttpCode(const Error& e) {
   switch (Classify(e)) {
-    case Errc::kInvalidArgument: return 400;
-    case Errc::kNotFound: return 404;
+    case Errc::kInvalidArgument:
+      return 400;
+    case Errc::kNotFound:
+      return 404;
     case Errc::kAlreadyExists:
     case Errc::kConflict:
-    case Errc::kFailedPrecondition: return 409;
-    case Errc::kPermissionDenied: return 403;
-    case Errc::kResourceExhausted: return 429;
-    case Errc::kUnauthenticated: return 401;
-    case Errc::kUnavailable: return 502;
-    case Errc::kInternal: return 500;
+    case Errc::kFailedPrecondition:
+      return 409;
+    case Errc::kPermissionDenied:
+      return 403;
+    case Errc::kResourceExhausted:
+      return 429;
+    case Errc::kUnauthenticated:
+      return 401;
+    case Errc::kUnavailable:
+      return 502;
+    case Errc::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -65,7 +72,8 @@ T LoggedOr(T fallback, const char* context, F&& f) {
 }
 
 // A handler that threw (a store read failing): logged, and a JSON 500 without the details.
-void OnHandlerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+void OnHandlerException(const httplib::Request& req, httplib::Response& res,
+                        std::exception_ptr ep) {
   std::string what = "unknown exception";
   try {
     std::rethrow_exception(ep);
@@ -156,7 +164,8 @@ std::string Lower(std::string_view s) {
 bool AllowedHost(std::string_view host, const std::vector<std::string>& names) {
   // Exact bytes: inet_pton would stop at a NUL and take "127.0.0.1\0.evil" for an address.
   if (host.empty() || host.size() > 255 ||
-      host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
+      host.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
           std::string_view::npos) {
     return false;
   }
@@ -168,21 +177,26 @@ bool AllowedHost(std::string_view host, const std::vector<std::string>& names) {
     const std::string_view rest = name.substr(close + 1);
     in6_addr a{};
     if (inet_pton(AF_INET6, v6.c_str(), &a) != 1) return false;
-    return rest.empty() || (rest.size() > 1 && rest.front() == ':' &&
-                            rest.substr(1).find_first_not_of("0123456789") == std::string_view::npos);
+    return rest.empty() ||
+           (rest.size() > 1 && rest.front() == ':' &&
+            rest.substr(1).find_first_not_of("0123456789") == std::string_view::npos);
   }
   if (const size_t colon = name.rfind(':'); colon != std::string_view::npos) {
     const std::string_view port = name.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string_view::npos)
+      return false;
     name = name.substr(0, colon);
   }
   const std::string lower = Lower(name);
   in_addr a{};
   if (inet_pton(AF_INET, lower.c_str(), &a) == 1 || lower == "localhost") return true;
-  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return Lower(n) == lower; });
+  return std::any_of(names.begin(), names.end(),
+                     [&](const std::string& n) { return Lower(n) == lower; });
 }
 
-WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)), listen_(std::move(listen)) {
+WebServer::WebServer(WebContext ctx, std::string listen)
+    : ctx_(std::move(ctx)), listen_(std::move(listen)) {
   http_.new_task_queue = [] { return new BoundedPool(kWorkers, kQueuedConnections); };
   http_.set_payload_max_length(64 * 1024);
   http_.set_read_timeout(std::chrono::seconds(5));
@@ -190,14 +204,16 @@ WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)),
   http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (overflow_connection) {
       res.set_header("Retry-After", "5");
-      Reply(res, 503, {{"error", "the status page is busy (too many connections); try again shortly"}});
+      Reply(res, 503,
+            {{"error", "the status page is busy (too many connections); try again shortly"}});
       return httplib::Server::HandlerResponse::Handled;
     }
     const std::string asked = req.get_header_value("Host");
     if (!AllowedHost(asked, ctx_.host_names)) {
-      Reply(res, 421, {{"error", "Host '" + SafeText(asked, 100) +
-                                     "' is not a name this server answers to: use its IP address or "
-                                     "localhost, or add the name to web.host_names"}});
+      Reply(res, 421,
+            {{"error", "Host '" + SafeText(asked, 100) +
+                           "' is not a name this server answers to: use its IP address or "
+                           "localhost, or add the name to web.host_names"}});
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
@@ -209,8 +225,8 @@ WebServer::WebServer(WebContext ctx, std::string listen) : ctx_(std::move(ctx)),
 WebServer::~WebServer() { Stop(); }
 
 std::string WebServer::StatusText() {
-  return Dump(Status(StatusInputs{ctx_.store, ctx_.gateway.Gateway(), TimePoint(Seconds(last_state_loss_.load())),
-                             Clock::now()}));
+  return Dump(Status(StatusInputs{ctx_.store, ctx_.gateway.Gateway(),
+                                  TimePoint(Seconds(last_state_loss_.load())), Clock::now()}));
 }
 
 std::string WebServer::Metrics() {
@@ -274,18 +290,22 @@ void WebServer::Routes() {
   http_.Get("/api/stream", [this](const httplib::Request& req, httplib::Response& res) {
     auto client = std::make_shared<Client>();
     client->address = req.remote_addr;
-    // Read before the client is counted: a failed read (500 from the exception handler) leaves no slot taken.
-    for (const Event& e : ctx_.store.ListEvents(0, 50)) client->out.push_back(Sse("natpilot", Dump(EventJson(e))));
+    // Read before the client is counted: a failed read (500 from the exception handler) leaves no
+    // slot taken.
+    for (const Event& e : ctx_.store.ListEvents(0, 50))
+      client->out.push_back(Sse("natpilot", Dump(EventJson(e))));
     {
       std::lock_guard lock(clients_mu_);
       if (clients_.size() >= kStreams) {
-        return Reply(res, 503, {{"error", "too many open status pages (" + std::to_string(kStreams) + ")"}});
+        return Reply(res, 503,
+                     {{"error", "too many open status pages (" + std::to_string(kStreams) + ")"}});
       }
       const auto mine = std::count_if(clients_.begin(), clients_.end(),
                                       [&](const auto& c) { return c->address == client->address; });
       if (static_cast<size_t>(mine) >= kStreamsPerAddress) {
-        return Reply(res, 429, {{"error", "too many open status pages from " + client->address + " (" +
-                                              std::to_string(kStreamsPerAddress) + ")"}});
+        return Reply(res, 429,
+                     {{"error", "too many open status pages from " + client->address + " (" +
+                                    std::to_string(kStreamsPerAddress) + ")"}});
       }
       clients_.insert(client);
     }
@@ -299,8 +319,9 @@ void WebServer::Routes() {
             bool status = false;
             {
               std::unique_lock lock(client->mu);
-              client->cv.wait_for(lock, std::chrono::seconds(15),
-                                  [&] { return stopping_ || client->status_dirty || !client->out.empty(); });
+              client->cv.wait_for(lock, std::chrono::seconds(15), [&] {
+                return stopping_ || client->status_dirty || !client->out.empty();
+              });
               if (stopping_) return false;
               out.swap(client->out);
               status = std::exchange(client->status_dirty, false);
@@ -321,9 +342,10 @@ void WebServer::Routes() {
           clients_.erase(client);
         });
   });
-  http_.Get(R"(/rules/natpilot\.(nft|iptables|uci))", [this](const httplib::Request& req, httplib::Response& res) {
+  http_.Get(R"(/rules/natpilot\.(nft|iptables|uci))", [this](const httplib::Request& req,
+                                                             httplib::Response& res) {
     const std::string ext = req.matches[1];
-    const rules::Format format = ext == "nft" ? rules::Format::kNftables
+    const rules::Format format = ext == "nft"        ? rules::Format::kNftables
                                  : ext == "iptables" ? rules::Format::kIptables
                                                      : rules::Format::kOpenwrt;
     auto input = StaticRulesInput(ctx_.store, false, Clock::now());
@@ -339,7 +361,8 @@ void WebServer::Routes() {
 
   // Admin actions: the admin token in the Authorization header. A cross-site page can neither set
   // that header without a CORS preflight (which this server never approves) nor read the token.
-  auto admin = [this](const httplib::Request& req, httplib::Response& res) -> std::optional<std::string> {
+  auto admin = [this](const httplib::Request& req,
+                      httplib::Response& res) -> std::optional<std::string> {
     const std::string origin = req.get_header_value("Origin");
     if (!origin.empty() && origin != "http://" + req.get_header_value("Host")) {
       Reply(res, 403, {{"error", "cross-site request refused (Origin " + origin + ")"}});
@@ -347,7 +370,8 @@ void WebServer::Routes() {
     }
     Credentials cred;
     cred.peer_ip = req.remote_addr;
-    cred.carrier = "an \"Authorization: Bearer TOKEN\" header (the admin token is in natpilot-admin.token)";
+    cred.carrier =
+        "an \"Authorization: Bearer TOKEN\" header (the admin token is in natpilot-admin.token)";
     cred.via = " via web";
     const auto header = req.headers.find("Authorization");
     if (header != req.headers.end()) cred.authorization = header->second;
@@ -382,31 +406,39 @@ void WebServer::Routes() {
       }
       for (const char* key : {"sip", "rtp"}) {
         if (!body.contains(key) || body[key].get<std::string>().empty()) continue;
-        auto range = ParsePortRange(body[key].get<std::string>(), key == std::string("sip") ? "SIP range" : "RTP range");
+        auto range = ParsePortRange(body[key].get<std::string>(),
+                                    key == std::string("sip") ? "SIP range" : "RTP range");
         if (!range) return Reply(res, 400, {{"error", range.error().message}});
         (key == std::string("sip") ? in.sip : in.rtp) = *range;
       }
       if (body.contains("description")) in.description = body["description"].get<std::string>();
     } catch (const std::exception&) {
-      return Reply(res, 400, {{"error", "the body must be JSON: {\"name\", \"address\", optional \"kind\", \"sip\", "
-                                        "\"rtp\", \"description\"}"}});
+      return Reply(res, 400,
+                   {{"error",
+                     "the body must be JSON: {\"name\", \"address\", optional \"kind\", \"sip\", "
+                     "\"rtp\", \"description\"}"}});
     }
     auto registered = ctx_.registry.Register(in, *caller);
-    if (!registered) return Reply(res, HttpCode(registered.error()), {{"error", ForAdmin(registered.error()).message}});
+    if (!registered)
+      return Reply(res, HttpCode(registered.error()),
+                   {{"error", ForAdmin(registered.error()).message}});
     Reply(res, 201, {{"name", registered->device.name}, {"token", registered->token}});
   });
-  http_.Delete(R"(/api/devices/([^/]+))", [this, admin](const httplib::Request& req, httplib::Response& res) {
+  http_.Delete(R"(/api/devices/([^/]+))", [this, admin](const httplib::Request& req,
+                                                        httplib::Response& res) {
     auto caller = admin(req, res);
     if (!caller) return;
     auto removed = ctx_.registry.Remove(req.matches[1], *caller);
-    if (!removed) return Reply(res, HttpCode(removed.error()), {{"error", removed.error().message}});
+    if (!removed)
+      return Reply(res, HttpCode(removed.error()), {{"error", removed.error().message}});
     Reply(res, 200, {{"removed", std::string(req.matches[1])}});
   });
 }
 
 void WebServer::Start() {
   const auto colon = listen_.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("web.listen '" + listen_ + "' is not HOST:PORT");
+  if (colon == std::string::npos)
+    throw std::runtime_error("web.listen '" + listen_ + "' is not HOST:PORT");
   std::string host = listen_.substr(0, colon);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
   int port = 0;
@@ -420,10 +452,15 @@ void WebServer::Start() {
       last_state_loss_ = std::chrono::duration_cast<Seconds>(e.at.time_since_epoch()).count();
     }
   }
-  subscription_ = ctx_.bus.Subscribe([this](const std::vector<Event>& events) { OnEvents(events); });
+  subscription_ =
+      ctx_.bus.Subscribe([this](const std::vector<Event>& events) { OnEvents(events); });
   port_ = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
-  if (port_ <= 0) throw std::runtime_error("cannot listen on web.listen " + listen_ + " (in use, or no permission)");
-  thread_ = std::thread([this] { LoggedOr(false, "the HTTP listener", [this] { return http_.listen_after_bind(); }); });
+  if (port_ <= 0)
+    throw std::runtime_error("cannot listen on web.listen " + listen_ +
+                             " (in use, or no permission)");
+  thread_ = std::thread([this] {
+    LoggedOr(false, "the HTTP listener", [this] { return http_.listen_after_bind(); });
+  });
 }
 
 namespace {

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "api/api_metrics.h"
-#include "app/caller.h"
 #include "api/event_bus.h"
+#include "app/caller.h"
 #include "app/registry.h"
 #include "mapping/gateway_state.h"
 #include "mapping/static_rules.h"
@@ -36,8 +36,9 @@ struct WebContext {
   // The same authentication as the gRPC edge: changes need the admin token (a device token is
   // refused: the page acts on every device).
   const Authenticator& auth;
-  // Names a browser may use in the Host header besides IP literals and "localhost" (web.host_names):
-  // any other name is refused, so a DNS-rebinding page cannot read the status, events or rules.
+  // Names a browser may use in the Host header besides IP literals and "localhost"
+  // (web.host_names): any other name is refused, so a DNS-rebinding page cannot read the status,
+  // events or rules.
   std::vector<std::string> host_names = {};
 };
 
@@ -46,11 +47,12 @@ struct WebContext {
 bool AllowedHost(std::string_view host, const std::vector<std::string>& names);
 
 // Limits of the HTTP side (exhaustion by connections that never finish, or pages never closed).
-inline constexpr size_t kWorkers = 12;          // requests served at once
+inline constexpr size_t kWorkers = 12;            // requests served at once
 inline constexpr size_t kQueuedConnections = 32;  // accepted and waiting for a worker
-inline constexpr size_t kStreams = 8;           // open status pages
+inline constexpr size_t kStreams = 8;             // open status pages
 inline constexpr size_t kStreamsPerAddress = 4;
-inline constexpr size_t kStreamBacklog = 1000;  // events waiting for a slow page; older ones dropped
+inline constexpr size_t kStreamBacklog =
+    1000;  // events waiting for a slow page; older ones dropped
 
 class WebServer {
  public:

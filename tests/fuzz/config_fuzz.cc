@@ -10,7 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   natpilot::Config config;
   try {
-    natpilot::LoadConfigText(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.toml", config);
+    natpilot::LoadConfigText(std::string_view(reinterpret_cast<const char*>(data), size),
+                             "fuzz.toml", config);
     natpilot::ValidateConfig(config);
   } catch (const std::runtime_error&) {
     // A refused config: what the daemon prints before it exits.

@@ -39,7 +39,8 @@ struct Loopback {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Loopback lo;
   if (size > 1100) return 0;
-  sendto(lo.gateway, data, size, 0, reinterpret_cast<sockaddr*>(&lo.session_addr), sizeof lo.session_addr);
+  sendto(lo.gateway, data, size, 0, reinterpret_cast<sockaddr*>(&lo.session_addr),
+         sizeof lo.session_addr);
   natpmp_t n{};
   n.s = lo.session;
   n.gateway = htonl(INADDR_LOOPBACK);
@@ -47,10 +48,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   n.pending_request[0] = 0;  // version 0
   n.pending_request[1] = 0;  // public address request
   n.pending_request_len = 2;
-  n.try_number = 9;          // beyond the last retry: never sends
+  n.try_number = 9;  // beyond the last retry: never sends
   n.retry_time.tv_sec = 0x7fffffff;
   natpmpresp_t resp{};
   const int r = readnatpmpresponseorretry(&n, &resp);
-  if (r >= 0 && resp.type == NATPMP_RESPTYPE_PUBLICADDRESS) (void)inet_ntoa(resp.pnu.publicaddress.addr);
+  if (r >= 0 && resp.type == NATPMP_RESPTYPE_PUBLICADDRESS)
+    (void)inet_ntoa(resp.pnu.publicaddress.addr);
   return 0;
 }

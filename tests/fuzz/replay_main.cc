@@ -28,10 +28,19 @@ int main(int argc, char** argv) {
     const int edits = 1 + static_cast<int>(rng() % 8);
     for (int e = 0; e < edits; ++e) {
       switch (rng() % 4) {
-        case 0: if (!b.empty()) b[rng() % b.size()] = static_cast<uint8_t>(rng()); break;
-        case 1: b.resize(rng() % 1200); break;
-        case 2: b.insert(b.begin() + static_cast<long>(b.empty() ? 0 : rng() % b.size()), static_cast<uint8_t>(rng())); break;
-        default: if (!b.empty()) b.erase(b.begin() + static_cast<long>(rng() % b.size())); break;
+        case 0:
+          if (!b.empty()) b[rng() % b.size()] = static_cast<uint8_t>(rng());
+          break;
+        case 1:
+          b.resize(rng() % 1200);
+          break;
+        case 2:
+          b.insert(b.begin() + static_cast<long>(b.empty() ? 0 : rng() % b.size()),
+                   static_cast<uint8_t>(rng()));
+          break;
+        default:
+          if (!b.empty()) b.erase(b.begin() + static_cast<long>(rng() % b.size()));
+          break;
       }
     }
     LLVMFuzzerTestOneInput(b.data(), b.size());

@@ -20,7 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (notify->external_address) {
     if (notify->external_address->size() > 45) std::abort();
-    if (notify->external_address->find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos) std::abort();
+    if (notify->external_address->find_first_not_of("0123456789abcdefABCDEF.:") !=
+        std::string::npos)
+      std::abort();
   }
   return 0;
 }

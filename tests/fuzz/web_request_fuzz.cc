@@ -6,14 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
 #include "api/api_metrics.h"
 #include "app/registry.h"
-#include "mapping/reconciler.h"
 #include "app/tokens.h"
 #include "core/text.h"
 #include "core/validate.h"
@@ -31,16 +29,18 @@ constexpr const char* kAdminToken = "npa_fuzz-admin-token";
 struct Daemon {
   SqliteStore store{StoreOptions{":memory:"}};
   EventBus bus;
-  Reconciler reconciler{store, std::vector<PortMapper*>{}, ReconcilerOptions{}, [] { return Clock::now(); }};
+  Reconciler reconciler{store, std::vector<PortMapper*>{}, ReconcilerOptions{},
+                        [] { return Clock::now(); }};
   Registry registry{store, Policy{}, PortPlan{}, [] { return Clock::now(); }, nullptr};
   StaticRulesOptions rules{rules::RouterParams{}, ""};
   // A frozen clock: the burst, then every write is limited (as a flood would be).
   RateLimiter limit{1, 200, [] { return RateLimiter::Clock::time_point{}; }};
   ApiMetrics metrics;
   Authenticator auth{store, AuthOptions{HashToken(kAdminToken), false}};
-  web::WebServer web{web::WebContext{store, registry, reconciler, bus, rules, limit, metrics, auth,
-                                     {"natpilot.lan"}},
-                     "127.0.0.1:0"};
+  web::WebServer web{
+      web::WebContext{
+          store, registry, reconciler, bus, rules, limit, metrics, auth, {"natpilot.lan"}},
+      "127.0.0.1:0"};
   Daemon() {
     store.SetEventListener([this](const std::vector<Event>& events) { bus.Publish(events); });
   }
@@ -63,8 +63,10 @@ void CheckResponses(std::string_view out) {
     if (length > rest.size()) std::abort();
     const std::string_view body = rest.substr(0, length);
     // A Range request gets a slice of a JSON body: only whole bodies must parse.
-    const bool whole = head.find("Content-Range") == std::string_view::npos && head.substr(9, 3) != "206";
-    if (whole && length > 0 && head.find("Content-Type: application/json") != std::string_view::npos &&
+    const bool whole =
+        head.find("Content-Range") == std::string_view::npos && head.substr(9, 3) != "206";
+    if (whole && length > 0 &&
+        head.find("Content-Type: application/json") != std::string_view::npos &&
         !nlohmann::json::accept(body)) {
       std::abort();  // the status page would stop on it
     }

@@ -68,10 +68,18 @@ int Stun(uint16_t port) {
     const uint16_t p = ntohs(from.sin_port);
     const uint32_t a = ntohl(from.sin_addr.s_addr);
     unsigned char* m = out + 20;  // MAPPED-ADDRESS
-    const unsigned char mapped[12] = {0x00, 0x01, 0x00, 0x08, 0x00, 0x01,
-                                      static_cast<unsigned char>(p >> 8), static_cast<unsigned char>(p),
-                                      static_cast<unsigned char>(a >> 24), static_cast<unsigned char>(a >> 16),
-                                      static_cast<unsigned char>(a >> 8), static_cast<unsigned char>(a)};
+    const unsigned char mapped[12] = {0x00,
+                                      0x01,
+                                      0x00,
+                                      0x08,
+                                      0x00,
+                                      0x01,
+                                      static_cast<unsigned char>(p >> 8),
+                                      static_cast<unsigned char>(p),
+                                      static_cast<unsigned char>(a >> 24),
+                                      static_cast<unsigned char>(a >> 16),
+                                      static_cast<unsigned char>(a >> 8),
+                                      static_cast<unsigned char>(a)};
     std::memcpy(m, mapped, 12);
     unsigned char* x = out + 32;  // XOR-MAPPED-ADDRESS
     std::memcpy(x, mapped, 12);
@@ -118,7 +126,8 @@ int Send(bool tcp, const char* host, uint16_t port, const std::string& payload) 
     if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return Die("connect");
     if (send(fd, payload.data(), payload.size(), 0) < 0) return Die("send");
     usleep(100000);
-  } else if (sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+  } else if (sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                    sizeof to) < 0) {
     return Die("sendto");
   }
   close(fd);
@@ -230,7 +239,8 @@ int Spoof(const char* src, const char* dst, uint16_t dport, int count, const std
     udp->len = htons(static_cast<uint16_t>(sizeof(udphdr) + payload.size()));
     udp->check = 0;  // none (allowed over IPv4)
     std::memcpy(packet.data() + sizeof(iphdr) + sizeof(udphdr), payload.data(), payload.size());
-    if (sendto(fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+    if (sendto(fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
+        0) {
       return Die("sendto");
     }
   }
@@ -300,18 +310,21 @@ int main(int argc, char** argv) {
     return Send(tcp, argv[3], static_cast<uint16_t>(std::atoi(argv[4])), argv[5]);
   }
   if (cmd == "announce" && argc == 5) {
-    return Announce(argv[2], std::atoi(argv[3]), static_cast<uint32_t>(std::strtoul(argv[4], nullptr, 10)));
+    return Announce(argv[2], std::atoi(argv[3]),
+                    static_cast<uint32_t>(std::strtoul(argv[4], nullptr, 10)));
   }
   if (cmd == "spoof" && (argc == 6 || argc == 7)) {
     return Spoof(argv[2], argv[3], static_cast<uint16_t>(std::atoi(argv[4])), std::atoi(argv[5]),
                  argc == 7 ? argv[6] : "all");
   }
   if (cmd == "hold" && argc == 7) {
-    return Hold(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), argv[5], std::atoi(argv[6]));
+    return Hold(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), argv[5],
+                std::atoi(argv[6]));
   }
-  std::fprintf(stderr,
-               "usage: labtool stun PORT | listen udp|tcp PORT TIMEOUT_MS | "
-               "send udp|tcp HOST PORT PAYLOAD | announce HOST COUNT EPOCH | "
-               "spoof SRC DST DPORT COUNT [all|pcp] | hold HOST PORT COUNT idle|slow|stream SECONDS\n");
+  std::fprintf(
+      stderr,
+      "usage: labtool stun PORT | listen udp|tcp PORT TIMEOUT_MS | "
+      "send udp|tcp HOST PORT PAYLOAD | announce HOST COUNT EPOCH | "
+      "spoof SRC DST DPORT COUNT [all|pcp] | hold HOST PORT COUNT idle|slow|stream SECONDS\n");
   return 2;
 }

@@ -9,11 +9,11 @@
 
 #include "api/auth.h"
 #include "api/event_bus.h"
-#include "mapping/reconciler.h"
-#include "app/registry.h"
 #include "api/server.h"
+#include "app/registry.h"
 #include "core/validate.h"
 #include "fake_gateway.h"
+#include "mapping/reconciler.h"
 #include "natpilot/v1/natpilot.grpc.pb.h"
 #include "store/sqlite_store.h"
 
@@ -36,11 +36,12 @@ class ApiFixture : public ::testing::Test {
                                                ReconcilerOptions{}, [] { return Clock::now(); });
     Policy policy;
     policy.device_networks = {*ParseSubnet("192.168.1.0/24", "test")};
-    registry_ = std::make_unique<Registry>(*store_, policy, PortPlan{}, [] { return Clock::now(); },
-                                           nullptr);
+    registry_ = std::make_unique<Registry>(
+        *store_, policy, PortPlan{}, [] { return Clock::now(); }, nullptr);
     auth_ = std::make_unique<Authenticator>(*store_, AuthOptions{HashToken(kAdminToken), false});
     // A frozen clock: each caller gets exactly its burst, whatever the machine's speed.
-    limiter_ = std::make_unique<RateLimiter>(5, 50, [] { return RateLimiter::Clock::time_point{}; });
+    limiter_ =
+        std::make_unique<RateLimiter>(5, 50, [] { return RateLimiter::Clock::time_point{}; });
     ServerOptions o;
     o.unix_socket = (dir_ / "api.sock").string();
     o.listen = "127.0.0.1:0";
@@ -69,7 +70,8 @@ class ApiFixture : public ::testing::Test {
     return c;
   }
   std::string Register(const std::shared_ptr<grpc::Channel>& ch, const std::string& token,
-                       const std::string& name, const std::string& address, uint32_t sip, uint32_t rtp) {
+                       const std::string& name, const std::string& address, uint32_t sip,
+                       uint32_t rtp) {
     v1::RegisterDeviceRequest req;
     req.set_name(name);
     req.set_address(address);
@@ -93,17 +95,19 @@ class ApiFixture : public ::testing::Test {
       static_cast<std::vector<std::string>*>(p)->push_back(v[0]);
       return 0;
     };
-    sqlite3_exec(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", collect, &tables, nullptr);
+    sqlite3_exec(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", collect,
+                 &tables, nullptr);
     for (const auto& t : tables) {
       out += "== " + t + "\n";
-      sqlite3_exec(db, ("SELECT * FROM " + t + " ORDER BY rowid").c_str(),
-                   [](void* p, int n, char** v, char**) {
-                     auto* s = static_cast<std::string*>(p);
-                     for (int i = 0; i < n; ++i) *s += std::string(v[i] ? v[i] : "NULL") + "|";
-                     *s += "\n";
-                     return 0;
-                   },
-                   &out, nullptr);
+      sqlite3_exec(
+          db, ("SELECT * FROM " + t + " ORDER BY rowid").c_str(),
+          [](void* p, int n, char** v, char**) {
+            auto* s = static_cast<std::string*>(p);
+            for (int i = 0; i < n; ++i) *s += std::string(v[i] ? v[i] : "NULL") + "|";
+            *s += "\n";
+            return 0;
+          },
+          &out, nullptr);
     }
     sqlite3_close(db);
     EXPECT_GT(out.size(), 1000u);  // the dump does see the devices, mappings and events

@@ -21,30 +21,33 @@ using grpc::StatusCode;
 using ApiSecurity = ApiFixture;
 
 // A refused call: its code, a message that says why, and nothing changed anywhere.
-#define EXPECT_REFUSED(call, code, words)                                                  \
-  do {                                                                                     \
-    const std::string store_before = DumpStore(), gateway_before = DumpGateway();          \
-    const grpc::Status s = (call);                                                         \
-    EXPECT_EQ(s.error_code(), code) << s.error_message();                                  \
-    EXPECT_NE(s.error_message().find(words), std::string::npos) << s.error_message();      \
-    reconciler_->RunOnce();                                                                \
-    EXPECT_EQ(DumpStore(), store_before);                                                  \
-    EXPECT_EQ(DumpGateway(), gateway_before);                                              \
+#define EXPECT_REFUSED(call, code, words)                                             \
+  do {                                                                                \
+    const std::string store_before = DumpStore(), gateway_before = DumpGateway();     \
+    const grpc::Status s = (call);                                                    \
+    EXPECT_EQ(s.error_code(), code) << s.error_message();                             \
+    EXPECT_NE(s.error_message().find(words), std::string::npos) << s.error_message(); \
+    reconciler_->RunOnce();                                                           \
+    EXPECT_EQ(DumpStore(), store_before);                                             \
+    EXPECT_EQ(DumpGateway(), gateway_before);                                         \
   } while (0)
 
 TEST_F(ApiSecurity, TcpCallsNeedAValidToken) {
   auto devices = v1::DeviceService::NewStub(tcp_);
   v1::ListDevicesResponse list;
-  EXPECT_REFUSED(devices->ListDevices(Ctx("").get(), {}, &list), StatusCode::UNAUTHENTICATED, "no token");
-  EXPECT_REFUSED(devices->ListDevices(Ctx("npa_wrong").get(), {}, &list), StatusCode::UNAUTHENTICATED,
-                 "not valid");
+  EXPECT_REFUSED(devices->ListDevices(Ctx("").get(), {}, &list), StatusCode::UNAUTHENTICATED,
+                 "no token");
+  EXPECT_REFUSED(devices->ListDevices(Ctx("npa_wrong").get(), {}, &list),
+                 StatusCode::UNAUTHENTICATED, "not valid");
   auto basic = Ctx("");
   basic->AddMetadata("authorization", "Basic YWRtaW46YWRtaW4=");
-  EXPECT_REFUSED(devices->ListDevices(basic.get(), {}, &list), StatusCode::UNAUTHENTICATED, "Bearer");
+  EXPECT_REFUSED(devices->ListDevices(basic.get(), {}, &list), StatusCode::UNAUTHENTICATED,
+                 "Bearer");
   v1::RemoveDeviceRequest rm;
   rm.set_name("ata1");
   v1::RemoveDeviceResponse rm_resp;
-  EXPECT_REFUSED(devices->RemoveDevice(Ctx("").get(), rm, &rm_resp), StatusCode::UNAUTHENTICATED, "no token");
+  EXPECT_REFUSED(devices->RemoveDevice(Ctx("").get(), rm, &rm_resp), StatusCode::UNAUTHENTICATED,
+                 "no token");
   v1::GenerateRulesRequest rules;
   rules.set_format(v1::RULES_FORMAT_NFTABLES);
   v1::GenerateRulesResponse rules_resp;
@@ -75,8 +78,8 @@ TEST_F(ApiSecurity, ADeviceTokenReachesItsOwnDeviceOnly) {
   ASSERT_TRUE(devices->GetDevice(Ctx(ata_token_).get(), get, &got).ok());
   EXPECT_EQ(got.mappings_size(), 122);
   get.set_name("pbx1");
-  EXPECT_REFUSED(devices->GetDevice(Ctx(ata_token_).get(), get, &got), StatusCode::PERMISSION_DENIED,
-                 "reaches only that device");
+  EXPECT_REFUSED(devices->GetDevice(Ctx(ata_token_).get(), get, &got),
+                 StatusCode::PERMISSION_DENIED, "reaches only that device");
   v1::ListDevicesResponse list;
   ASSERT_TRUE(devices->ListDevices(Ctx(ata_token_).get(), {}, &list).ok());
   ASSERT_EQ(list.devices_size(), 1);
@@ -87,50 +90,50 @@ TEST_F(ApiSecurity, ADeviceTokenReachesItsOwnDeviceOnly) {
   EXPECT_EQ(lm_resp.mappings_size(), 122);
   for (const auto& m : lm_resp.mappings()) EXPECT_EQ(m.device(), "ata1");
   lm.set_device("pbx1");
-  EXPECT_REFUSED(mappings->ListMappings(Ctx(ata_token_).get(), lm, &lm_resp), StatusCode::PERMISSION_DENIED,
-                 "not 'pbx1'");
+  EXPECT_REFUSED(mappings->ListMappings(Ctx(ata_token_).get(), lm, &lm_resp),
+                 StatusCode::PERMISSION_DENIED, "not 'pbx1'");
 
   // Writes: never another device, never a registration, never another address.
   v1::RegisterDeviceRequest reg;
   reg.set_name("evil");
   reg.set_address("192.168.1.99");
   v1::RegisterDeviceResponse reg_resp;
-  EXPECT_REFUSED(devices->RegisterDevice(Ctx(ata_token_).get(), reg, &reg_resp), StatusCode::PERMISSION_DENIED,
-                 "needs the admin");
+  EXPECT_REFUSED(devices->RegisterDevice(Ctx(ata_token_).get(), reg, &reg_resp),
+                 StatusCode::PERMISSION_DENIED, "needs the admin");
   v1::UpdateDeviceRequest up;
   up.set_name("pbx1");
   up.mutable_plan()->mutable_rtp()->set_first(12000);
   up.mutable_plan()->mutable_rtp()->set_last(12009);
   v1::UpdateDeviceResponse up_resp;
-  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
-                 "not 'pbx1'");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp),
+                 StatusCode::PERMISSION_DENIED, "not 'pbx1'");
   up.set_name("ata1");
   up.clear_plan();
   up.set_address("192.168.1.30");
-  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
-                 "cannot move");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp),
+                 StatusCode::PERMISSION_DENIED, "cannot move");
   up.clear_address();
   up.set_forget_identity(true);
-  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
-                 "needs the admin");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp),
+                 StatusCode::PERMISSION_DENIED, "needs the admin");
   up.set_forget_identity(false);
   up.mutable_plan()->mutable_rtp()->set_first(1000);  // outside the policy
   up.mutable_plan()->mutable_rtp()->set_last(1099);
-  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::PERMISSION_DENIED,
-                 "policy.internal_ports");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp),
+                 StatusCode::PERMISSION_DENIED, "policy.internal_ports");
   v1::RemoveDeviceRequest rm;
   rm.set_name("pbx1");
   v1::RemoveDeviceResponse rm_resp;
-  EXPECT_REFUSED(devices->RemoveDevice(Ctx(ata_token_).get(), rm, &rm_resp), StatusCode::PERMISSION_DENIED,
-                 "not 'pbx1'");
+  EXPECT_REFUSED(devices->RemoveDevice(Ctx(ata_token_).get(), rm, &rm_resp),
+                 StatusCode::PERMISSION_DENIED, "not 'pbx1'");
   v1::ReleaseMappingsRequest rel;
   rel.set_all(true);
   v1::ReleaseMappingsResponse rel_resp;
-  EXPECT_REFUSED(mappings->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp), StatusCode::PERMISSION_DENIED,
-                 "needs the admin");
+  EXPECT_REFUSED(mappings->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp),
+                 StatusCode::PERMISSION_DENIED, "needs the admin");
   rel.set_device("pbx1");
-  EXPECT_REFUSED(mappings->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp), StatusCode::PERMISSION_DENIED,
-                 "not 'pbx1'");
+  EXPECT_REFUSED(mappings->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp),
+                 StatusCode::PERMISSION_DENIED, "not 'pbx1'");
   v1::ResetDeviceTokenRequest reset;
   reset.set_name("pbx1");
   v1::ResetDeviceTokenResponse reset_resp;
@@ -139,8 +142,9 @@ TEST_F(ApiSecurity, ADeviceTokenReachesItsOwnDeviceOnly) {
   v1::GenerateRulesRequest rules;
   rules.set_format(v1::RULES_FORMAT_NFTABLES);
   v1::GenerateRulesResponse rules_resp;
-  EXPECT_REFUSED(v1::RulesService::NewStub(tcp_)->GenerateRules(Ctx(ata_token_).get(), rules, &rules_resp),
-                 StatusCode::PERMISSION_DENIED, "needs the admin");
+  EXPECT_REFUSED(
+      v1::RulesService::NewStub(tcp_)->GenerateRules(Ctx(ata_token_).get(), rules, &rules_resp),
+      StatusCode::PERMISSION_DENIED, "needs the admin");
 
   // Its own device, within the policy: allowed, and the event names the device.
   up.mutable_plan()->mutable_rtp()->set_first(10000);
@@ -151,13 +155,15 @@ TEST_F(ApiSecurity, ADeviceTokenReachesItsOwnDeviceOnly) {
   v1::ListEventsRequest le;
   le.set_limit(100);
   v1::ListEventsResponse le_resp;
-  ASSERT_TRUE(v1::EventService::NewStub(tcp_)->ListEvents(Ctx(ata_token_).get(), le, &le_resp).ok());
+  ASSERT_TRUE(
+      v1::EventService::NewStub(tcp_)->ListEvents(Ctx(ata_token_).get(), le, &le_resp).ok());
   ASSERT_GT(le_resp.events_size(), 0);
   for (const auto& ev : le_resp.events()) EXPECT_EQ(ev.device(), "ata1");
 }
 
 TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
-  auto reg = [](const std::string& name, const std::string& address, const std::string& description = "") {
+  auto reg = [](const std::string& name, const std::string& address,
+                const std::string& description = "") {
     v1::RegisterDeviceRequest r;
     r.set_name(name);
     r.set_address(address);
@@ -177,36 +183,43 @@ TEST_F(ApiSecurity, HostileRequestsAreRefusedAndChangeNothing) {
                    StatusCode::PERMISSION_DENIED, "policy.device_networks");
     auto plan = reg("x", "192.168.1.50");
     plan.mutable_plan()->mutable_rtp()->set_last(18000);
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::PERMISSION_DENIED,
-                   "policy.max_rtp_ports");
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp),
+                   StatusCode::PERMISSION_DENIED, "policy.max_rtp_ports");
     plan.mutable_plan()->mutable_rtp()->set_first(100000);
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp), StatusCode::INVALID_ARGUMENT,
-                   "1-65535");
-    for (const std::string& name : {std::string("ata\n1"), std::string("ata\x01"), std::string("a\0b", 3),
-                                    std::string("x'; DROP TABLE devices; --"), std::string("ata1\" OR 1=1"),
-                                    std::string(33, 'a'), std::string("ätä")}) {
-      EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(name, "192.168.1.50"), &resp),
-                     StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), plan, &resp),
+                   StatusCode::INVALID_ARGUMENT, "1-65535");
+    for (const std::string& name :
+         {std::string("ata\n1"), std::string("ata\x01"), std::string("a\0b", 3),
+          std::string("x'; DROP TABLE devices; --"), std::string("ata1\" OR 1=1"),
+          std::string(33, 'a'), std::string("ätä")}) {
+      EXPECT_REFUSED(
+          devices->RegisterDevice(Ctx(kAdminToken).get(), reg(name, "192.168.1.50"), &resp),
+          StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
     }
     // An address is its exact bytes: what follows a NUL is not ignored.
-    for (const std::string& address : {std::string("192.168.60.60\0garbage", 21), std::string("192.168.1.50\n", 13),
-                                       std::string("192.168.1.50\0", 13)}) {
+    for (const std::string& address :
+         {std::string("192.168.60.60\0garbage", 21), std::string("192.168.1.50\n", 13),
+          std::string("192.168.1.50\0", 13)}) {
       EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", address), &resp),
                      StatusCode::INVALID_ARGUMENT, "only digits and dots are allowed");
     }
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", std::string(300, 'd')), &resp),
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(),
+                                           reg("x", "192.168.1.50", std::string(300, 'd')), &resp),
                    StatusCode::INVALID_ARGUMENT, "200 bytes");
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", "bell\a"), &resp),
-                   StatusCode::INVALID_ARGUMENT, "control character");
+    EXPECT_REFUSED(
+        devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", "bell\a"), &resp),
+        StatusCode::INVALID_ARGUMENT, "control character");
     // A message far beyond anything valid is cut off by the transport.
-    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(), reg(std::string(200000, 'a'), "192.168.1.50"), &resp),
+    EXPECT_REFUSED(devices->RegisterDevice(Ctx(kAdminToken).get(),
+                                           reg(std::string(200000, 'a'), "192.168.1.50"), &resp),
                    StatusCode::RESOURCE_EXHAUSTED, "");
   }
   auto devices = v1::DeviceService::NewStub(tcp_);
   v1::RegisterDeviceResponse resp;
   // SQL metacharacters in a description are just text.
   const std::string sql = "'); DELETE FROM mappings; -- \"; DROP TABLE devices";
-  ASSERT_TRUE(devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", sql), &resp).ok());
+  ASSERT_TRUE(
+      devices->RegisterDevice(Ctx(kAdminToken).get(), reg("x", "192.168.1.50", sql), &resp).ok());
   EXPECT_EQ(resp.device().description(), sql);
   EXPECT_EQ(store_->ListDevices().size(), 3u);
   EXPECT_EQ(store_->ListMappings("").value().size(), 2u * 122 + 2 + 10);
@@ -222,11 +235,13 @@ TEST_F(ApiSecurity, EmptyMeansNothingAndHugeIdsDoNotWrap) {
     auto events = v1::EventService::NewStub(channel);
     v1::GetDeviceRequest get;
     v1::GetDeviceResponse got;
-    EXPECT_REFUSED(devices->GetDevice(Ctx(kAdminToken).get(), get, &got), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+    EXPECT_REFUSED(devices->GetDevice(Ctx(kAdminToken).get(), get, &got),
+                   StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
     EXPECT_EQ(got.mappings_size(), 0);
     v1::GetNatViewRequest view_req;
     v1::NatView view;
-    EXPECT_REFUSED(nat->GetNatView(Ctx(kAdminToken).get(), view_req, &view), StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
+    EXPECT_REFUSED(nat->GetNatView(Ctx(kAdminToken).get(), view_req, &view),
+                   StatusCode::INVALID_ARGUMENT, "A-Z a-z 0-9");
     EXPECT_EQ(view.ports_size(), 0);
     v1::WatchNatViewRequest watch_req;
     auto ctx = Ctx(kAdminToken);
@@ -255,13 +270,13 @@ TEST_F(ApiSecurity, ADeviceTokenLearnsNothingAboutOtherDevices) {
   up.mutable_plan()->mutable_rtp()->set_first(12050);
   up.mutable_plan()->mutable_rtp()->set_last(12149);
   v1::UpdateDeviceResponse up_resp;
-  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp), StatusCode::FAILED_PRECONDITION,
-                 "overlap another device's");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp),
+                 StatusCode::FAILED_PRECONDITION, "overlap another device's");
   const grpc::Status told = devices->UpdateDevice(Ctx(ata_token_).get(), up, &up_resp);
   EXPECT_EQ(told.error_message().find("pbx1"), std::string::npos) << told.error_message();
   EXPECT_EQ(told.error_message().find("12000"), std::string::npos) << told.error_message();
-  EXPECT_REFUSED(devices->UpdateDevice(Ctx(kAdminToken).get(), up, &up_resp), StatusCode::FAILED_PRECONDITION,
-                 "(device 'pbx1' holds 12050-12099)");
+  EXPECT_REFUSED(devices->UpdateDevice(Ctx(kAdminToken).get(), up, &up_resp),
+                 StatusCode::FAILED_PRECONDITION, "(device 'pbx1' holds 12050-12099)");
 
   // An admin's release holds against the device's own token: a no-change update, or a new plan,
   // maps nothing again; the admin's update does.
@@ -274,7 +289,8 @@ TEST_F(ApiSecurity, ADeviceTokenLearnsNothingAboutOtherDevices) {
   v1::ReleaseMappingsRequest rel;
   rel.set_device("ata1");
   v1::ReleaseMappingsResponse rel_resp;
-  ASSERT_TRUE(v1::MappingService::NewStub(unix_)->ReleaseMappings(Ctx("").get(), rel, &rel_resp).ok());
+  ASSERT_TRUE(
+      v1::MappingService::NewStub(unix_)->ReleaseMappings(Ctx("").get(), rel, &rel_resp).ok());
   reconciler_->RunOnce();
   ASSERT_EQ(released(), 122);
   const size_t gateway_after_release = gateway_.table.size();
@@ -330,7 +346,8 @@ TEST_F(ApiSecurity, ADeviceTokenLearnsNothingAboutOtherDevices) {
   // The admin still reads the earlier device's history.
   ASSERT_TRUE(events->ListEvents(Ctx(kAdminToken).get(), le, &le_resp).ok());
   bool earlier = false;
-  for (const auto& ev : le_resp.events()) earlier |= ev.device() == "pbx1" && int64_t(ev.id()) < registered_id;
+  for (const auto& ev : le_resp.events())
+    earlier |= ev.device() == "pbx1" && int64_t(ev.id()) < registered_id;
   EXPECT_TRUE(earlier);
 }
 
@@ -340,7 +357,9 @@ TEST_F(ApiSecurity, ADevicesStreamsEndWithItAndItsOwnReleaseIsItsOwn) {
   v1::ReleaseMappingsRequest rel;
   rel.set_device("ata1");
   v1::ReleaseMappingsResponse rel_resp;
-  ASSERT_TRUE(v1::MappingService::NewStub(tcp_)->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp).ok());
+  ASSERT_TRUE(v1::MappingService::NewStub(tcp_)
+                  ->ReleaseMappings(Ctx(ata_token_).get(), rel, &rel_resp)
+                  .ok());
   auto released = [&] {
     int n = 0;
     const auto ms = store_->ListMappings("ata1");
@@ -490,7 +509,8 @@ TEST_F(ApiSecurity, StreamsAreBoundedPerToken) {
   EXPECT_FALSE(ninth.reader->Read(&view));
   auto status = ninth.reader->Finish();
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_NE(status.error_message().find("device ata1 has 8 streams open"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("device ata1 has 8 streams open"), std::string::npos)
+      << status.error_message();
   // WatchEvents counts too.
   {
     auto events = v1::EventService::NewStub(tcp_);
@@ -534,7 +554,8 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
   std::mutex mu;
   std::condition_variable cv;
   int answered = 0, shutdown = 0;
-  DoctorRunner runner("127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 4, std::chrono::seconds(10));
+  DoctorRunner runner("127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 4,
+                      std::chrono::seconds(10));
   auto done = [&](const DoctorRunner::Results* r) {
     std::lock_guard lock(mu);
     if (r == nullptr) {
@@ -549,7 +570,8 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
   // The first is being looked at (it left the queue at once, or does soon): the next 4 wait.
   int accepted = 1, refused = 0;
   for (int i = 0; i < 10; ++i) (runner.Submit(done) ? accepted : refused)++;
-  EXPECT_GE(refused, 10 - 5);  // at most 4 waiting besides the one running (5 if it had not started)
+  EXPECT_GE(refused,
+            10 - 5);  // at most 4 waiting besides the one running (5 if it had not started)
   {
     std::unique_lock lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered == accepted; }));
@@ -558,7 +580,8 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
   ASSERT_TRUE(runner.Submit(done));
   {
     std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(2), [&] { return answered == accepted + 1; }));
+    ASSERT_TRUE(
+        cv.wait_for(lock, std::chrono::seconds(2), [&] { return answered == accepted + 1; }));
   }
   runner.Stop();
   EXPECT_TRUE(runner.Submit(done));  // after Stop: answered at once as shutting down
@@ -570,8 +593,9 @@ TEST(DoctorRunner, SharesOneLookAndBoundsTheWaiting) {
 // before a token is looked at (a token guesser gains nothing and costs little); the unix socket
 // is not affected. Limits count per token, whatever address it comes from.
 TEST_F(ApiSecurity, FailedAuthenticationsAreLimitedPerAddressAndLimitsPerToken) {
-  // A device token's reads (before the guesses below, which block this address for a while): past the burst (400), refused with when to retry.
-  // Eight callers at once, so the reads outrun the refill (200/s) on any machine.
+  // A device token's reads (before the guesses below, which block this address for a while): past
+  // the burst (400), refused with when to retry. Eight callers at once, so the reads outrun the
+  // refill (200/s) on any machine.
   std::mutex mu;
   grpc::Status last;
   std::atomic<bool> refused{false};
@@ -594,12 +618,14 @@ TEST_F(ApiSecurity, FailedAuthenticationsAreLimitedPerAddressAndLimitsPerToken) 
   }
   for (auto& t : readers) t.join();
   EXPECT_EQ(last.error_code(), StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_NE(last.error_message().find("too many reads from device ata1"), std::string::npos) << last.error_message();
+  EXPECT_NE(last.error_message().find("too many reads from device ata1"), std::string::npos)
+      << last.error_message();
   auto gw = v1::GatewayService::NewStub(tcp_);
   int unauthenticated = 0, exhausted = 0;
   for (int i = 0; i < 15; ++i) {
     v1::GetGatewayResponse r;
-    const auto code = gw->GetGateway(Ctx("npd_guess-" + std::to_string(i)).get(), {}, &r).error_code();
+    const auto code =
+        gw->GetGateway(Ctx("npd_guess-" + std::to_string(i)).get(), {}, &r).error_code();
     unauthenticated += code == StatusCode::UNAUTHENTICATED;
     exhausted += code == StatusCode::RESOURCE_EXHAUSTED;
   }

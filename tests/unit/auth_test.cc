@@ -20,7 +20,8 @@ TEST(Tokens, AreRandomPrefixedAndHashedWithSha256) {
 }
 
 TEST(AdminTokenFile, IsMadePrivateOnceAndThenRead) {
-  const auto dir = std::filesystem::temp_directory_path() / ("natpilot-token-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("natpilot-token-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "admin.token").string();
@@ -70,7 +71,8 @@ TEST(RateLimiter, GivesEachCallerItsBurstThenTheRate) {
   auto refused = limiter.Allow("a");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, make_error_code(Errc::kResourceExhausted));
-  EXPECT_NE(refused.error().message.find("retry in 500 ms"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("retry in 500 ms"), std::string::npos)
+      << refused.error().message;
   EXPECT_TRUE(limiter.Allow("b"));  // another caller has its own bucket
   now += std::chrono::milliseconds(500);
   EXPECT_TRUE(limiter.Allow("a"));

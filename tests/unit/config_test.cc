@@ -55,7 +55,8 @@ root_desc_url = "http://192.168.1.1:5000/rootDesc.xml"
 [defaults]
 rtp = "16384-16483"
 sip_transports = ["udp"]
-)"), c);
+)"),
+                 c);
   EXPECT_EQ(c.store.path, "x.db");
   EXPECT_EQ(c.listen, "127.0.0.1:6000");
   EXPECT_EQ(c.unix_socket_mode, 0600u);
@@ -74,7 +75,8 @@ wan_interface = "eth1"
 lan_interface = "br-lan"
 hairpin = true
 force_static = ["pbx1", "ata-2"]
-)"), c);
+)"),
+                 c);
   EXPECT_NO_THROW(ValidateConfig(c));
   EXPECT_EQ(c.static_rules.folder, "/var/lib/natpilot/rules");
   EXPECT_EQ(c.static_rules.params.wan_interface, "eth1");
@@ -89,19 +91,25 @@ force_static = ["pbx1", "ata-2"]
 
 TEST_F(ConfigTest, BadValuesSayWhichKeyAndWhatIsAllowed) {
   EXPECT_NE(LoadError("lease = 3").find("unknown key"), std::string::npos);
-  EXPECT_NE(LoadError("[gateway]\nlease_lifetime = 3").find("gateway.lease_lifetime"), std::string::npos);
-  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = 5").find("allowed 30-604800"), std::string::npos);
-  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = \"x\"").find("must be an integer"), std::string::npos);
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime = 3").find("gateway.lease_lifetime"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = 5").find("allowed 30-604800"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = \"x\"").find("must be an integer"),
+            std::string::npos);
   EXPECT_NE(LoadError("[api]\nlisten = \"0.0.0.0:50551\"").find("not loopback"), std::string::npos);
   EXPECT_NE(LoadError("[api]\nunix_socket_mode = \"rw\"").find("octal"), std::string::npos);
   EXPECT_NE(LoadError("[defaults]\nrtp = \"100-200\"").find("1024-65535"), std::string::npos);
   EXPECT_NE(LoadError("[defaults]\nsip_transports = [\"sctp\"]").find("udp"), std::string::npos);
   EXPECT_NE(LoadError("[log]\nlevel = \"loud\"").find("allowed"), std::string::npos);
   EXPECT_NE(LoadError("database = ").find("line 1"), std::string::npos);
-  EXPECT_NE(LoadError("[rules]\nwan_interface = \"eth0 ; drop\"").find("WAN interface"), std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nwan_interface = \"eth0 ; drop\"").find("WAN interface"),
+            std::string::npos);
   EXPECT_NE(LoadError("[rules]\nwan_address = \"x\"").find("WAN address"), std::string::npos);
-  EXPECT_NE(LoadError("[rules]\nforce_static = \"pbx1\"").find("list of device names"), std::string::npos);
-  EXPECT_NE(LoadError("[rules]\nforce_static = [\"a b\"]").find("rules.force_static"), std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nforce_static = \"pbx1\"").find("list of device names"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[rules]\nforce_static = [\"a b\"]").find("rules.force_static"),
+            std::string::npos);
   EXPECT_EQ(LoadError("[api]\nlisten = \"\""), "");  // TCP off is fine
 }
 
@@ -112,7 +120,8 @@ TEST_F(ConfigTest, NoValueMayCarryControlCharactersOrInvalidUtf8) {
       {"database = \"natpilot.db\\u0000.evil\"", "'database'"},
       {"[rules]\nforward_chain = \"inet fw4 forward\\nflush ruleset\"", "'rules.forward_chain'"},
       {"[web]\nhost_names = [\"natpilot.lan\", \"x\\u001b[2J\"]", "'web.host_names[1]'"},
-      {"[[pbx]]\ndevice = \"pbx\"\non_change = [\"asterisk\", \"-rx\", \"core reload\\r\\nrm -rf /\"]",
+      {"[[pbx]]\ndevice = \"pbx\"\non_change = [\"asterisk\", \"-rx\", \"core reload\\r\\nrm -rf "
+       "/\"]",
        "'pbx[0].on_change[2]'"},
       {"[doctor]\nstun_server = \"198.51.100.1:3478\\u0085\"", "'doctor.stun_server'"},
       {"[api]\nunix_socket = \"/run/natpilot\\u202e.sock\"", "'api.unix_socket'"},
@@ -120,44 +129,66 @@ TEST_F(ConfigTest, NoValueMayCarryControlCharactersOrInvalidUtf8) {
   for (const auto& [text, key] : cases) {
     const std::string error = LoadError(text);
     EXPECT_NE(error.find(key), std::string::npos) << text << " -> " << error;
-    EXPECT_NE(error.find("control characters and invalid UTF-8 are allowed in no value"), std::string::npos) << error;
+    EXPECT_NE(error.find("control characters and invalid UTF-8 are allowed in no value"),
+              std::string::npos)
+        << error;
   }
-  EXPECT_EQ(LoadError("[[pbx]]\ndevice = \"pbx\"\non_change = [\"asterisk\", \"-rx\", \"core reload\"]"), "");
+  EXPECT_EQ(
+      LoadError("[[pbx]]\ndevice = \"pbx\"\non_change = [\"asterisk\", \"-rx\", \"core reload\"]"),
+      "");
 }
 
 TEST_F(ConfigTest, SecurityPolicyAndPbxKeys) {
   // A LAN listener needs TLS, or an explicit statement that the network is trusted.
-  EXPECT_NE(LoadError("[api]\nlisten = \"192.168.1.2:50551\"").find("api.tls_cert_file"), std::string::npos);
+  EXPECT_NE(LoadError("[api]\nlisten = \"192.168.1.2:50551\"").find("api.tls_cert_file"),
+            std::string::npos);
   EXPECT_EQ(LoadError("[api]\nlisten = \"192.168.1.2:50551\"\nallow_insecure_tcp = true"), "");
-  EXPECT_EQ(LoadError("[api]\nlisten = \"192.168.1.2:50551\"\ntls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\""), "");
+  EXPECT_EQ(LoadError("[api]\nlisten = \"192.168.1.2:50551\"\ntls_cert_file = "
+                      "\"c.pem\"\ntls_key_file = \"k.pem\""),
+            "");
   EXPECT_NE(LoadError("[api]\ntls_cert_file = \"c.pem\"").find("go together"), std::string::npos);
-  EXPECT_NE(LoadError("[api]\ntls_client_ca_file = \"ca.pem\"").find("needs TLS"), std::string::npos);
+  EXPECT_NE(LoadError("[api]\ntls_client_ca_file = \"ca.pem\"").find("needs TLS"),
+            std::string::npos);
   EXPECT_NE(LoadError("[api]\nadmin_token = \"short\"").find("at least 16"), std::string::npos);
-  EXPECT_NE(LoadError("[api]\nwrite_rate_per_s = -1").find("api.write_rate_per_s"), std::string::npos);
-  EXPECT_NE(LoadError("[policy]\ndevice_networks = [\"192.168.1.0\"]").find("no prefix length"), std::string::npos);
-  EXPECT_NE(LoadError("[policy]\ndevice_networks = \"192.168.1.0/24\"").find("list of IPv4 networks"), std::string::npos);
-  EXPECT_NE(LoadError("[policy]\ninternal_ports = \"80-90\"\n[defaults]\nsip = \"5060\"").find("policy.internal_ports"),
+  EXPECT_NE(LoadError("[api]\nwrite_rate_per_s = -1").find("api.write_rate_per_s"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[policy]\ndevice_networks = [\"192.168.1.0\"]").find("no prefix length"),
+            std::string::npos);
+  EXPECT_NE(
+      LoadError("[policy]\ndevice_networks = \"192.168.1.0/24\"").find("list of IPv4 networks"),
+      std::string::npos);
+  EXPECT_NE(LoadError("[policy]\ninternal_ports = \"80-90\"\n[defaults]\nsip = \"5060\"")
+                .find("policy.internal_ports"),
             std::string::npos);
   EXPECT_NE(LoadError("[policy]\nmin_port = 1").find("unknown key"), std::string::npos);
-  EXPECT_NE(LoadError("[identity]\ncheck_interval_s = 0").find("identity.check_interval_s"), std::string::npos);
-  EXPECT_NE(LoadError("[doctor]\nstun_server = \"stun.example\"").find("HOST:PORT"), std::string::npos);
-  EXPECT_NE(LoadError("[[pbx]]\ndevice = \"pbx\"\nflavor = \"kamailio\"\nfile = \"x\"").find("allowed: asterisk"),
+  EXPECT_NE(LoadError("[identity]\ncheck_interval_s = 0").find("identity.check_interval_s"),
             std::string::npos);
-  EXPECT_NE(LoadError("[[pbx]]\ndevice = \"pbx\"\non_change = \"asterisk -rx reload\"").find("as a list"),
+  EXPECT_NE(LoadError("[doctor]\nstun_server = \"stun.example\"").find("HOST:PORT"),
             std::string::npos);
-  EXPECT_NE(LoadError("[[pbx]]\ndevice = \"pbx\"").find("neither a file nor on_change"), std::string::npos);
-  EXPECT_NE(LoadError("[[pbx]]\ndevice = \"pbx\"\nflavor = \"json\"\nfile = \"x\"\nrtp_file = \"y\"").find("asterisk only"),
+  EXPECT_NE(LoadError("[[pbx]]\ndevice = \"pbx\"\nflavor = \"kamailio\"\nfile = \"x\"")
+                .find("allowed: asterisk"),
             std::string::npos);
+  EXPECT_NE(
+      LoadError("[[pbx]]\ndevice = \"pbx\"\non_change = \"asterisk -rx reload\"").find("as a list"),
+      std::string::npos);
+  EXPECT_NE(LoadError("[[pbx]]\ndevice = \"pbx\"").find("neither a file nor on_change"),
+            std::string::npos);
+  EXPECT_NE(
+      LoadError("[[pbx]]\ndevice = \"pbx\"\nflavor = \"json\"\nfile = \"x\"\nrtp_file = \"y\"")
+          .find("asterisk only"),
+      std::string::npos);
   Config c;
-  LoadConfigFile(Write("[policy]\ndevice_networks = [\"192.168.1.7/24\", \"10.0.0.0/8\"]\nmax_devices = 3\n"
-                       "[[pbx]]\ndevice = \"pbx\"\nflavor = \"asterisk\"\nfile = \"/tmp/p.conf\"\n"
-                       "on_change = [\"/usr/sbin/asterisk\", \"-rx\", \"core reload\"]\nhook_timeout_s = 5\n"),
-                 c);
+  LoadConfigFile(
+      Write("[policy]\ndevice_networks = [\"192.168.1.7/24\", \"10.0.0.0/8\"]\nmax_devices = 3\n"
+            "[[pbx]]\ndevice = \"pbx\"\nflavor = \"asterisk\"\nfile = \"/tmp/p.conf\"\n"
+            "on_change = [\"/usr/sbin/asterisk\", \"-rx\", \"core reload\"]\nhook_timeout_s = 5\n"),
+      c);
   ASSERT_EQ(c.policy.device_networks.size(), 2u);
   EXPECT_EQ(ToString(c.policy.device_networks[0]), "192.168.1.0/24");  // host bits cleared
   EXPECT_EQ(c.policy.max_devices, 3u);
   ASSERT_EQ(c.pbx.size(), 1u);
-  EXPECT_EQ(c.pbx[0].on_change, (std::vector<std::string>{"/usr/sbin/asterisk", "-rx", "core reload"}));
+  EXPECT_EQ(c.pbx[0].on_change,
+            (std::vector<std::string>{"/usr/sbin/asterisk", "-rx", "core reload"}));
   EXPECT_EQ(c.pbx[0].hook_timeout, Seconds(5));
 }
 

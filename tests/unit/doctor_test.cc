@@ -46,15 +46,18 @@ TEST(Doctor, TellsTheLastAddressChangeAndHowLongThePbxLagged) {
   EXPECT_TRUE(std::none_of(before.begin(), before.end(),
                            [](const v1::Finding& f) { return f.topic() == "address-change"; }));
   const TimePoint at = TimePoint(Seconds(1795000000));  // 2026-11-18 11:06:40 UTC
-  in.gateway.last_address_change = AddressChange{at, "8.8.8.8", "8.8.4.4", "a NAT-PMP announcement"};
+  in.gateway.last_address_change =
+      AddressChange{at, "8.8.8.8", "8.8.4.4", "a NAT-PMP announcement"};
   auto f = Topic(Diagnose(in), "address-change");
   EXPECT_EQ(f.level(), L::LEVEL_WARNING);
-  EXPECT_EQ(f.text(), "the external address changed from 8.8.8.8 to 8.8.4.4 at 2026-11-18 11:06:40 UTC, "
-                      "noticed by a NAT-PMP announcement; no [[pbx]] file or hook followed it");
+  EXPECT_EQ(f.text(),
+            "the external address changed from 8.8.8.8 to 8.8.4.4 at 2026-11-18 11:06:40 UTC, "
+            "noticed by a NAT-PMP announcement; no [[pbx]] file or hook followed it");
   in.pbx_followed_at = at + Seconds(2);
   f = Topic(Diagnose(in), "address-change");
   EXPECT_EQ(f.level(), L::LEVEL_OK);
-  EXPECT_NE(f.text().find("the [[pbx]] configuration followed 2 s later"), std::string::npos) << f.text();
+  EXPECT_NE(f.text().find("the [[pbx]] configuration followed 2 s later"), std::string::npos)
+      << f.text();
 }
 
 // The UPnP event subscription, when UPnP is in use and events are on.
@@ -62,11 +65,14 @@ TEST(Doctor, SaysWhetherUpnpEventsAreSubscribed) {
   auto in = Ready("8.8.4.4");
   in.upnp_events = "subscribed to http://192.168.1.1:5000/evt (granted 1800 s)";
   auto none = Diagnose(in);  // PCP in use: not a topic
-  EXPECT_TRUE(std::none_of(none.begin(), none.end(), [](const v1::Finding& f) { return f.topic() == "upnp-events"; }));
+  EXPECT_TRUE(std::none_of(none.begin(), none.end(),
+                           [](const v1::Finding& f) { return f.topic() == "upnp-events"; }));
   in.gateway.info.protocol = GatewayProtocol::kUpnpIgd;
   auto f = Topic(Diagnose(in), "upnp-events");
   EXPECT_EQ(f.level(), L::LEVEL_OK);
-  in.upnp_events = "not subscribed to http://192.168.1.1:5000/evt: the IGD answered HTTP 501 (next try in 300 s)";
+  in.upnp_events =
+      "not subscribed to http://192.168.1.1:5000/evt: the IGD answered HTTP 501 (next try in 300 "
+      "s)";
   f = Topic(Diagnose(in), "upnp-events");
   EXPECT_EQ(f.level(), L::LEVEL_INFO);
   EXPECT_NE(f.advice().find("gateway.verify_interval_s"), std::string::npos) << f.advice();
@@ -83,7 +89,8 @@ TEST(Doctor, APublicAddressConfirmedByStunIsFine) {
   in.mappings = {m};
   const auto fs = Diagnose(in);
   EXPECT_EQ(Topic(fs, "gateway").level(), L::LEVEL_OK);
-  EXPECT_NE(Topic(fs, "gateway").text().find("pcp in 3 ms"), std::string::npos) << Topic(fs, "gateway").text();
+  EXPECT_NE(Topic(fs, "gateway").text().find("pcp in 3 ms"), std::string::npos)
+      << Topic(fs, "gateway").text();
   EXPECT_NE(Topic(fs, "gateway").text().find("no answer: upnp-igd in 1000 ms"), std::string::npos);
   EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_OK);
   EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_OK);
@@ -101,7 +108,8 @@ TEST(Doctor, NamesDoubleNatCarrierGradeNatAndReservedRanges) {
   EXPECT_FALSE(Topic(fs, "external-address").advice().empty());
   fs = Diagnose(Ready("203.0.113.1"));
   EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_WARNING);
-  EXPECT_NE(Topic(fs, "external-address").text().find("documentation (203.0.113.0/24"), std::string::npos);
+  EXPECT_NE(Topic(fs, "external-address").text().find("documentation (203.0.113.0/24"),
+            std::string::npos);
   EXPECT_EQ(ReservedRange("172.31.255.255"), "private (172.16.0.0/12, RFC 1918)");
   EXPECT_EQ(ReservedRange("172.32.0.1"), "");
   EXPECT_EQ(ReservedRange("100.127.255.255"), "carrier-grade NAT (100.64.0.0/10, RFC 6598)");
@@ -114,8 +122,10 @@ TEST(Doctor, AStunAddressOtherThanTheGatewaysIsAnotherNat) {
   in.stun = Result<stun::Mapped>(stun::Mapped{"9.9.9.9", 1});
   auto fs = Diagnose(in);
   EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_PROBLEM);
-  EXPECT_NE(Topic(fs, "stun").text().find("sees 9.9.9.9, but the gateway says 8.8.4.4"), std::string::npos);
-  in.stun = Result<stun::Mapped>(tl::unexpected(Error{make_error_code(Errc::kUnavailable), "no answer"}));
+  EXPECT_NE(Topic(fs, "stun").text().find("sees 9.9.9.9, but the gateway says 8.8.4.4"),
+            std::string::npos);
+  in.stun =
+      Result<stun::Mapped>(tl::unexpected(Error{make_error_code(Errc::kUnavailable), "no answer"}));
   fs = Diagnose(in);
   EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_WARNING);
   in.stun_server.clear();
@@ -136,23 +146,32 @@ TEST(Doctor, SaysWhichMappingsAreMissingAndThatNoGatewayAnswered) {
   auto fs = Diagnose(in);
   EXPECT_EQ(Topic(fs, "gateway").level(), L::LEVEL_PROBLEM);
   EXPECT_EQ(Topic(fs, "mappings").level(), L::LEVEL_PROBLEM);
-  EXPECT_NE(Topic(fs, "mappings").text().find("2 of 3"), std::string::npos) << Topic(fs, "mappings").text();
-  EXPECT_NE(Topic(fs, "mappings").text().find("ata1: 1 failed; pbx: 1 unmapped"), std::string::npos);
+  EXPECT_NE(Topic(fs, "mappings").text().find("2 of 3"), std::string::npos)
+      << Topic(fs, "mappings").text();
+  EXPECT_NE(Topic(fs, "mappings").text().find("ata1: 1 failed; pbx: 1 unmapped"),
+            std::string::npos);
 }
 
 TEST(Doctor, APrivateOrSharedRouterAfterTheGatewayIsAnotherNat) {
   auto in = Ready("");  // a gateway that keeps its WAN address to itself
   in.stun_server = "stun.example:3478";
   in.stun = Result<stun::Mapped>(stun::Mapped{"8.8.4.4", 1});
-  in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "100.64.7.1", "8.8.8.1"});
+  in.path = Result<std::vector<std::string>>(
+      std::vector<std::string>{"192.168.1.1", "100.64.7.1", "8.8.8.1"});
   auto fs = Diagnose(in);
   EXPECT_EQ(Topic(fs, "upstream-nat").level(), L::LEVEL_PROBLEM);
-  EXPECT_NE(Topic(fs, "upstream-nat").text().find("router 2 on the way to the internet, 100.64.7.1, is carrier-grade NAT"),
-            std::string::npos) << Topic(fs, "upstream-nat").text();
+  EXPECT_NE(Topic(fs, "upstream-nat")
+                .text()
+                .find("router 2 on the way to the internet, 100.64.7.1, is carrier-grade NAT"),
+            std::string::npos)
+      << Topic(fs, "upstream-nat").text();
   EXPECT_EQ(Topic(fs, "external-address").level(), L::LEVEL_WARNING);
   EXPECT_EQ(Topic(fs, "stun").level(), L::LEVEL_INFO);
-  in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "", "10.0.0.1"});
-  EXPECT_NE(Topic(Diagnose(in), "upstream-nat").text().find("router 3 on the way to the internet, 10.0.0.1, is private"),
+  in.path =
+      Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "", "10.0.0.1"});
+  EXPECT_NE(Topic(Diagnose(in), "upstream-nat")
+                .text()
+                .find("router 3 on the way to the internet, 10.0.0.1, is private"),
             std::string::npos);
   in.path = Result<std::vector<std::string>>(std::vector<std::string>{"192.168.1.1", "8.8.8.1"});
   EXPECT_EQ(Topic(Diagnose(in), "upstream-nat").level(), L::LEVEL_OK);

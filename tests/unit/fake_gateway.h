@@ -5,11 +5,10 @@
 
 #include <chrono>
 #include <functional>
-#include <set>
 #include <map>
-#include <utility>
-#include <thread>
 #include <optional>
+#include <set>
+#include <thread>
 #include <utility>
 
 #include "portmap/port_mapper.h"
@@ -30,11 +29,11 @@ class FakeGateway final : public PortMapper {
   GatewayProtocol kind = GatewayProtocol::kUpnpIgd;
   std::chrono::milliseconds probe_delay{0};  // a slow protocol
   std::string local = "192.168.1.2";
-  bool third_party = true;                   // false: maps only to `local`, like NAT-PMP
-  bool state_lost = false;                   // the next TakeStateLoss() says the gateway forgot
-  bool conflict_on_taken = false;            // 718 for a port another host holds
-  std::set<uint16_t> refuse_unmap;           // external ports whose deletion is refused (606)
-  std::function<void()> on_map;              // runs inside each Map (intent changing mid-pass)
+  bool third_party = true;          // false: maps only to `local`, like NAT-PMP
+  bool state_lost = false;          // the next TakeStateLoss() says the gateway forgot
+  bool conflict_on_taken = false;   // 718 for a port another host holds
+  std::set<uint16_t> refuse_unmap;  // external ports whose deletion is refused (606)
+  std::function<void()> on_map;     // runs inside each Map (intent changing mid-pass)
   int heartbeats = 0;
 
   GatewayProtocol protocol() const override { return kind; }
@@ -55,16 +54,25 @@ class FakeGateway final : public PortMapper {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
     if (refuse_with) return Fail(MakeUpnpError(*refuse_with), "refused");
     if (auto it = table.find({r.transport, r.external_port});
-        conflict_on_taken && it != table.end() && it->second.internal_address != r.internal_address) {
+        conflict_on_taken && it != table.end() &&
+        it->second.internal_address != r.internal_address) {
       return Fail(MakeUpnpError(718), "ConflictInMappingEntry");
     }
     ++maps;
     table[{r.transport, r.external_port}] =
-        GatewayEntry{r.transport, r.external_port, r.internal_address, r.internal_port, r.description, r.lifetime};
-    return Lease{kind, r.transport, r.internal_address, r.internal_port,
-                 external_address, r.external_port, r.lifetime};
+        GatewayEntry{r.transport,     r.external_port, r.internal_address,
+                     r.internal_port, r.description,   r.lifetime};
+    return Lease{kind,
+                 r.transport,
+                 r.internal_address,
+                 r.internal_port,
+                 external_address,
+                 r.external_port,
+                 r.lifetime};
   }
-  bool CanMapFor(std::string_view internal) const override { return third_party || internal == local; }
+  bool CanMapFor(std::string_view internal) const override {
+    return third_party || internal == local;
+  }
   bool CanList() const override { return true; }
   Result<std::string> Heartbeat() override {
     ++heartbeats;
@@ -74,7 +82,8 @@ class FakeGateway final : public PortMapper {
   bool TakeStateLoss() override { return std::exchange(state_lost, false); }
   Result<void> Unmap(const MapRequest& r) override {
     if (!reachable) return Fail(MakeUpnpError(-3), "no answer");
-    if (refuse_unmap.count(r.external_port)) return Fail(MakeUpnpError(606), "Action not authorized");
+    if (refuse_unmap.count(r.external_port))
+      return Fail(MakeUpnpError(606), "Action not authorized");
     ++unmaps;
     table.erase({r.transport, r.external_port});
     return {};

@@ -119,12 +119,17 @@ class FakeIgd {
     }
     if (error && *error != 0) {  // 0 in the queue: this call answers normally
       res.status = 500;
-      res.set_content(Envelope("<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>" +
-                               std::to_string(*error) + "</errorCode><errorDescription>scripted</errorDescription></UPnPError></detail></s:Fault>"),
+      res.set_content(Envelope("<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</"
+                               "faultstring><detail><UPnPError "
+                               "xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>" +
+                               std::to_string(*error) +
+                               "</errorCode><errorDescription>scripted</errorDescription></"
+                               "UPnPError></detail></s:Fault>"),
                       "text/xml");
       return;
     }
-    const std::string u = "<u:" + action + "Response xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:" +
+    const std::string u = "<u:" + action +
+                          "Response xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:" +
                           std::to_string(version) + "\">";
     const std::string end = "</u:" + action + "Response>";
     std::string out;

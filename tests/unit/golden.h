@@ -1,5 +1,5 @@
-// Golden files under tests/data/: a generator's output must equal the file. NATPILOT_UPDATE_GOLDEN=1
-// rewrites the files instead (review the diff before committing).
+// Golden files under tests/data/: a generator's output must equal the file.
+// NATPILOT_UPDATE_GOLDEN=1 rewrites the files instead (review the diff before committing).
 #pragma once
 
 #include <gtest/gtest.h>

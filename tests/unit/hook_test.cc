@@ -10,12 +10,16 @@ namespace {
 using std::chrono::milliseconds;
 
 TEST(Hook, PassesFactsAsEnvironmentAndNeverThroughAShell) {
-  const auto marker = std::filesystem::temp_directory_path() / ("natpilot-hook-" + std::to_string(::getpid()));
+  const auto marker =
+      std::filesystem::temp_directory_path() / ("natpilot-hook-" + std::to_string(::getpid()));
   std::filesystem::remove(marker);
   // A value that a shell would run; passed as data it is just text.
   const std::string evil = "$(touch " + marker.string() + "); `touch " + marker.string() + "`";
-  auto r = RunHook({"/bin/sh", "-c", "echo \"dev=$NATPILOT_DEVICE ext=$NATPILOT_EXTERNAL_ADDRESS\"; echo \"$1\"", "hook", evil},
-                   {{"NATPILOT_DEVICE", "pbx1"}, {"NATPILOT_EXTERNAL_ADDRESS", "203.0.113.1"}}, milliseconds(5000));
+  auto r = RunHook(
+      {"/bin/sh", "-c", "echo \"dev=$NATPILOT_DEVICE ext=$NATPILOT_EXTERNAL_ADDRESS\"; echo \"$1\"",
+       "hook", evil},
+      {{"NATPILOT_DEVICE", "pbx1"}, {"NATPILOT_EXTERNAL_ADDRESS", "203.0.113.1"}},
+      milliseconds(5000));
   ASSERT_TRUE(r.started) << r.output;
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0);

@@ -14,12 +14,13 @@ class IdentityWatchTest : public ::testing::Test {
  protected:
   IdentityWatchTest()
       : store_(StoreOptions{":memory:"}),
-        watch_(store_, IdentityOptions{true, Seconds(30), Seconds(600)},
-               [this](const std::vector<std::string>& addrs) {
-                 asked_ = addrs;
-                 return std::vector<NeighborAnswer>(addrs.size(), answer_);
-               },
-               [this] { return now_; }, [this] { ++wakes_; }) {
+        watch_(
+            store_, IdentityOptions{true, Seconds(30), Seconds(600)},
+            [this](const std::vector<std::string>& addrs) {
+              asked_ = addrs;
+              return std::vector<NeighborAnswer>(addrs.size(), answer_);
+            },
+            [this] { return now_; }, [this] { ++wakes_; }) {
     Device d;
     d.name = "ata1";
     d.address = "192.168.1.20";
@@ -49,7 +50,8 @@ TEST_F(IdentityWatchTest, LearnsTheMacThenSuspendsWhenAnotherMacAnswersAndResume
 
   answer_ = {Kind::kAnswered, "02:00:00:00:00:bb"};
   EXPECT_EQ(watch_.CheckOnce(), 1);
-  EXPECT_NE(Ata().suspended.find("now answers from MAC 02:00:00:00:00:bb"), std::string::npos) << Ata().suspended;
+  EXPECT_NE(Ata().suspended.find("now answers from MAC 02:00:00:00:00:bb"), std::string::npos)
+      << Ata().suspended;
   EXPECT_EQ(LastEventKind(), "device.suspended");
   EXPECT_EQ(Ata().mac, "02:00:00:00:00:0a");  // the registered MAC stays
   for (const Mapping& m : Mappings()) EXPECT_TRUE(m.released);
@@ -72,7 +74,8 @@ TEST_F(IdentityWatchTest, SilenceSuspendsOnlyAfterTheConfiguredTime) {
   EXPECT_TRUE(Ata().suspended.empty());
   now_ += Seconds(1);
   EXPECT_EQ(watch_.CheckOnce(), 1);
-  EXPECT_NE(Ata().suspended.find("no answer from 192.168.1.20"), std::string::npos) << Ata().suspended;
+  EXPECT_NE(Ata().suspended.find("no answer from 192.168.1.20"), std::string::npos)
+      << Ata().suspended;
   // Silence that turns out to be another host: the reason is replaced by the stronger one.
   answer_ = {Kind::kAnswered, "02:00:00:00:00:cc"};
   EXPECT_EQ(watch_.CheckOnce(), 1);

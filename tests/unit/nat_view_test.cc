@@ -32,8 +32,9 @@ TEST_F(NatViewApi, TellsTheExternalAddressAndPortsOfADevice) {
   // A device token reads its own view only.
   EXPECT_TRUE(v1::NatService::NewStub(tcp_)->GetNatView(Ctx(ata_token_).get(), req, &view).ok());
   req.set_device("pbx1");
-  EXPECT_EQ(v1::NatService::NewStub(tcp_)->GetNatView(Ctx(ata_token_).get(), req, &view).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(
+      v1::NatService::NewStub(tcp_)->GetNatView(Ctx(ata_token_).get(), req, &view).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
   req.set_device("nosuch");
   EXPECT_EQ(nat->GetNatView(Ctx("").get(), req, &view).error_code(), grpc::StatusCode::NOT_FOUND);
 }
@@ -44,7 +45,8 @@ TEST_F(NatViewApi, TheStreamSendsTheViewAgainOnlyWhenItsFactsChange) {
   req.set_device("ata1");
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", std::string("Bearer ") + ata_token_);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));  // a hang fails, not blocks
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::seconds(30));  // a hang fails, not blocks
   auto reader = nat->WatchNatView(&ctx, req);
   v1::NatView view;
   ASSERT_TRUE(reader->Read(&view));
@@ -53,7 +55,8 @@ TEST_F(NatViewApi, TheStreamSendsTheViewAgainOnlyWhenItsFactsChange) {
   // A renewal moves expiry times only: no new view. (The next view read is the change below.)
   auto ms = store_->ListMappings("ata1").value();
   for (auto& m : ms) m.expires_at += Seconds(1800);
-  ASSERT_TRUE(store_->SaveMappings(ms, {Event{0, Clock::now(), "mapping.renewed", "ata1", "natpilotd", "x"}}));
+  ASSERT_TRUE(store_->SaveMappings(
+      ms, {Event{0, Clock::now(), "mapping.renewed", "ata1", "natpilotd", "x"}}));
 
   // The RTP range moves: the view says so at once (pending), then again once mapped.
   DeviceInput up;
@@ -63,7 +66,8 @@ TEST_F(NatViewApi, TheStreamSendsTheViewAgainOnlyWhenItsFactsChange) {
   ASSERT_TRUE(reader->Read(&view)) << reader->Finish().error_message();
   EXPECT_EQ(view.rtp().first(), 20000u);
   EXPECT_FALSE(view.complete());
-  EXPECT_NE(view.detail().find("10 of 32 ports are not provided (10 pending)"), std::string::npos) << view.detail();
+  EXPECT_NE(view.detail().find("10 of 32 ports are not provided (10 pending)"), std::string::npos)
+      << view.detail();
   reconciler_->RunOnce();
   ASSERT_TRUE(reader->Read(&view));
   EXPECT_TRUE(view.complete()) << view.detail();
@@ -75,7 +79,8 @@ TEST_F(NatViewApi, TheStreamSendsTheViewAgainOnlyWhenItsFactsChange) {
   reconciler_->RunOnce();
   bool static_rule = false;
   while (!static_rule && reader->Read(&view)) {
-    for (const auto& p : view.ports()) static_rule = static_rule || p.provision() == v1::PROVISION_STATIC_RULE;
+    for (const auto& p : view.ports())
+      static_rule = static_rule || p.provision() == v1::PROVISION_STATIC_RULE;
   }
   EXPECT_TRUE(static_rule);
 
@@ -105,7 +110,8 @@ TEST_F(NatViewApi, TheDoctorAnswersAnyCaller) {
   for (const auto& f : resp.findings()) {
     if (f.topic() == "mappings") {
       mappings = true;
-      EXPECT_NE(f.text().find("all 122 wanted forwards"), std::string::npos) << f.text();  // its own only
+      EXPECT_NE(f.text().find("all 122 wanted forwards"), std::string::npos)
+          << f.text();  // its own only
     }
   }
   EXPECT_TRUE(mappings);

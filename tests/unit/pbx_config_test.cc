@@ -4,11 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include "golden.h"
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "golden.h"
 
 namespace natpilot::pbx {
 namespace {

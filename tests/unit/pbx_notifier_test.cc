@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include "core/text.h"
-
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "core/text.h"
 #include "faults.h"
 #include "store/sqlite_store.h"
 
@@ -51,8 +50,12 @@ class PbxNotifierTest : public ::testing::Test {
     t.rtp_file = (dir_ / "rtp.conf").string();
     t.on_change = std::move(hook);
     t.hook_timeout = timeout;
-    return PbxNotifier(store_, [this] { return NatViewInputs{store_, gateway_, "", {}}; }, {t},
-                       [] { return Clock::now(); });
+    return PbxNotifier(
+        store_,
+        [this] {
+          return NatViewInputs{store_, gateway_, "", {}};
+        },
+        {t}, [] { return Clock::now(); });
   }
   std::string Read(const std::string& name) {
     std::ifstream in(dir_ / name);
@@ -75,13 +78,16 @@ class PbxNotifierTest : public ::testing::Test {
 
 TEST_F(PbxNotifierTest, WritesTheFilesAndRunsTheHookWhenTheFactsChangeOnly) {
   const std::string env_file = (dir_ / "hook.env").string();
-  auto notifier = Make({"/bin/sh", "-c", "echo \"$NATPILOT_EXTERNAL_ADDRESS $NATPILOT_RTP_START-$NATPILOT_RTP_END "
-                                         "$NATPILOT_COMPLETE\" >> '" + env_file + "'"});
+  auto notifier = Make({"/bin/sh", "-c",
+                        "echo \"$NATPILOT_EXTERNAL_ADDRESS $NATPILOT_RTP_START-$NATPILOT_RTP_END "
+                        "$NATPILOT_COMPLETE\" >> '" +
+                            env_file + "'"});
   EXPECT_EQ(notifier.RunOnce(), 1);  // pending: written as not complete
   EXPECT_NE(Read("pjsip.conf").find("NOT COMPLETE"), std::string::npos);
   Activate();
   EXPECT_EQ(notifier.RunOnce(), 1);
-  EXPECT_NE(Read("pjsip.conf").find("external_media_address = 203.0.113.1"), std::string::npos) << Read("pjsip.conf");
+  EXPECT_NE(Read("pjsip.conf").find("external_media_address = 203.0.113.1"), std::string::npos)
+      << Read("pjsip.conf");
   EXPECT_EQ(Read("pjsip.conf").find("NOT COMPLETE"), std::string::npos);
   EXPECT_NE(Read("rtp.conf").find("rtpstart = 12000\nrtpend = 12001"), std::string::npos);
   EXPECT_EQ(Read("hook.env"), "203.0.113.1 12000-12001 0\n203.0.113.1 12000-12001 1\n");
@@ -105,12 +111,15 @@ TEST_F(PbxNotifierTest, AFailingOrHangingHookIsReported) {
   EXPECT_EQ(Kinds().back(), "pbx.hook-failed /bin/sh: killed after the 1 s timeout");
   auto missing = Make({"/nonexistent/reload"});
   missing.RunOnce();
-  EXPECT_NE(Kinds().back().find("pbx.hook-failed /nonexistent/reload: cannot run"), std::string::npos) << Kinds().back();
+  EXPECT_NE(Kinds().back().find("pbx.hook-failed /nonexistent/reload: cannot run"),
+            std::string::npos)
+      << Kinds().back();
 }
 
 // A hook's output is foreign text: ESC sequences and invalid UTF-8 do not reach the events.
 TEST_F(PbxNotifierTest, AHooksOutputIsMadeSafeBeforeItIsRecorded) {
-  auto hostile = Make({"/bin/sh", "-c", "printf 'reload \\033[31mred\\033[0m \\377\\376 done'; exit 3"});
+  auto hostile =
+      Make({"/bin/sh", "-c", "printf 'reload \\033[31mred\\033[0m \\377\\376 done'; exit 3"});
   Activate();
   hostile.RunOnce();
   const std::string last = Kinds().back();
@@ -134,7 +143,8 @@ TEST_F(PbxNotifierTest, AFailedPassIsLoggedAndTriedAgainWithoutANewEvent) {
       },
       {t}, [] { return Clock::now(); });
   notifier.Start();  // the first pass runs at once, and fails
-  ASSERT_TRUE(testing::WaitUntil([&] { return log.Contains("pbx notifier: a pass failed"); })) << log.All();
+  ASSERT_TRUE(testing::WaitUntil([&] { return log.Contains("pbx notifier: a pass failed"); }))
+      << log.All();
   EXPECT_TRUE(log.Contains("database disk image is malformed")) << log.All();
   EXPECT_FALSE(std::filesystem::exists(dir_ / "pbx1.json"));
   failing = false;

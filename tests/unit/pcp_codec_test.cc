@@ -1,8 +1,8 @@
 #include "portmap/pcp_codec.h"
 
-#include "portmap/announce_listener.h"
-
 #include <gtest/gtest.h>
+
+#include "portmap/announce_listener.h"
 
 namespace natpilot::pcp {
 namespace {
@@ -23,7 +23,8 @@ std::vector<uint8_t> Reply(ResultCode result = ResultCode::kSuccess, uint32_t ep
   auto b = EncodeMapRequest(Request());
   b[1] |= 0x80;
   b[3] = static_cast<uint8_t>(result);
-  b[8] = uint8_t(epoch >> 24), b[9] = uint8_t(epoch >> 16), b[10] = uint8_t(epoch >> 8), b[11] = uint8_t(epoch);
+  b[8] = uint8_t(epoch >> 24), b[9] = uint8_t(epoch >> 16), b[10] = uint8_t(epoch >> 8),
+  b[11] = uint8_t(epoch);
   for (int i = 12; i < 24; ++i) b[i] = 0;  // reserved in responses
   const uint8_t ext[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 1};
   std::copy(std::begin(ext), std::end(ext), b.begin() + 24 + 20);
@@ -38,7 +39,7 @@ TEST(PcpCodec, EncodesAMapRequestAsRfc6887Says) {
   EXPECT_EQ((b[4] << 24 | b[5] << 16 | b[6] << 8 | b[7]), 7200);
   const uint8_t client[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 50, 2};
   EXPECT_TRUE(std::equal(std::begin(client), std::end(client), b.begin() + 8));
-  EXPECT_EQ(b[24], 1);   // nonce
+  EXPECT_EQ(b[24], 1);  // nonce
   EXPECT_EQ(b[35], 12);
   EXPECT_EQ(b[36], 17);  // UDP
   EXPECT_EQ((b[40] << 8 | b[41]), 5060);
@@ -53,8 +54,8 @@ TEST(PcpCodec, ThirdPartyOptionCarriesTheDeviceAddress) {
   r.transport = Transport::kTcp;
   const auto b = EncodeMapRequest(r);
   ASSERT_EQ(b.size(), 80u);
-  EXPECT_EQ(b[36], 6);   // TCP
-  EXPECT_EQ(b[60], 1);   // THIRD_PARTY
+  EXPECT_EQ(b[36], 6);  // TCP
+  EXPECT_EQ(b[60], 1);  // THIRD_PARTY
   EXPECT_EQ((b[62] << 8 | b[63]), 16);
   EXPECT_EQ(b[74], 0xff);
   EXPECT_EQ(b[79], 10);
@@ -97,9 +98,9 @@ TEST(PcpCodec, ErrorResultsAreDecodedWithReadableMessages) {
 
 TEST(PcpCodec, RejectsWhatIsNotAWellFormedResponse) {
   auto good = Reply();
-  EXPECT_FALSE(DecodeResponse(std::span(good).first(20)));        // short header
-  EXPECT_FALSE(DecodeResponse(std::span(good).first(30)));        // not a multiple of 4
-  EXPECT_FALSE(DecodeResponse(std::span(good).first(40)));        // MAP success without payload
+  EXPECT_FALSE(DecodeResponse(std::span(good).first(20)));  // short header
+  EXPECT_FALSE(DecodeResponse(std::span(good).first(30)));  // not a multiple of 4
+  EXPECT_FALSE(DecodeResponse(std::span(good).first(40)));  // MAP success without payload
   auto b = good;
   b[0] = 0;  // NAT-PMP version byte
   EXPECT_FALSE(DecodeResponse(b));
@@ -131,15 +132,16 @@ TEST(PcpRetransmit, FollowsSection811) {
 TEST(PcpEpoch, ATimeThatRunsBackOrTooSlowMeansTheServerLostItsState) {
   EpochTracker t;
   EXPECT_TRUE(t.Check(1000, 50.0));
-  EXPECT_TRUE(t.Check(1060, 110.0));   // both moved 60 s
-  EXPECT_TRUE(t.Check(1061, 111.5));   // within the allowed drift
-  EXPECT_FALSE(t.Check(5, 120.0));     // the server restarted: epoch went back
+  EXPECT_TRUE(t.Check(1060, 110.0));  // both moved 60 s
+  EXPECT_TRUE(t.Check(1061, 111.5));  // within the allowed drift
+  EXPECT_FALSE(t.Check(5, 120.0));    // the server restarted: epoch went back
   EXPECT_TRUE(t.Check(65, 180.0));
-  EXPECT_FALSE(t.Check(70, 480.0));    // 300 s passed here, 5 s there
+  EXPECT_FALSE(t.Check(70, 480.0));  // 300 s passed here, 5 s there
 }
 
 // What arrives on 224.0.0.1:5350: NAT-PMP public address announcements (RFC 6886 3.2.1: exactly 12
-// bytes, version 0, opcode 128, result SUCCESS) and PCP ANNOUNCE responses; anything else is not one.
+// bytes, version 0, opcode 128, result SUCCESS) and PCP ANNOUNCE responses; anything else is not
+// one.
 TEST(Announcements, NatPmpAndPcpAreToldApartAndNothingElseCounts) {
   std::vector<uint8_t> natpmp = {0, 128, 0, 0, 0, 0, 0x01, 0x2c, 203, 0, 113, 9};
   auto a = natpilot::AnnounceListener::Decode(natpmp);
@@ -165,7 +167,8 @@ TEST(Announcements, NatPmpAndPcpAreToldApartAndNothingElseCounts) {
   ASSERT_TRUE(p.has_value()) << "a PCP ANNOUNCE response";
   EXPECT_EQ(p->what, "PCP ANNOUNCE");
   EXPECT_TRUE(p->external_address.empty());
-  EXPECT_FALSE(natpilot::AnnounceListener::Decode(Reply()).has_value()) << "a MAP answer is not one";
+  EXPECT_FALSE(natpilot::AnnounceListener::Decode(Reply()).has_value())
+      << "a MAP answer is not one";
 }
 
 }  // namespace

@@ -208,7 +208,8 @@ TEST(PcpMapper, ASilentServerIsUnavailableAfterTheRetransmissions) {
 
 TEST(PcpMapper, AFullTableIsAReadableError) {
   ScriptedPcpServer server([](const std::vector<uint8_t>& req) {
-    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, IsPresenceRequest(req) ? 0 : 8, 100)}};
+    return std::vector<ScriptedPcpServer::Reply>{
+        {Answer(req, IsPresenceRequest(req) ? 0 : 8, 100)}};
   });
   PcpMapper mapper(Options(server.port()));
   ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);
@@ -242,9 +243,10 @@ TEST(Refusals, EachProtocolsCodesMapOntoTheConditions) {
   EXPECT_EQ(pcp::MakePcpError(pcp::ResultCode::kNoResources), Refusal::kTableFull);
   // Failures, not refusals: retried, never sent to static rules.
   for (const std::error_code& failure :
-       {MakeUpnpError(upnp::kInvalidArgs), MakeUpnpError(-3), MakeUpnpError(upnp::kOnlyPermanentLeasesSupported),
-        pcp::MakePcpError(pcp::ResultCode::kCannotProvideExternal), pcp::MakePcpError(pcp::ResultCode::kNetworkFailure),
-        make_error_code(Errc::kUnavailable)}) {
+       {MakeUpnpError(upnp::kInvalidArgs), MakeUpnpError(-3),
+        MakeUpnpError(upnp::kOnlyPermanentLeasesSupported),
+        pcp::MakePcpError(pcp::ResultCode::kCannotProvideExternal),
+        pcp::MakePcpError(pcp::ResultCode::kNetworkFailure), make_error_code(Errc::kUnavailable)}) {
     EXPECT_FALSE(IsRefusal(failure)) << failure.category().name() << " " << failure.value();
   }
   EXPECT_NE(MakeUpnpError(upnp::kNoPortMapsAvailable), Refusal::kPortTaken);
@@ -253,7 +255,8 @@ TEST(Refusals, EachProtocolsCodesMapOntoTheConditions) {
 TEST(PcpMapper, ADeleteOfNothingOrOfAnotherNonceLeavesNothingOfOursToDelete) {
   std::atomic<uint8_t> result{8};
   ScriptedPcpServer server([&result](const std::vector<uint8_t>& req) {
-    return std::vector<ScriptedPcpServer::Reply>{{Answer(req, IsPresenceRequest(req) && req[24] != 0x01 ? 0 : result.load(), 100)}};
+    return std::vector<ScriptedPcpServer::Reply>{
+        {Answer(req, IsPresenceRequest(req) && req[24] != 0x01 ? 0 : result.load(), 100)}};
   });
   PcpMapper mapper(Options(server.port()));
   ASSERT_EQ(mapper.Probe().status, GatewayInfo::Status::kReady);

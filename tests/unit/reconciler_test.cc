@@ -16,13 +16,15 @@ class ReconcilerTest : public ::testing::Test {
  protected:
   ReconcilerTest() : store_(StoreOptions{":memory:", 1000, Seconds(86400)}) {
     options_.lease_lifetime = Seconds(3600);
-    options_.jitter_fraction = 0.0;          // deterministic renewal times
+    options_.jitter_fraction = 0.0;            // deterministic renewal times
     options_.probe_interval = Seconds(86400);  // keep re-probing out of the timing checks
-    options_.verify_interval = Seconds(86400);  // and the periodic check too, unless a test wants it
-    reconciler_ = std::make_unique<Reconciler>(store_, gateway_, options_, [this] { return now_; },
-                                               [] { return 0.0; });
+    options_.verify_interval =
+        Seconds(86400);  // and the periodic check too, unless a test wants it
+    reconciler_ = std::make_unique<Reconciler>(
+        store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
   }
-  void AddDevice(const std::string& name, const std::string& address, PortRange sip, PortRange rtp) {
+  void AddDevice(const std::string& name, const std::string& address, PortRange sip,
+                 PortRange rtp) {
     Device d;
     d.name = name;
     d.address = address;
@@ -95,7 +97,8 @@ TEST_F(ReconcilerTest, RenewsOnlyWhenDueAndMovesTheExpiry) {
 
 TEST_F(ReconcilerTest, JitterRenewsEarlierButNeverLater) {
   options_.jitter_fraction = 0.1;
-  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.999; });
+  Reconciler r(
+      store_, gateway_, options_, [this] { return now_; }, [] { return 0.999; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   r.RunOnce();
   for (const auto& m : Mappings()) {
@@ -224,7 +227,8 @@ TEST_F(ReconcilerTest, AConflictWithAnotherHostIsFailedNotStatic) {
   for (const auto& m : Mappings()) {
     if (m.transport == Transport::kUdp && m.internal_port == 5060) {
       EXPECT_EQ(m.state, MappingState::kFailed);
-      EXPECT_NE(m.detail.find("held on the gateway by 192.168.1.99:5060"), std::string::npos) << m.detail;
+      EXPECT_NE(m.detail.find("held on the gateway by 192.168.1.99:5060"), std::string::npos)
+          << m.detail;
     } else {
       EXPECT_EQ(m.state, MappingState::kStaticRule);
     }
@@ -246,7 +250,8 @@ TEST_F(ReconcilerTest, ATakenRtpPortMovesTheWholeRtpBlockToAFreeOne) {
   reconciler_->RunOnce();
   EXPECT_EQ(Count(MappingState::kActive), 6);
   for (uint16_t p = 10000; p <= 10001; ++p) {
-    EXPECT_FALSE(gateway_.table.count({Transport::kUdp, p})) << p << " of the old block was released";
+    EXPECT_FALSE(gateway_.table.count({Transport::kUdp, p}))
+        << p << " of the old block was released";
   }
   EXPECT_EQ(gateway_.table.at({Transport::kUdp, 10002}).internal_address, "192.168.1.99");
   for (uint16_t p = 10004; p <= 10007; ++p) EXPECT_TRUE(gateway_.table.count({Transport::kUdp, p}));
@@ -254,7 +259,8 @@ TEST_F(ReconcilerTest, ATakenRtpPortMovesTheWholeRtpBlockToAFreeOne) {
 
 TEST_F(ReconcilerTest, ForcedStaticDevicesNeverAskTheGateway) {
   options_.force_static_devices = {"pbx1"};
-  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  Reconciler r(
+      store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   AddDevice("pbx1", "192.168.1.2", {5080, 5080}, {12000, 12000});
   r.RunOnce();
@@ -285,14 +291,16 @@ TEST_F(ReconcilerTest, EachMappingGetsAProtocolThatCanServeItsAddress) {
   natpmp.kind = GatewayProtocol::kNatPmp;
   natpmp.third_party = false;
   natpmp.local = "192.168.1.2";
-  Reconciler r(store_, std::vector<PortMapper*>{&natpmp, &gateway_}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&natpmp, &gateway_}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("pbx1", "192.168.1.2", {5080, 5080}, {12000, 12000});
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   RunUntilProbed(r);
   for (const auto& m : Mappings()) {
     EXPECT_EQ(m.state, MappingState::kActive);
-    EXPECT_EQ(m.protocol, m.device == "pbx1" ? GatewayProtocol::kNatPmp : GatewayProtocol::kUpnpIgd);
+    EXPECT_EQ(m.protocol,
+              m.device == "pbx1" ? GatewayProtocol::kNatPmp : GatewayProtocol::kUpnpIgd);
   }
   EXPECT_EQ(natpmp.maps, 3);
   EXPECT_EQ(gateway_.maps, 3);
@@ -302,8 +310,9 @@ TEST_F(ReconcilerTest, ARefusalIsTriedOnTheNextProtocolBeforeStaticRules) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
   pcp.refuse_with = 718;  // stands in for a third-party refusal of the preferred protocol
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   RunUntilProbed(r);
   now_ += Seconds(1);  // a refusal while a probe was still running is asked again a second later
@@ -315,12 +324,13 @@ TEST_F(ReconcilerTest, ARefusalIsTriedOnTheNextProtocolBeforeStaticRules) {
 TEST_F(ReconcilerTest, AGatewayThatLostItsStateGetsEveryMappingBack) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   r.RunOnce();
   EXPECT_EQ(pcp.maps, 3);
-  pcp.table.clear();  // the router rebooted
+  pcp.table.clear();      // the router rebooted
   pcp.state_lost = true;  // and its epoch said so
   now_ += Seconds(10);
   r.RunOnce();
@@ -331,7 +341,8 @@ TEST_F(ReconcilerTest, AGatewayThatLostItsStateGetsEveryMappingBack) {
 
 TEST_F(ReconcilerTest, ThePeriodicCheckRestoresEntriesTheGatewayForgot) {
   options_.verify_interval = Seconds(60);
-  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  Reconciler r(
+      store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   EXPECT_EQ(r.RunOnce(), now_ + Seconds(60)) << "the next check is the next thing due";
   EXPECT_EQ(gateway_.maps, 3);
@@ -381,7 +392,8 @@ TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrp
   EXPECT_EQ(Count(MappingState::kActive), 4);
   EXPECT_FALSE(gateway_.table.count({Transport::kUdp, 7000})) << "tagged orphan deleted";
   EXPECT_TRUE(gateway_.table.count({Transport::kUdp, 7001})) << "foreign entry untouched";
-  EXPECT_TRUE(gateway_.table.count({Transport::kUdp, 7002})) << "another instance's entry untouched";
+  EXPECT_TRUE(gateway_.table.count({Transport::kUdp, 7002}))
+      << "another instance's entry untouched";
   for (const auto& m : Mappings()) {
     if (m.internal_port == 10001) continue;
     // Adopted with the time the gateway says is left, renewed when half a lifetime is left.
@@ -394,8 +406,9 @@ TEST_F(ReconcilerTest, StartUpAdoptsLiveEntriesReAddsLostOnesAndDeletesTaggedOrp
 TEST_F(ReconcilerTest, AnAdoptedLeaseWithLessThanHalfItsLifetimeLeftIsRenewedAtOnce) {
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   const std::string tag = "natpilot " + store_.InstanceId() + " ata1";
-  for (auto [t, p] : {std::pair{Transport::kUdp, uint16_t{5060}}, std::pair{Transport::kTcp, uint16_t{5060}},
-                      std::pair{Transport::kUdp, uint16_t{10000}}}) {
+  for (auto [t, p] :
+       {std::pair{Transport::kUdp, uint16_t{5060}}, std::pair{Transport::kTcp, uint16_t{5060}},
+        std::pair{Transport::kUdp, uint16_t{10000}}}) {
     gateway_.table[{t, p}] = GatewayEntry{t, p, "192.168.1.20", p, tag, Seconds(600)};
   }
   reconciler_->RunOnce();
@@ -437,8 +450,9 @@ TEST_F(ReconcilerTest, AReleaseWaitsForAnUnreachableGateway) {
 TEST_F(ReconcilerTest, LeasesOfAProtocolThatStopsAnsweringLeaveActiveAtOnce) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   RunUntilProbed(r);
   for (const auto& m : Mappings()) ASSERT_EQ(m.protocol, GatewayProtocol::kPcp);
@@ -466,8 +480,9 @@ TEST_F(ReconcilerTest, LeasesOfAProtocolThatStopsAnsweringLeaveActiveAtOnce) {
 TEST_F(ReconcilerTest, AProtocolThatStoppedAnsweringIsProbedAgainSoon) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp, &gateway_}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   RunUntilProbed(r);
   ASSERT_EQ(pcp.table.size(), 3u);
@@ -485,7 +500,8 @@ TEST_F(ReconcilerTest, AProtocolThatStoppedAnsweringIsProbedAgainSoon) {
     ASSERT_GT(wake, now_ - Seconds(1));
     now_ = std::min(std::max(wake, now_ + Seconds(1)), deadline);
   }
-  ASSERT_GT(pcp.probes, probes) << "PCP was not probed again within " << (options_.probe_retry_min * 2).count() << " s";
+  ASSERT_GT(pcp.probes, probes) << "PCP was not probed again within "
+                                << (options_.probe_retry_min * 2).count() << " s";
   RunUntilProbed(r);
   r.RunOnce();
   for (const auto& m : Mappings()) {
@@ -508,8 +524,9 @@ TEST_F(ReconcilerTest, WhatFellBackWhileAProtocolWasSilentIsMappedWhenItAnswersA
   FakeGateway natpmp;
   natpmp.kind = GatewayProtocol::kNatPmp;
   natpmp.third_party = false;  // maps only to natpilotd's own host
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp, &natpmp}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp, &natpmp}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   RunUntilProbed(r);
   ASSERT_EQ(pcp.table.size(), 3u);
@@ -517,7 +534,8 @@ TEST_F(ReconcilerTest, WhatFellBackWhileAProtocolWasSilentIsMappedWhenItAnswersA
   now_ += Seconds(60);
   r.RequestProbe();
   RunUntilProbed(r);
-  ASSERT_EQ(Count(MappingState::kStaticRule), 3) << "only NAT-PMP answers, and it cannot map for ata1";
+  ASSERT_EQ(Count(MappingState::kStaticRule), 3)
+      << "only NAT-PMP answers, and it cannot map for ata1";
   pcp.reachable = true;
   const TimePoint deadline = now_ + options_.probe_retry_min * 2;
   while (now_ < deadline && Count(MappingState::kActive) < 3) {
@@ -533,8 +551,9 @@ TEST_F(ReconcilerTest, AnAnnounceRenewsEveryPcpLeaseAtOnceAndAFloodCostsTwoCheck
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
   pcp.address = "192.168.1.1";
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   r.RunOnce();
   ASSERT_EQ(pcp.maps, 3);
@@ -563,8 +582,9 @@ TEST_F(ReconcilerTest, AnAnnounceRenewsEveryPcpLeaseAtOnceAndAFloodCostsTwoCheck
 TEST_F(ReconcilerTest, TheReturnOfALostGatewayIsNoticedWithinTheOutageCheck) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10000});
   r.RunOnce();
   pcp.reachable = false;
@@ -625,7 +645,8 @@ TEST_F(ReconcilerTest, ADeviceMovedWhileItsPlanIsMappedLeavesOnlyTheNewAddress) 
     if (++calls != 20) return;
     Device d = *store_.GetDevice("big");
     d.address = "192.168.1.21";
-    ASSERT_TRUE(store_.UpdateDevice(d, Event{0, now_, "device.updated", "big", "test", ""}, Store::Released::kRearm));
+    ASSERT_TRUE(store_.UpdateDevice(d, Event{0, now_, "device.updated", "big", "test", ""},
+                                    Store::Released::kRearm));
   };
   reconciler_->RunOnce();
   gateway_.on_map = nullptr;
@@ -638,12 +659,14 @@ TEST_F(ReconcilerTest, ADeviceMovedWhileItsPlanIsMappedLeavesOnlyTheNewAddress) 
 TEST_F(ReconcilerTest, NoPcpRequestLeavesForAMappingRemovedBeforeItsNonceIsKept) {
   FakeGateway pcp;
   pcp.kind = GatewayProtocol::kPcp;
-  Reconciler r(store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
-               [] { return 0.0; });
+  Reconciler r(
+      store_, std::vector<PortMapper*>{&pcp}, options_, [this] { return now_; },
+      [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10009});
   pcp.on_map = [&] {
     if (pcp.maps == 0) {
-      ASSERT_TRUE(store_.RemoveDevice("ata1", Event{0, now_, "device.removed", "ata1", "test", ""}));
+      ASSERT_TRUE(
+          store_.RemoveDevice("ata1", Event{0, now_, "device.removed", "ata1", "test", ""}));
     }
   };
   r.RunOnce();
@@ -661,7 +684,8 @@ TEST_F(ReconcilerTest, NoPcpRequestLeavesForAMappingRemovedBeforeItsNonceIsKept)
 TEST_F(ReconcilerTest, ANewExternalAddressMovesEveryLeaseAtOnce) {
   gateway_.address = "192.168.1.1";
   options_.verify_interval = Seconds(60);
-  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  Reconciler r(
+      store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   r.RunOnce();
   ASSERT_EQ(gateway_.maps, 4);
@@ -687,8 +711,9 @@ TEST_F(ReconcilerTest, ANewExternalAddressMovesEveryLeaseAtOnce) {
   for (const Event& e : store_.ListEvents(0, 100)) {
     if (e.kind != "gateway.external-address-changed") continue;
     ++changes;
-    EXPECT_EQ(e.message, "198.51.100.7 -> 198.51.100.8 (noticed by the check after a NAT-PMP "
-                         "announcement (upnp-igd); 4 leases updated)");
+    EXPECT_EQ(e.message,
+              "198.51.100.7 -> 198.51.100.8 (noticed by the check after a NAT-PMP "
+              "announcement (upnp-igd); 4 leases updated)");
   }
   EXPECT_EQ(changes, 1u);
   // Without an announcement: the periodic check (verify_interval) reads it. (The announcement
@@ -725,7 +750,8 @@ TEST_F(ReconcilerTest, ANewExternalAddressMovesEveryLeaseAtOnce) {
 TEST_F(ReconcilerTest, AHintOfANewAddressIsCheckedWithTheGatewayAtOnce) {
   gateway_.address = "192.168.1.1";
   options_.verify_interval = Seconds(3600);
-  Reconciler r(store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
+  Reconciler r(
+      store_, gateway_, options_, [this] { return now_; }, [] { return 0.0; });
   AddDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001});
   r.RunOnce();
   r.RunOnce();
@@ -738,7 +764,8 @@ TEST_F(ReconcilerTest, AHintOfANewAddressIsCheckedWithTheGatewayAtOnce) {
   // The gateway has a new address: the next hint finds it, without waiting for the periodic check.
   gateway_.external_address = "198.51.100.8";
   now_ += Seconds(1);
-  r.CheckExternalAddress("the doctor's STUN answer (198.51.100.8)");  // within the interval: deferred
+  r.CheckExternalAddress(
+      "the doctor's STUN answer (198.51.100.8)");  // within the interval: deferred
   r.RunOnce();
   EXPECT_EQ(r.ExternalAddress(), "198.51.100.7");
   now_ += options_.announce_min_interval;

@@ -13,8 +13,9 @@ class RegistryTest : public ::testing::Test {
  protected:
   RegistryTest()
       : store_(StoreOptions{":memory:", 1000, Seconds(86400)}),
-        registry_(store_, Policy{}, PortPlan{}, [] { return TimePoint(Seconds(1700000000)); },
-                  [this] { ++wakes_; }) {}
+        registry_(
+            store_, Policy{}, PortPlan{}, [] { return TimePoint(Seconds(1700000000)); },
+            [this] { ++wakes_; }) {}
   SqliteStore store_;
   Registry registry_;
   int wakes_ = 0;
@@ -47,14 +48,16 @@ TEST_F(RegistryTest, RegisterAppliesDefaultsRecordsTheCallerAndWakesTheReconcile
 TEST_F(RegistryTest, InvalidRequestsChangeNothingAndDoNotWake) {
   DeviceInput in;
   in.name = "ata1";
-  EXPECT_NE(registry_.Register(in, "t").error().message.find("address is required"), std::string::npos);
+  EXPECT_NE(registry_.Register(in, "t").error().message.find("address is required"),
+            std::string::npos);
   in.address = "300.1.1.1";
   EXPECT_FALSE(registry_.Register(in, "t"));
   in.address = "192.168.1.20";
   in.rtp = PortRange{500, 600};
   auto refused = registry_.Register(in, "t");
   EXPECT_EQ(refused.error().code, make_error_code(Errc::kPermissionDenied));
-  EXPECT_NE(refused.error().message.find("policy.internal_ports"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("policy.internal_ports"), std::string::npos)
+      << refused.error().message;
   in.rtp = PortRange{600, 500};
   EXPECT_EQ(registry_.Register(in, "t").error().code, make_error_code(Errc::kInvalidArgument));
   in.rtp.reset();
@@ -123,8 +126,9 @@ TEST(RegistryPolicy, MaxDevicesAndDeviceNetworksNameTheRule) {
   SqliteStore store(StoreOptions{":memory:", 1000, Seconds(86400)});
   Policy policy;
   policy.max_devices = 1;
-  Registry registry(store, policy, PortPlan{}, [] { return TimePoint(Seconds(1700000000)); }, {},
-                    [] { return std::vector<Subnet>{*ParseSubnet("192.168.1.0/24", "t")}; });
+  Registry registry(
+      store, policy, PortPlan{}, [] { return TimePoint(Seconds(1700000000)); }, {},
+      [] { return std::vector<Subnet>{*ParseSubnet("192.168.1.0/24", "t")}; });
   DeviceInput in;
   in.name = "ata1";
   in.address = "10.0.0.5";
@@ -132,7 +136,8 @@ TEST(RegistryPolicy, MaxDevicesAndDeviceNetworksNameTheRule) {
   ASSERT_FALSE(outside);
   EXPECT_EQ(outside.error().code, make_error_code(Errc::kPermissionDenied));
   EXPECT_NE(outside.error().message.find("policy.device_networks"), std::string::npos);
-  EXPECT_NE(outside.error().message.find("192.168.1.0/24"), std::string::npos) << outside.error().message;
+  EXPECT_NE(outside.error().message.find("192.168.1.0/24"), std::string::npos)
+      << outside.error().message;
   in.address = "192.168.1.20";
   ASSERT_TRUE(registry.Register(in, "t"));
   in.name = "ata2";
@@ -157,12 +162,14 @@ TEST(RegistryPolicy, PortsPerDeviceAndExternalRangeNameTheRule) {
   in.address = "192.168.1.2";
   auto many = registry.Register(in, "t");  // 11*2 + 100 = 122 ports
   ASSERT_FALSE(many);
-  EXPECT_NE(many.error().message.find("policy.max_ports_per_device allows at most 50"), std::string::npos)
+  EXPECT_NE(many.error().message.find("policy.max_ports_per_device allows at most 50"),
+            std::string::npos)
       << many.error().message;
   in.rtp = PortRange{30000, 30009};
   auto ext = registry.Register(in, "t");
   ASSERT_FALSE(ext);
-  EXPECT_NE(ext.error().message.find("policy.external_ports"), std::string::npos) << ext.error().message;
+  EXPECT_NE(ext.error().message.find("policy.external_ports"), std::string::npos)
+      << ext.error().message;
   in.rtp = PortRange{10000, 10009};
   EXPECT_TRUE(registry.Register(in, "t"));
 }

@@ -1,7 +1,7 @@
 // A store read that fails (a real SQLite error: a table renamed away under the running daemon's
 // connection) is an error for that pass, never a crash: the identity watch's thread and the rules
-// writer log it and work again once the fault clears; the event bus keeps a throwing subscriber from
-// reaching the committer.
+// writer log it and work again once the fault clears; the event bus keeps a throwing subscriber
+// from reaching the committer.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -25,7 +25,8 @@ using testing::WaitUntil;
 class StoreFaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("natpilot-faults-" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("natpilot-faults-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     store_ = std::make_unique<SqliteStore>(StoreOptions{DbPath()});
@@ -70,7 +71,8 @@ TEST_F(StoreFaultTest, TheIdentityWatchThreadSurvivesAFailedReadAndWorksOnceItCl
       *store_, IdentityOptions{true, Seconds(3600), Seconds(600)},
       [&probes](const std::vector<std::string>& addresses) {
         ++probes;
-        return std::vector<NeighborAnswer>(addresses.size(), {NeighborAnswer::Kind::kAnswered, "02:00:00:00:00:0a"});
+        return std::vector<NeighborAnswer>(addresses.size(),
+                                           {NeighborAnswer::Kind::kAnswered, "02:00:00:00:00:0a"});
       },
       [this] { return now_; }, nullptr);
   TableAway away(DbPath(), "devices");
@@ -81,7 +83,8 @@ TEST_F(StoreFaultTest, TheIdentityWatchThreadSurvivesAFailedReadAndWorksOnceItCl
 
   away.Restore();
   watch.Wake();
-  EXPECT_TRUE(WaitUntil([&] { return store_->GetDevice("ata1")->mac == "02:00:00:00:00:0a"; })) << log.All();
+  EXPECT_TRUE(WaitUntil([&] { return store_->GetDevice("ata1")->mac == "02:00:00:00:00:0a"; }))
+      << log.All();
   watch.Stop();
   EXPECT_EQ(store_->ListEvents(0, 1).back().kind, "device.identified");
 }
@@ -134,8 +137,10 @@ TEST(EventBusTest, AThrowingSubscriberIsLoggedAndTheOthersStillGetTheEvents) {
   LogCapture log;
   EventBus bus;
   int seen = 0;
-  auto throwing = bus.Listen([](const std::vector<Event>&) { throw std::runtime_error("database is locked"); });
-  auto counting = bus.Listen([&seen](const std::vector<Event>& events) { seen += static_cast<int>(events.size()); });
+  auto throwing =
+      bus.Listen([](const std::vector<Event>&) { throw std::runtime_error("database is locked"); });
+  auto counting = bus.Listen(
+      [&seen](const std::vector<Event>& events) { seen += static_cast<int>(events.size()); });
   const std::vector<Event> events{Event{7, TimePoint{}, "k", "", "t", ""}};
   EXPECT_NO_THROW(bus.Publish(events));
   EXPECT_EQ(seen, 1);

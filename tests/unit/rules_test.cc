@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
-
-#include "golden.h"
-
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
+
+#include "golden.h"
 
 namespace natpilot::rules {
 namespace {
@@ -65,19 +64,26 @@ TEST_P(RulesGolden, MatchesTheGoldenFile) {
 
 INSTANTIATE_TEST_SUITE_P(
     Formats, RulesGolden,
-    ::testing::Values(Case{Format::kNftables, false, "lab.nft"}, Case{Format::kNftables, true, "lab-hairpin.nft"},
+    ::testing::Values(Case{Format::kNftables, false, "lab.nft"},
+                      Case{Format::kNftables, true, "lab-hairpin.nft"},
                       Case{Format::kIptables, false, "lab.iptables"},
                       Case{Format::kIptables, true, "lab-hairpin.iptables"},
-                      Case{Format::kOpenwrt, false, "lab.uci"}, Case{Format::kOpenwrt, true, "lab-hairpin.uci"}),
-    [](const auto& p) { return p.param.file.substr(0, p.param.file.find('.')).replace(3, 1, "_") +
-                               "_" + std::string(ToString(p.param.format)); });
+                      Case{Format::kOpenwrt, false, "lab.uci"},
+                      Case{Format::kOpenwrt, true, "lab-hairpin.uci"}),
+    [](const auto& p) {
+      return p.param.file.substr(0, p.param.file.find('.')).replace(3, 1, "_") + "_" +
+             std::string(ToString(p.param.format));
+    });
 
 TEST(Rules, OneRulePerDeviceAndTransportNotPerPort) {
   auto text = *Generate(Format::kNftables, Registry(), Lab(false));
   size_t dnat = 0;
-  for (size_t at = text.find(" dnat to "); at != std::string::npos; at = text.find(" dnat to ", at + 1)) ++dnat;
+  for (size_t at = text.find(" dnat to "); at != std::string::npos;
+       at = text.find(" dnat to ", at + 1))
+    ++dnat;
   EXPECT_EQ(dnat, 3u);  // ata1 udp, ata1 tcp, pbx udp
-  EXPECT_NE(text.find("udp dport { 5060-5070, 10000-10099 } dnat to 192.168.50.10"), std::string::npos);
+  EXPECT_NE(text.find("udp dport { 5060-5070, 10000-10099 } dnat to 192.168.50.10"),
+            std::string::npos);
 }
 
 TEST(Rules, RouterParametersAreCheckedBeforeAnythingIsWritten) {
@@ -111,7 +117,7 @@ TEST(Rules, RouterParametersAreCheckedBeforeAnythingIsWritten) {
   }
   params = Lab(false);
   for (const std::string& bad : {"inet\nfw4\nforward"s, "inet fw4 forward\n"s, "inet  fw4 forward"s,
-                                "inet fw4\tforward"s, "inet fw4 forward\0\nflush ruleset"s}) {
+                                 "inet fw4\tforward"s, "inet fw4 forward\0\nflush ruleset"s}) {
     params.forward_chain = bad;
     auto r = Generate(Format::kNftables, Registry(), params);
     ASSERT_FALSE(r) << "forward chain of " << bad.size() << " bytes accepted";

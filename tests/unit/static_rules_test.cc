@@ -14,7 +14,8 @@ namespace {
 class StaticRulesTest : public ::testing::Test {
  protected:
   StaticRulesTest() : store_(StoreOptions{":memory:", 1000, Seconds(86400)}) {
-    folder_ = std::filesystem::temp_directory_path() / ("natpilot-rules-" + std::to_string(::getpid()));
+    folder_ =
+        std::filesystem::temp_directory_path() / ("natpilot-rules-" + std::to_string(::getpid()));
     Add("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099});
     Add("pbx1", "192.168.1.2", {5080, 5081}, {12000, 12009});
   }

@@ -16,7 +16,8 @@ namespace {
 class StoreSafety : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("natpilot-safety-" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("natpilot-safety-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }
@@ -61,14 +62,20 @@ TEST_F(StoreSafety, EventTextAndMappingDetailsAreStoredSafe) {
 }
 
 TEST_F(StoreSafety, TheDatabaseFileIsCreatedPrivate) {
-  { SqliteStore store(StoreOptions{Path()}); ASSERT_TRUE(store.AddDevice(Ata(), Ev("a"))); }
+  {
+    SqliteStore store(StoreOptions{Path()});
+    ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  }
   struct stat st {};
   ASSERT_EQ(::stat(Path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST_F(StoreSafety, ADamagedDatabaseStopsTheStartAndIsNotOverwritten) {
-  { SqliteStore store(StoreOptions{Path()}); ASSERT_TRUE(store.AddDevice(Ata(), Ev("a"))); }
+  {
+    SqliteStore store(StoreOptions{Path()});
+    ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
+  }
   // Overwrite the middle of the file (past the header page) with garbage.
   const auto size = std::filesystem::file_size(Path());
   ASSERT_GT(size, 8192u);
@@ -108,7 +115,8 @@ TEST_F(StoreSafety, ANewerSchemaStopsTheStart) {
     SqliteStore store(StoreOptions{Path()});
     FAIL() << "a newer schema was opened";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("newer than this natpilotd knows"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("newer than this natpilotd knows"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -143,7 +151,8 @@ TEST_F(StoreSafety, SuspendingReleasesLeasesAndResumingWantsThemAgain) {
   ASSERT_TRUE(store.UpdateDevice(up, Ev("device.updated"), Store::Released::kKeep));
   for (const Mapping& m : Ms()) EXPECT_TRUE(m.released) << m.internal_port;
   ASSERT_TRUE(store.UpdateDevice(up, Ev("device.updated"), Store::Released::kRearm));
-  for (const Mapping& m : Ms()) EXPECT_TRUE(m.released) << "an admin's update too: " << m.internal_port;
+  for (const Mapping& m : Ms())
+    EXPECT_TRUE(m.released) << "an admin's update too: " << m.internal_port;
 
   d = store.SetDeviceIdentity("ata1", "02:00:00:00:00:01", "", {Ev("device.resumed")});
   ASSERT_TRUE(d);
@@ -168,7 +177,8 @@ TEST_F(StoreSafety, ALeaseGrantedWhileItsMappingWasReleasedIsQueuedForDeletion) 
   ASSERT_TRUE(store.AddDevice(Ata(), Ev("a")));
   // A reconciler pass loaded the mappings before the release...
   auto in_flight = store.ListMappings("ata1").value();
-  ASSERT_TRUE(store.SetDeviceIdentity("ata1", "02:00:00:00:00:01", "another MAC", {Ev("device.suspended")}));
+  ASSERT_TRUE(store.SetDeviceIdentity("ata1", "02:00:00:00:00:01", "another MAC",
+                                      {Ev("device.suspended")}));
   EXPECT_TRUE(store.ListReleases().empty());  // nothing held a lease yet
   // ...and saves the leases it got meanwhile.
   for (auto& m : in_flight) {
@@ -262,7 +272,8 @@ TEST_F(IntentChangedMidPass, ANarrowedPlanQueuesOnlyTheDroppedPorts) {
   ASSERT_EQ(releases.size(), 5u);
   for (const Release& r : releases) EXPECT_GE(r.external_port, 10005);
   uint32_t active = 0;
-  for (const Mapping& m : store.ListMappings("ata1").value()) active += m.state == MappingState::kActive;
+  for (const Mapping& m : store.ListMappings("ata1").value())
+    active += m.state == MappingState::kActive;
   EXPECT_EQ(active, 2u + 5u);  // SIP udp+tcp and the five RTP ports kept their leases
 }
 

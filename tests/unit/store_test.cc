@@ -79,7 +79,7 @@ TEST_P(StoreConformance, LeasesPastTheirEndAreNotActive) {
     ms[i].protocol = GatewayProtocol::kPcp;
     ms[i].external_address = "203.0.113.7";
     // 0: ended a minute ago, 1: ends in an hour, 2: permanent, 3: renewing, ended a second ago.
-    ms[i].expires_at = i == 0 ? now - Seconds(60)
+    ms[i].expires_at = i == 0   ? now - Seconds(60)
                        : i == 1 ? now + Seconds(3600)
                        : i == 2 ? TimePoint{}
                                 : now - Seconds(1);
@@ -121,21 +121,25 @@ TEST_P(StoreConformance, AddDeviceStoresItsWholePlan) {
 }
 
 TEST_P(StoreConformance, DuplicatesAndPortConflictsChangeNothing) {
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
   const uint64_t version = store_->RegistryVersion();
   const size_t events = store_->ListEvents(0, 1000).size();
 
-  auto dup = store_->AddDevice(MakeDevice("ata1", "192.168.1.21", {6060, 6070}, {20000, 20099}), Ev("b"));
+  auto dup =
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.21", {6060, 6070}, {20000, 20099}), Ev("b"));
   ASSERT_FALSE(dup);
   EXPECT_EQ(dup.error().code, make_error_code(Errc::kAlreadyExists));
 
-  auto clash = store_->AddDevice(MakeDevice("ata2", "192.168.1.21", {6060, 6070}, {10090, 10199}), Ev("c"));
+  auto clash =
+      store_->AddDevice(MakeDevice("ata2", "192.168.1.21", {6060, 6070}, {10090, 10199}), Ev("c"));
   ASSERT_FALSE(clash);
   EXPECT_EQ(clash.error().code, make_error_code(Errc::kConflict));
   // Who holds the ports is for admins only (a device token is told the message alone).
   EXPECT_EQ(clash.error().message.find("ata1"), std::string::npos);
   EXPECT_NE(clash.error().admin_note.find("ata1"), std::string::npos);
-  EXPECT_NE(ForAdmin(clash.error()).message.find("(device 'ata1' holds 10090-10"), std::string::npos);
+  EXPECT_NE(ForAdmin(clash.error()).message.find("(device 'ata1' holds 10090-10"),
+            std::string::npos);
 
   EXPECT_EQ(store_->ListDevices().size(), 1u);
   EXPECT_EQ(Mappings().size(), 122u);
@@ -144,7 +148,8 @@ TEST_P(StoreConformance, DuplicatesAndPortConflictsChangeNothing) {
 }
 
 TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5061}, {10000, 10001}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5061}, {10000, 10001}), Ev("a")));
   auto ms = Mappings();
   ms[0].nonce = "0102030405060708090a0b0c";
   Lease({ms[0]});
@@ -155,7 +160,8 @@ TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
   ASSERT_EQ(releases.size(), 1u);
   EXPECT_EQ(releases[0].external_port, ms[0].external_port);
   EXPECT_EQ(releases[0].internal_address, "192.168.1.20");
-  EXPECT_EQ(releases[0].device, "ata1 (removed)") << "a device registered under the name later must not see these";
+  EXPECT_EQ(releases[0].device, "ata1 (removed)")
+      << "a device registered under the name later must not see these";
   EXPECT_EQ(releases[0].nonce, "0102030405060708090a0b0c") << "a PCP delete needs the same nonce";
   ASSERT_TRUE(store_->FinishRelease(releases[0], false, {}));
   EXPECT_EQ(store_->ListReleases()[0].failures, 1u);
@@ -165,15 +171,16 @@ TEST_P(StoreConformance, RemovingADeviceQueuesReleasesForItsLeasesOnly) {
 }
 
 TEST_P(StoreConformance, UpdateKeepsLeasesOfPortsThatStayAndReleasesTheRest) {
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10003}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10003}), Ev("a")));
   Lease(Mappings());
   auto d = *store_->GetDevice("ata1");
   d.plan.rtp = {10002, 10005};
   ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kRearm));
   int active = 0, pending = 0;
   for (const auto& m : Mappings()) (m.state == MappingState::kActive ? active : pending)++;
-  EXPECT_EQ(active, 4);   // 5060 udp+tcp, 10002, 10003
-  EXPECT_EQ(pending, 2);  // 10004, 10005
+  EXPECT_EQ(active, 4);                          // 5060 udp+tcp, 10002, 10003
+  EXPECT_EQ(pending, 2);                         // 10004, 10005
   EXPECT_EQ(store_->ListReleases().size(), 2u);  // 10000, 10001
 
   d.address = "192.168.1.30";  // a new address: every lease goes
@@ -183,7 +190,8 @@ TEST_P(StoreConformance, UpdateKeepsLeasesOfPortsThatStayAndReleasesTheRest) {
 }
 
 TEST_P(StoreConformance, ReleaseMarksMappingsAndQueuesTheirLeases) {
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
   auto ms = Mappings();
   Lease({ms[0]});
   auto n = store_->ReleaseMappings("", Ev("mapping.release-requested"), true);
@@ -200,7 +208,8 @@ TEST_P(StoreConformance, ReleaseMarksMappingsAndQueuesTheirLeases) {
 // Who released a mapping decides what maps it again: an admin's release only an admin's update
 // (not the device's own token, not the end of a suspension); the device's own release any update.
 TEST_P(StoreConformance, AnAdminsReleaseIsUndoneOnlyByAnAdmin) {
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5060}, {10000, 10001}), Ev("a")));
   auto released = [&] {
     int n = 0;
     for (const auto& m : Mappings()) n += m.released;
@@ -215,7 +224,8 @@ TEST_P(StoreConformance, AnAdminsReleaseIsUndoneOnlyByAnAdmin) {
   ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kKeep));
   EXPECT_EQ(released(), 6) << "ports a new plan adds stay released too";
   // Suspended and resumed (the device unplugged for a while): the admin's release still holds.
-  ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "absent", {Ev("device.suspended")}));
+  ASSERT_TRUE(
+      store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "absent", {Ev("device.suspended")}));
   ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "", {Ev("device.resumed")}));
   EXPECT_EQ(released(), 6) << "a resumption undid an admin's release";
   ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kRearm));
@@ -224,10 +234,12 @@ TEST_P(StoreConformance, AnAdminsReleaseIsUndoneOnlyByAnAdmin) {
   // Released with its own token: its own update maps them again, and a resumption brings back only
   // what the suspension took.
   ASSERT_TRUE(store_->ReleaseMappings("ata1", Ev("mapping.release-requested"), false));
-  for (const auto& m : Mappings()) EXPECT_NE(m.detail.find("own token"), std::string::npos) << m.detail;
+  for (const auto& m : Mappings())
+    EXPECT_NE(m.detail.find("own token"), std::string::npos) << m.detail;
   ASSERT_TRUE(store_->UpdateDevice(d, Ev("device.updated"), Store::Released::kKeep));
   EXPECT_EQ(released(), 0);
-  ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "absent", {Ev("device.suspended")}));
+  ASSERT_TRUE(
+      store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "absent", {Ev("device.suspended")}));
   EXPECT_EQ(released(), 6);
   ASSERT_TRUE(store_->SetDeviceIdentity("ata1", "02:00:00:00:00:01", "", {Ev("device.resumed")}));
   EXPECT_EQ(released(), 0);
@@ -235,7 +247,8 @@ TEST_P(StoreConformance, AnAdminsReleaseIsUndoneOnlyByAnAdmin) {
 
 TEST_P(StoreConformance, EventsGetIdsReachTheListenerAndAreBounded) {
   std::vector<Event> heard;
-  store_->SetEventListener([&](const std::vector<Event>& es) { heard.insert(heard.end(), es.begin(), es.end()); });
+  store_->SetEventListener(
+      [&](const std::vector<Event>& es) { heard.insert(heard.end(), es.begin(), es.end()); });
   for (int i = 0; i < 120; ++i) ASSERT_TRUE(store_->AppendEvents({Ev("e" + std::to_string(i))}));
   ASSERT_EQ(heard.size(), 120u);
   EXPECT_GT(heard.back().id, heard.front().id);
@@ -259,7 +272,8 @@ TEST_P(StoreConformance, InstanceIdAndStateSurviveReopening) {
   if (!GetParam().on_disk) GTEST_SKIP() << "an in-memory database does not outlive its connection";
   const std::string id = store_->InstanceId();
   EXPECT_EQ(id.size(), 8u);
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
   Open();
   EXPECT_EQ(store_->InstanceId(), id);
   EXPECT_EQ(store_->SchemaVersion(), 3);
@@ -268,7 +282,8 @@ TEST_P(StoreConformance, InstanceIdAndStateSurviveReopening) {
 
 TEST_P(StoreConformance, RenewalsDoNotGrowTheDatabase) {
   if (!GetParam().on_disk) GTEST_SKIP() << "file size is only meaningful on disk";
-  ASSERT_TRUE(store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
+  ASSERT_TRUE(
+      store_->AddDevice(MakeDevice("ata1", "192.168.1.20", {5060, 5070}, {10000, 10099}), Ev("a")));
   auto ms = Mappings();
   auto renew_all = [&](int round) {
     for (auto& m : ms) {

@@ -2,6 +2,8 @@
 // scripted event source on loopback (real sockets). The scripted source is for what the lab's
 // miniupnpd does not do on demand: forget a subscription (412), spoofed and malformed NOTIFYs.
 // The lab test (test_address_change.sh gena) runs the subscriber against miniupnpd itself.
+#include "portmap/upnp_events.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -17,7 +19,6 @@
 #include <thread>
 #include <vector>
 
-#include "portmap/upnp_events.h"
 #include "portmap/upnp_http.h"
 
 namespace natpilot {
@@ -27,20 +28,24 @@ using namespace std::chrono_literals;
 
 std::string NotifyRequest(const std::string& sid, const std::string& body, uint32_t seq = 0,
                           const std::string& extra = "") {
-  return "NOTIFY /natpilot/gena HTTP/1.1\r\nHOST: 127.0.0.1:1\r\nCONTENT-TYPE: text/xml; charset=\"utf-8\"\r\n"
-         "NT: upnp:event\r\nNTS: upnp:propchange\r\nSID: " + sid + "\r\nSEQ: " + std::to_string(seq) +
-         "\r\n" + extra + "CONTENT-LENGTH: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return "NOTIFY /natpilot/gena HTTP/1.1\r\nHOST: 127.0.0.1:1\r\nCONTENT-TYPE: text/xml; "
+         "charset=\"utf-8\"\r\n"
+         "NT: upnp:event\r\nNTS: upnp:propchange\r\nSID: " +
+         sid + "\r\nSEQ: " + std::to_string(seq) + "\r\n" + extra +
+         "CONTENT-LENGTH: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 std::string PropertySet(const std::string& inner) {
-  return "<?xml version=\"1.0\"?>\n<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">" + inner +
-         "</e:propertyset>";
+  return "<?xml version=\"1.0\"?>\n<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">" +
+         inner + "</e:propertyset>";
 }
 
 TEST(UpnpNotify, ReadsTheExternalAddressOfAMiniupnpdNotify) {
   const std::string raw = NotifyRequest(
-      "uuid:1-2", PropertySet("<e:property><PortMappingNumberOfEntries>4</PortMappingNumberOfEntries></e:property>"
-                              "<e:property><ExternalIPAddress>203.0.113.9</ExternalIPAddress></e:property>"),
+      "uuid:1-2",
+      PropertySet(
+          "<e:property><PortMappingNumberOfEntries>4</PortMappingNumberOfEntries></e:property>"
+          "<e:property><ExternalIPAddress>203.0.113.9</ExternalIPAddress></e:property>"),
       7);
   ASSERT_EQ(upnp::RequestLength(raw), raw.size());
   auto n = upnp::ParseNotify(raw);
@@ -49,22 +54,27 @@ TEST(UpnpNotify, ReadsTheExternalAddressOfAMiniupnpdNotify) {
   EXPECT_EQ(n->seq, 7u);
   EXPECT_EQ(n->external_address, "203.0.113.9");
   // A prefixed element, whitespace around the value, an empty one.
-  n = upnp::ParseNotify(NotifyRequest("uuid:x", PropertySet("<m:ExternalIPAddress>\n 198.51.100.4 </m:ExternalIPAddress>")));
+  n = upnp::ParseNotify(NotifyRequest(
+      "uuid:x", PropertySet("<m:ExternalIPAddress>\n 198.51.100.4 </m:ExternalIPAddress>")));
   ASSERT_TRUE(n);
   EXPECT_EQ(n->external_address, "198.51.100.4");
   n = upnp::ParseNotify(NotifyRequest("uuid:x", PropertySet("<ExternalIPAddress/>")));
   ASSERT_TRUE(n);
   EXPECT_EQ(n->external_address, "");
   // Other properties only: no address.
-  n = upnp::ParseNotify(NotifyRequest("uuid:x", PropertySet("<e:property><ConnectionStatus>Connected</ConnectionStatus></e:property>")));
+  n = upnp::ParseNotify(NotifyRequest(
+      "uuid:x",
+      PropertySet("<e:property><ConnectionStatus>Connected</ConnectionStatus></e:property>")));
   ASSERT_TRUE(n);
   EXPECT_FALSE(n->external_address);
 }
 
 TEST(UpnpNotify, ForeignTextInTheAddressIsNotAnAddress) {
-  for (const std::string& value : {std::string("203.0.113.9\n[transport]"), std::string("203.0.113.9\0x", 13),
-                                  std::string("\x1b[31m203.0.113.9"), std::string(60, '1')}) {
-    auto n = upnp::ParseNotify(NotifyRequest("uuid:x", PropertySet("<ExternalIPAddress>" + value + "</ExternalIPAddress>")));
+  for (const std::string& value :
+       {std::string("203.0.113.9\n[transport]"), std::string("203.0.113.9\0x", 13),
+        std::string("\x1b[31m203.0.113.9"), std::string(60, '1')}) {
+    auto n = upnp::ParseNotify(NotifyRequest(
+        "uuid:x", PropertySet("<ExternalIPAddress>" + value + "</ExternalIPAddress>")));
     ASSERT_TRUE(n);
     EXPECT_FALSE(n->external_address) << value;
   }
@@ -79,15 +89,17 @@ TEST(UpnpNotify, RefusesWhatIsNotAGenaEvent) {
   std::string no_nt = ok;
   no_nt.replace(no_nt.find("NT: upnp:event"), 14, "NT: upnp:other");
   EXPECT_FALSE(upnp::ParseNotify(no_nt));
-  EXPECT_FALSE(upnp::ParseNotify(NotifyRequest("", body)));                // no SID
-  EXPECT_FALSE(upnp::ParseNotify(NotifyRequest("uuid:a b", body)));        // a space in it
-  EXPECT_FALSE(upnp::ParseNotify(NotifyRequest("uuid:x", body, 0, "TRANSFER-ENCODING: chunked\r\n")));
+  EXPECT_FALSE(upnp::ParseNotify(NotifyRequest("", body)));          // no SID
+  EXPECT_FALSE(upnp::ParseNotify(NotifyRequest("uuid:a b", body)));  // a space in it
+  EXPECT_FALSE(
+      upnp::ParseNotify(NotifyRequest("uuid:x", body, 0, "TRANSFER-ENCODING: chunked\r\n")));
   std::string bad_seq = ok;
   bad_seq.replace(bad_seq.find("SEQ: 0"), 6, "SEQ: -1");
   EXPECT_FALSE(upnp::ParseNotify(bad_seq));
   // A Content-Length beyond the bound is refused, not waited for.
   std::string huge = ok;
-  huge.replace(huge.find("CONTENT-LENGTH: "), 16 + std::to_string(body.size()).size(), "CONTENT-LENGTH: 99999999");
+  huge.replace(huge.find("CONTENT-LENGTH: "), 16 + std::to_string(body.size()).size(),
+               "CONTENT-LENGTH: 99999999");
   EXPECT_FALSE(upnp::ParseNotify(huge));
   EXPECT_LE(*upnp::RequestLength(huge), huge.size() + upnp::kMaxNotifyBytes);
   EXPECT_FALSE(upnp::RequestLength("NOTIFY / HTTP/1.1\r\nSID: x\r\n"));
@@ -184,7 +196,8 @@ class EventSource {
       answer.append(buf, static_cast<size_t>(n));
     }
     ::close(s);
-    return answer.size() > 12 && answer.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(answer.substr(9, 3)) : 0;
+    return answer.size() > 12 && answer.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(answer.substr(9, 3))
+                                                                   : 0;
   }
 
  private:
@@ -208,8 +221,9 @@ class EventSource {
           answer = "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n";
         } else {
           if (!renewal) ++sids_;
-          answer = "HTTP/1.1 200 OK\r\nSID: uuid:scripted-" + std::to_string(sids_) + "\r\nTIMEOUT: Second-" +
-                   std::to_string(granted_s) + "\r\nContent-Length: 0\r\n\r\n";
+          answer = "HTTP/1.1 200 OK\r\nSID: uuid:scripted-" + std::to_string(sids_) +
+                   "\r\nTIMEOUT: Second-" + std::to_string(granted_s) +
+                   "\r\nContent-Length: 0\r\n\r\n";
         }
       }
       (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
@@ -272,22 +286,31 @@ TEST(UpnpEvents, SubscribesHearsTheGatewayAndNobodyElse) {
   EXPECT_EQ(upnp::HeaderValue(subscribe, "timeout"), "Second-1800");
   const std::string callback = upnp::HeaderValue(subscribe, "callback");
   EXPECT_EQ(callback.rfind("<http://127.", 0), 0u) << callback;
-  const std::string body = PropertySet("<e:property><ExternalIPAddress>203.0.113.9</ExternalIPAddress></e:property>");
-  // The status is set once the SUBSCRIBE's answer was read; a NOTIFY waits in the backlog until then.
+  const std::string body =
+      PropertySet("<e:property><ExternalIPAddress>203.0.113.9</ExternalIPAddress></e:property>");
+  // The status is set once the SUBSCRIBE's answer was read; a NOTIFY waits in the backlog until
+  // then.
   EXPECT_EQ(source.Notify("127.0.0.2", NotifyRequest(source.Sid(), body)), 200);
   ASSERT_TRUE(heard.WaitFor(1));
   EXPECT_EQ(heard.told[0], (std::pair<std::string, std::string>{"127.0.0.2", "203.0.113.9"}));
-  EXPECT_NE(events.Status().find("subscribed to " + source.Url()), std::string::npos) << events.Status();
+  EXPECT_NE(events.Status().find("subscribed to " + source.Url()), std::string::npos)
+      << events.Status();
 
   // Another SID (an old subscription, a guess): 412 and nothing heard.
   EXPECT_EQ(source.Notify("127.0.0.2", NotifyRequest("uuid:guess", body, 1)), 412);
   // Malformed: 400.
-  EXPECT_EQ(source.Notify("127.0.0.2", "NOTIFY / HTTP/1.1\r\nSID: " + source.Sid() + "\r\n\r\n"), 400);
+  EXPECT_EQ(source.Notify("127.0.0.2", "NOTIFY / HTTP/1.1\r\nSID: " + source.Sid() + "\r\n\r\n"),
+            400);
   // Another host on the LAN, with the right SID even: closed unread.
   EXPECT_EQ(source.Notify("127.0.0.3", NotifyRequest(source.Sid(), body, 2)), 0);
   EXPECT_EQ(events.NotifiesRejected(), 3u);
   // Still listening to the gateway after all that.
-  EXPECT_EQ(source.Notify("127.0.0.2", NotifyRequest(source.Sid(), PropertySet("<ExternalIPAddress>203.0.113.10</ExternalIPAddress>"), 3)), 200);
+  EXPECT_EQ(
+      source.Notify(
+          "127.0.0.2",
+          NotifyRequest(source.Sid(),
+                        PropertySet("<ExternalIPAddress>203.0.113.10</ExternalIPAddress>"), 3)),
+      200);
   ASSERT_TRUE(heard.WaitFor(2));
   EXPECT_EQ(heard.Size(), 2u);
   EXPECT_EQ(heard.told[1].second, "203.0.113.10");
@@ -342,7 +365,7 @@ TEST(UpnpEvents, TheSameIgdFoundAgainIsRenewedAtOnce) {
   EventSource source;  // grants 1800 s: no renewal of its own for 900 s
   UpnpEvents events(FastRenewals());
   ASSERT_NO_FATAL_FAILURE(Subscribe(events, source));
-  events.Follow(source.Url());  // found again at once: not renewed within min_renew
+  events.Follow(source.Url());          // found again at once: not renewed within min_renew
   std::this_thread::sleep_for(1100ms);  // min_renew passes (a lower bound, not a race)
   source.forget = 1;
   events.Follow(source.Url());

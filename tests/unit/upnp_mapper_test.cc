@@ -24,7 +24,8 @@ std::unique_ptr<UpnpMapper> ReadyMapper(FakeIgd& igd) {
 }
 
 MapRequest Req(uint16_t port) {
-  return MapRequest{Transport::kUdp, "192.168.1.20", port, port, Seconds(3600), "natpilot t ata1", ""};
+  return MapRequest{Transport::kUdp, "192.168.1.20",    port, port,
+                    Seconds(3600),   "natpilot t ata1", ""};
 }
 
 TEST(UpnpMapper, MapsThroughARealHttpExchange) {
@@ -128,16 +129,19 @@ TEST(UpnpMapper, AGatewayThatStopsAnsweringIsUnreachable) {
 // event or the status page never carries ESC sequences, newlines or invalid UTF-8.
 TEST(UpnpMapper, TextFromTheGatewaysTableIsMadeSafeWhereItEnters) {
   FakeIgd igd;
-  const std::string hostile = "evil\x1b[2J\x1b]0;owned\x07\n[transport-udp]\xff\xfe\xc0\xaf\xe2\x80\xae";
+  const std::string hostile =
+      "evil\x1b[2J\x1b]0;owned\x07\n[transport-udp]\xff\xfe\xc0\xaf\xe2\x80\xae";
   igd.answers["GetSpecificPortMappingEntry"] =
       "<NewInternalPort>5060</NewInternalPort><NewInternalClient>192.168.1.66</NewInternalClient>"
-      "<NewEnabled>1</NewEnabled><NewPortMappingDescription>" + hostile +
-      "</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>";
+      "<NewEnabled>1</NewEnabled><NewPortMappingDescription>" +
+      hostile + "</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>";
   igd.answers["GetGenericPortMappingEntry"] =
-      "<NewRemoteHost></NewRemoteHost><NewExternalPort>5060</NewExternalPort><NewProtocol>UDP</NewProtocol>"
-      "<NewInternalPort>5060</NewInternalPort><NewInternalClient>192.168.1.66\r\nX</NewInternalClient>"
-      "<NewEnabled>1</NewEnabled><NewPortMappingDescription>" + hostile +
-      "</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>";
+      "<NewRemoteHost></NewRemoteHost><NewExternalPort>5060</NewExternalPort><NewProtocol>UDP</"
+      "NewProtocol>"
+      "<NewInternalPort>5060</NewInternalPort><NewInternalClient>192.168.1.66\r\nX</"
+      "NewInternalClient>"
+      "<NewEnabled>1</NewEnabled><NewPortMappingDescription>" +
+      hostile + "</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>";
   auto mapper = ReadyMapper(igd);
   auto entry = mapper->GetEntry(Transport::kUdp, 5060);
   ASSERT_TRUE(entry && entry->has_value());

@@ -25,16 +25,19 @@ TEST(ParseIpv4Unicast, RefusesWhatIsNotAUnicastIpv4Address) {
 TEST(ParseIpv4Unicast, ANulOrAnyOtherByteIsNotTheEndOfTheAddress) {
   using namespace std::string_literals;
   for (const std::string& bad : {"192.168.60.60\0garbage"s, "192.168.60.60\0"s, "192.168.60.60\n"s,
-                                "192.168.60.60\0\nCOMMIT\n"s}) {
+                                 "192.168.60.60\0\nCOMMIT\n"s}) {
     auto r = ParseIpv4Unicast(bad, "device address");
     ASSERT_FALSE(r) << "accepted " << bad.size() << " bytes";
-    EXPECT_NE(r.error().message.find("only digits and dots are allowed"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("only digits and dots are allowed"), std::string::npos)
+        << r.error().message;
     EXPECT_EQ(r.error().message.find('\0'), std::string::npos) << "the message carries the NUL";
     EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << "the message carries the newline";
   }
-  EXPECT_NE(ParseIpv4Unicast("192.168.60.60\0garbage"s, "a").error().message.find("\\x00"), std::string::npos);
+  EXPECT_NE(ParseIpv4Unicast("192.168.60.60\0garbage"s, "a").error().message.find("\\x00"),
+            std::string::npos);
   EXPECT_FALSE(ParseSubnet("192.168.1.0\0/24"s, "policy.device_networks"));
-  EXPECT_FALSE(CheckDeviceNetwork("192.168.1.20\0x"s, {*ParseSubnet("192.168.1.0/24", "n")}, false));
+  EXPECT_FALSE(
+      CheckDeviceNetwork("192.168.1.20\0x"s, {*ParseSubnet("192.168.1.0/24", "n")}, false));
   EXPECT_TRUE(CheckDeviceNetwork("192.168.1.20", {*ParseSubnet("192.168.1.0/24", "n")}, false));
 }
 
@@ -57,7 +60,8 @@ TEST(ValidatePlan, EnforcesPolicyWithMessagesThatSayWhatIsAllowed) {
   EXPECT_NE(r.error().message.find("allowed ports are 1024-65535"), std::string::npos);
 
   plan.rtp = {20000, 19000};
-  EXPECT_NE(ValidatePlan(plan, policy).error().message.find("must not exceed the last"), std::string::npos);
+  EXPECT_NE(ValidatePlan(plan, policy).error().message.find("must not exceed the last"),
+            std::string::npos);
 
   plan.rtp = {20000, 21000};  // 1001 ports
   EXPECT_NE(ValidatePlan(plan, policy).error().message.find("at most 1000"), std::string::npos);
@@ -72,7 +76,8 @@ TEST(ValidatePlan, EnforcesPolicyWithMessagesThatSayWhatIsAllowed) {
 
 TEST(ValidateDeviceName, AllowsASafeAlphabetOnly) {
   EXPECT_TRUE(ValidateDeviceName("ata-1.office_2"));
-  for (const char* bad : {"", "a b", "a'b", "a\"b", "a;b", "a/b", "x123456789012345678901234567890123"}) {
+  for (const char* bad :
+       {"", "a b", "a'b", "a\"b", "a;b", "a/b", "x123456789012345678901234567890123"}) {
     EXPECT_FALSE(ValidateDeviceName(bad)) << bad;
   }
 }

@@ -1,6 +1,6 @@
 // WatchEvents as a client sees it, over the real gRPC API and SQLite store: every event that
-// ListEvents shows arrives once and in id order, also when commits publish out of id order; a stream
-// that cannot read its backlog ends with INTERNAL and leaves no subscription behind.
+// ListEvents shows arrives once and in id order, also when commits publish out of id order; a
+// stream that cannot read its backlog ends with INTERNAL and leaves no subscription behind.
 #include <atomic>
 #include <condition_variable>
 #include <set>
@@ -24,7 +24,8 @@ class HoldBackPublisher {
       std::unique_lock lock(mu_);
       ++holding_;
       // Bounded: the other committer commits again while a hold waits.
-      if (cv_.wait_for(lock, std::chrono::seconds(5), [&] { return published_max_ > events.back().id; })) {
+      if (cv_.wait_for(lock, std::chrono::seconds(5),
+                       [&] { return published_max_ > events.back().id; })) {
         ++overtaken_;
       }
       --holding_;
@@ -61,7 +62,9 @@ class WatchEventsTest : public ApiFixture {
     c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     return c;
   }
-  Event Ev(const std::string& message) { return Event{0, Clock::now(), "test.tick", "", "test", message}; }
+  Event Ev(const std::string& message) {
+    return Event{0, Clock::now(), "test.tick", "", "test", message};
+  }
 };
 
 TEST_F(WatchEventsTest, EventsPublishedOutOfIdOrderAreAllStreamedOnceInIdOrder) {
@@ -87,7 +90,8 @@ TEST_F(WatchEventsTest, EventsPublishedOutOfIdOrderAreAllStreamedOnceInIdOrder) 
     int seen = -1;
     while (seen < kHolderCommits) {
       ASSERT_TRUE(store_->AppendEvents({Ev("b")}));
-      ASSERT_TRUE(testing::WaitUntil([&] { return holder_commits != seen || publisher.holding(); }));
+      ASSERT_TRUE(
+          testing::WaitUntil([&] { return holder_commits != seen || publisher.holding(); }));
       seen = holder_commits;
     }
   });
@@ -95,7 +99,7 @@ TEST_F(WatchEventsTest, EventsPublishedOutOfIdOrderAreAllStreamedOnceInIdOrder) 
   other.join();
   ASSERT_TRUE(store_->AppendEvents({Ev("last")}));
   const std::vector<Event> listed = store_->ListEvents(0, 100000);
-  ASSERT_LT(listed.size(), 10000u);  // no retention pruning in between
+  ASSERT_LT(listed.size(), 10000u);                      // no retention pruning in between
   EXPECT_EQ(publisher.overtaken(), kHolderCommits / 3);  // the bus really saw ids out of order
 
   std::vector<int64_t> streamed;
@@ -123,7 +127,8 @@ TEST_F(WatchEventsTest, AStreamThatCannotReadItsBacklogEndsWithInternalAndLeaves
     EXPECT_FALSE(reader->Read(&e));
     const grpc::Status status = reader->Finish();
     EXPECT_EQ(status.error_code(), StatusCode::INTERNAL) << status.error_message();
-    EXPECT_NE(status.error_message().find("no such table: events"), std::string::npos) << status.error_message();
+    EXPECT_NE(status.error_message().find("no such table: events"), std::string::npos)
+        << status.error_message();
     EXPECT_TRUE(log.Contains("WatchEvents: the stream cannot start")) << log.All();
   }
   EXPECT_EQ(bus_.SubscriberCount(), 0u);  // nothing left pointing at the dead stream

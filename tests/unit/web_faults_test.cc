@@ -1,6 +1,7 @@
-// The status page's server when the store cannot be read (a real SQLite error: a table renamed away):
-// a request gets a JSON 500 and the server goes on; a failed stream start takes no page slot; an
-// open event stream whose status cannot be built is closed (the page reconnects), not the process.
+// The status page's server when the store cannot be read (a real SQLite error: a table renamed
+// away): a request gets a JSON 500 and the server goes on; a failed stream start takes no page
+// slot; an open event stream whose status cannot be built is closed (the page reconnects), not the
+// process.
 #include <atomic>
 #include <thread>
 
@@ -15,8 +16,9 @@ class WebFaultsTest : public ApiFixture {
  protected:
   void SetUp() override {
     ApiFixture::SetUp();
-    web_ = std::make_unique<web::WebServer>(
-        web::WebContext{*store_, *registry_, *reconciler_, bus_, rules_, *limiter_, metrics_, *auth_}, "127.0.0.1:0");
+    web_ = std::make_unique<web::WebServer>(web::WebContext{*store_, *registry_, *reconciler_, bus_,
+                                                            rules_, *limiter_, metrics_, *auth_},
+                                            "127.0.0.1:0");
     web_->Start();
   }
   void TearDown() override {
@@ -69,8 +71,11 @@ TEST_F(WebFaultsTest, AStreamWhoseStatusCannotBeBuiltIsClosedAndTheServerGoesOn)
   ASSERT_TRUE(testing::WaitUntil([&] { return chunks > 0; }));
   {
     testing::TableAway away(DbPath(), "devices");
-    ASSERT_TRUE(store_->AppendEvents({Event{0, Clock::now(), "test.tick", "", "test", ""}}));  // status now dirty
-    ASSERT_TRUE(testing::WaitUntil([&] { return log.Contains("web: the status page stream failed"); })) << log.All();
+    ASSERT_TRUE(store_->AppendEvents(
+        {Event{0, Clock::now(), "test.tick", "", "test", ""}}));  // status now dirty
+    ASSERT_TRUE(testing::WaitUntil([&] {
+      return log.Contains("web: the status page stream failed");
+    })) << log.All();
   }
   page.join();  // the server closed the stream
   EXPECT_TRUE(log.Contains("no such table: devices")) << log.All();

@@ -1,8 +1,7 @@
-#include "web/metrics.h"
+#include <gtest/gtest.h>
 
 #include "api/api_metrics.h"
-
-#include <gtest/gtest.h>
+#include "web/metrics.h"
 
 namespace natpilot::web {
 namespace {
@@ -41,8 +40,10 @@ TEST(Metrics, PrometheusTextWithEveryFamily) {
            "natpilot_gateway_discovery_seconds 0.052\n",
            "natpilot_gateway_state_losses_total 1\n",
            "natpilot_gateway_up 1\n",
-           "natpilot_api_calls_total{method=\"/natpilot.v1.DeviceService/ListDevices\",code=\"OK\"} 7\n",
-           "natpilot_api_calls_total{method=\"/natpilot.v1.DeviceService/RegisterDevice\",code=\"UNAUTHENTICATED\"} 1\n",
+           "natpilot_api_calls_total{method=\"/natpilot.v1.DeviceService/"
+           "ListDevices\",code=\"OK\"} 7\n",
+           "natpilot_api_calls_total{method=\"/natpilot.v1.DeviceService/"
+           "RegisterDevice\",code=\"UNAUTHENTICATED\"} 1\n",
            "# TYPE natpilot_lease_renewals_total counter\n",
        }) {
     EXPECT_NE(t.find(line), std::string::npos) << "missing: " << line << "in:\n" << t;
@@ -65,7 +66,9 @@ TEST(Metrics, UnknownMethodsCountAsOtherAndLabelsAreEscaped) {
   MetricsInputs in;
   in.api_calls[{"a\"b\\c\nd", 0}] = 1;  // whatever got there, the text stays parseable
   const std::string t = MetricsText(in);
-  EXPECT_NE(t.find("natpilot_api_calls_total{method=\"a\\\"b\\\\c\\nd\",code=\"OK\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("natpilot_api_calls_total{method=\"a\\\"b\\\\c\\nd\",code=\"OK\"} 1\n"),
+            std::string::npos)
+      << t;
 }
 
 }  // namespace

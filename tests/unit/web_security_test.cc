@@ -3,13 +3,13 @@
 // never finish cannot make natpilotd hold descriptors without limit.
 #include <dirent.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
-#include <httplib.h>
 
 #include "api_fixture.h"
 #include "web/web_server.h"
@@ -19,13 +19,14 @@ namespace {
 
 TEST(WebHost, OnlyAddressesLocalhostAndConfiguredNames) {
   const std::vector<std::string> names = {"natpilot.lan"};
-  for (const char* ok : {"127.0.0.1", "127.0.0.1:8080", "192.168.1.2:80", "localhost", "LocalHost:8080",
-                         "[::1]", "[::1]:8080", "natpilot.lan", "NATPILOT.LAN:8080"}) {
+  for (const char* ok :
+       {"127.0.0.1", "127.0.0.1:8080", "192.168.1.2:80", "localhost", "LocalHost:8080", "[::1]",
+        "[::1]:8080", "natpilot.lan", "NATPILOT.LAN:8080"}) {
     EXPECT_TRUE(web::AllowedHost(ok, names)) << ok;
   }
-  for (const char* bad : {"", "evil.example", "evil.example:8080", "natpilot.lan.evil.example", "127.0.0.1.nip.io",
-                          "127.0.0.1:", "127.0.0.1:80x", "[::1", "[::1]x", "[zz]:80", "localhost.evil",
-                          "natpilot.lan:99999999"}) {
+  for (const char* bad : {"", "evil.example", "evil.example:8080", "natpilot.lan.evil.example",
+                          "127.0.0.1.nip.io", "127.0.0.1:", "127.0.0.1:80x", "[::1", "[::1]x",
+                          "[zz]:80", "localhost.evil", "natpilot.lan:99999999"}) {
     EXPECT_FALSE(web::AllowedHost(bad, names)) << bad;
   }
   EXPECT_FALSE(web::AllowedHost(std::string("127.0.0.1\0.evil", 15), names));
@@ -35,9 +36,16 @@ class WebSecurityTest : public ApiFixture {
  protected:
   void SetUp() override {
     ApiFixture::SetUp();
-    web_ = std::make_unique<web::WebServer>(
-        web::WebContext{*store_, *registry_, *reconciler_, bus_, rules_, *limiter_, metrics_, *auth_, {"natpilot.lan"}},
-        "127.0.0.1:0");
+    web_ = std::make_unique<web::WebServer>(web::WebContext{*store_,
+                                                            *registry_,
+                                                            *reconciler_,
+                                                            bus_,
+                                                            rules_,
+                                                            *limiter_,
+                                                            metrics_,
+                                                            *auth_,
+                                                            {"natpilot.lan"}},
+                                            "127.0.0.1:0");
     web_->Start();
   }
   void TearDown() override {
@@ -63,7 +71,8 @@ class WebSecurityTest : public ApiFixture {
     pollfd p{fd, POLLOUT, 0};
     if (::poll(&p, 1, 5000) <= 0) return 0;
     const std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
+      return 0;
     std::string got;
     char buf[2048];
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -91,7 +100,8 @@ class WebSecurityTest : public ApiFixture {
 };
 
 TEST_F(WebSecurityTest, ARebindingHostNameIsRefusedOnEveryRoute) {
-  for (const char* path : {"/", "/api/status", "/api/events", "/api/stream", "/metrics", "/rules/natpilot.nft"}) {
+  for (const char* path :
+       {"/", "/api/status", "/api/events", "/api/stream", "/metrics", "/rules/natpilot.nft"}) {
     EXPECT_EQ(Request(path, "attacker.example:" + std::to_string(web_->port())), 421) << path;
   }
   EXPECT_EQ(Request("/api/status", "127.0.0.1:" + std::to_string(web_->port())), 200);
@@ -121,8 +131,10 @@ TEST_F(WebSecurityTest, IdleConnectionsCannotExhaustDescriptors) {
     now = OpenDescriptors();
     stable = now == last ? stable + 1 : 0;
   }
-  const size_t server_side = now - before - kIdle;  // our own client sockets are in this process too
-  EXPECT_LE(server_side, web::kWorkers + web::kQueuedConnections + 2) << "descriptors held by the server";
+  const size_t server_side =
+      now - before - kIdle;  // our own client sockets are in this process too
+  EXPECT_LE(server_side, web::kWorkers + web::kQueuedConnections + 2)
+      << "descriptors held by the server";
   for (int fd : open_) ::close(fd);
   open_.clear();
   // Served again once they are gone (each waited at most the read timeout).
@@ -134,12 +146,12 @@ TEST_F(WebSecurityTest, IdleConnectionsCannotExhaustDescriptors) {
   EXPECT_EQ(status, 200);
 }
 
-
 // Both edges share one Authenticator: the status page takes exactly the tokens the API takes, and
 // only the admin's may change anything (a device token reaches one device; the page acts on all).
 TEST_F(WebSecurityTest, ChangesFromThePageAreAuthenticatedAsOverTheApi) {
   httplib::Client http("127.0.0.1", web_->port());
-  const std::string body = R"({"name": "webdev", "address": "192.168.1.44", "sip": "5200", "rtp": "30000-30009"})";
+  const std::string body =
+      R"({"name": "webdev", "address": "192.168.1.44", "sip": "5200", "rtp": "30000-30009"})";
   auto post = [&](const std::string& authorization) {
     httplib::Headers h{{"Host", "127.0.0.1"}};
     if (!authorization.empty()) h.emplace("Authorization", authorization);

@@ -54,8 +54,9 @@ TEST(Worker, APassThatThrowsIsLoggedAndTheThreadGoesOn) {
     if (++passes == 1) throw std::runtime_error("disk on fire");
     return std::nullopt;
   });
-  ASSERT_TRUE(WaitUntil([&] { return log.Contains("test pass failed (again in 3600 s or when woken): disk on fire"); }))
-      << log.All();
+  ASSERT_TRUE(WaitUntil([&] {
+    return log.Contains("test pass failed (again in 3600 s or when woken): disk on fire");
+  })) << log.All();
   worker.Wake();  // the retry waits an hour; a wake does not
   EXPECT_TRUE(WaitUntil([&] { return passes == 2; }));
   worker.Stop();
