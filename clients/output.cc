@@ -84,6 +84,21 @@ std::string Time(const google::protobuf::Timestamp& t) {
   return buf;
 }
 
+void PrintMappings(const google::protobuf::RepeatedPtrField<v1::Mapping>& mappings,
+                   std::ostream& out) {
+  Table t(
+      {"DEVICE", "PURPOSE", "PROTO", "INTERNAL", "EXTERNAL", "STATE", "VIA", "EXPIRES", "DETAIL"});
+  for (const auto& m : mappings) {
+    const bool leased = m.provision() == v1::PROVISION_LEASE;
+    const std::string ext = m.external_address().empty() ? "" : m.external_address() + ":";
+    t.Add({m.device(), m.purpose() == v1::MAPPING_PURPOSE_RTP ? "rtp" : "sip", Name(m.transport()),
+           m.internal_address() + ":" + std::to_string(m.internal_port()),
+           ext + std::to_string(m.external_port()), Name(m.state()), Name(m.protocol()),
+           ExpiresIn(m.expires_at(), leased), m.detail()});
+  }
+  t.Print(out);
+}
+
 void PrintOtherIgds(const v1::Gateway& g, std::ostream& out) {
   Table t({"OTHER IGD", "NAME", "MODEL", "DEVICE", "USED", "WHY"});
   size_t n = 0;

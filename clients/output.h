@@ -33,6 +33,9 @@ std::string Range(const v1::PortRange& r);
 // "in 29m 58s", "expired", "permanent" or "-" relative to now.
 std::string ExpiresIn(const google::protobuf::Timestamp& t, bool leased);
 std::string Time(const google::protobuf::Timestamp& t);
+// Mappings as a table, one row each (device show, mapping list).
+void PrintMappings(const google::protobuf::RepeatedPtrField<v1::Mapping>& mappings,
+                   std::ostream& out);
 // The UPnP IGDs found besides the one in use (each protocol's probe), as a table; nothing if none.
 void PrintOtherIgds(const v1::Gateway& g, std::ostream& out);
 
