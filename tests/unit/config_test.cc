@@ -192,6 +192,23 @@ TEST_F(ConfigTest, SecurityPolicyAndPbxKeys) {
   EXPECT_EQ(c.pbx[0].hook_timeout, Seconds(5));
 }
 
+// The first error found is the one reported, and the checks run in a fixed order, not the file's.
+TEST_F(ConfigTest, TheFirstErrorInCheckOrderIsReported) {
+  constexpr auto npos = std::string::npos;
+  // Strings everywhere, before any key.
+  EXPECT_NE(LoadError("bogus = 1\n[log]\nlevel = \"x\\u0000\"").find("'log.level'"), npos);
+  // Unknown keys of a section before its values.
+  EXPECT_NE(LoadError("[api]\nwrite_burst = 0\nnope = 1").find("'api.nope'"), npos);
+  // [gateway] before [policy] and [log], wherever they are in the file.
+  const std::string error =
+      LoadError("[log]\nlevel = 1\n[policy]\nmax_devices = 0\n[gateway]\nlease_lifetime_s = 5");
+  EXPECT_NE(error.find("'gateway.lease_lifetime_s'"), npos) << error;
+  // Within [gateway], verify_interval_s before lease_lifetime_s.
+  EXPECT_NE(LoadError("[gateway]\nlease_lifetime_s = 5\nverify_interval_s = 1")
+                .find("'gateway.verify_interval_s'"),
+            npos);
+}
+
 TEST_F(ConfigTest, TheGatewayAddressAppliesToEveryProtocol) {
   Config c;
   LoadConfigFile(Write("[gateway]\naddress = \"192.168.7.1\"\n"), c);
