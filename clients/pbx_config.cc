@@ -15,7 +15,8 @@ std::string Header(const v1::NatView& v, const char* comment) {
                   v.internal_address() + "); regenerated when they change.\n";
   if (!v.complete()) h += std::string(comment) + " NOT COMPLETE: " + v.detail() + "\n";
   if (v.external_address().empty()) {
-    h += std::string(comment) + " the external address is not known yet: the LAN address stands in.\n";
+    h += std::string(comment) +
+         " the external address is not known yet: the LAN address stands in.\n";
   }
   return h;
 }
@@ -27,10 +28,14 @@ uint32_t SipExternalPort(const v1::NatView& v) {
 }  // namespace
 
 bool ParseFlavor(std::string_view text, Flavor* out) {
-  if (text == "asterisk") *out = Flavor::kAsterisk;
-  else if (text == "freeswitch") *out = Flavor::kFreeswitch;
-  else if (text == "json") *out = Flavor::kJson;
-  else return false;
+  if (text == "asterisk")
+    *out = Flavor::kAsterisk;
+  else if (text == "freeswitch")
+    *out = Flavor::kFreeswitch;
+  else if (text == "json")
+    *out = Flavor::kJson;
+  else
+    return false;
   return true;
 }
 
@@ -45,7 +50,9 @@ std::string AsteriskPjsip(const v1::NatView& v) {
     out += "bind = 0.0.0.0:" + std::to_string(v.sip_port()) + "\n";
     // Without it Asterisk keeps a transport's previous values on a reload ("Transport ... is not
     // reloadable, maintaining previous values"): a new external address would never apply.
-    out += "; a new external address applies on 'module reload res_pjsip.so' only with allow_reload;\n";
+    out +=
+        "; a new external address applies on 'module reload res_pjsip.so' only with "
+        "allow_reload;\n";
     out += "; Asterisk warns that reloading a transport can disrupt calls in progress on it\n";
     out += "allow_reload = yes\n";
     out += "external_media_address = " + External(v) + "\n";
@@ -53,7 +60,8 @@ std::string AsteriskPjsip(const v1::NatView& v) {
     // The external port of this transport's SIP port.
     uint32_t ext = v.sip_port();
     for (const auto& p : v.ports()) {
-      if (p.purpose() == v1::MAPPING_PURPOSE_SIP && p.transport() == t && p.internal_port() == v.sip_port()) {
+      if (p.purpose() == v1::MAPPING_PURPOSE_SIP && p.transport() == t &&
+          p.internal_port() == v.sip_port()) {
         ext = p.external_port();
       }
     }
@@ -70,13 +78,19 @@ std::string AsteriskRtp(const v1::NatView& v) {
 
 std::string Freeswitch(const v1::NatView& v) {
   std::string note = Header(v, "");
-  for (size_t at; (at = note.find("--")) != std::string::npos;) note.replace(at, 2, "- -");  // XML comments
+  for (size_t at; (at = note.find("--")) != std::string::npos;)
+    note.replace(at, 2, "- -");  // XML comments
   std::string out = "<!--" + note + "-->\n<include>\n";
   out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_ext_ip=" + External(v) + "\"/>\n";
-  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_sip_port=" + std::to_string(v.sip_port()) + "\"/>\n";
-  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_sip_external_port=" + std::to_string(SipExternalPort(v)) + "\"/>\n";
-  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_rtp_start=" + std::to_string(v.rtp().first()) + "\"/>\n";
-  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_rtp_end=" + std::to_string(v.rtp().last()) + "\"/>\n";
+  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_sip_port=" + std::to_string(v.sip_port()) +
+         "\"/>\n";
+  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_sip_external_port=" +
+         std::to_string(SipExternalPort(v)) + "\"/>\n";
+  out +=
+      "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_rtp_start=" + std::to_string(v.rtp().first()) +
+      "\"/>\n";
+  out += "  <X-PRE-PROCESS cmd=\"set\" data=\"natpilot_rtp_end=" + std::to_string(v.rtp().last()) +
+         "\"/>\n";
   out += "  <!-- sip_profiles/*.xml, in <settings>:\n";
   out += "    <param name=\"sip-port\" value=\"$${natpilot_sip_port}\"/>\n";
   out += "    <param name=\"ext-rtp-ip\" value=\"$${natpilot_ext_ip}\"/>\n";
@@ -84,9 +98,13 @@ std::string Freeswitch(const v1::NatView& v) {
   out += "       autoload_configs/switch.conf.xml, in <settings>:\n";
   out += "    <param name=\"rtp-start-port\" value=\"$${natpilot_rtp_start}\"/>\n";
   out += "    <param name=\"rtp-end-port\" value=\"$${natpilot_rtp_end}\"/>\n";
-  out += "       A new address applies only after 'reloadxml' and then 'sofia profile PROFILE restart'\n";
-  out += "       (a profile's ext-rtp-ip and ext-sip-ip are read when it starts; the restart ends\n";
-  out += "       the calls on that profile). rtp-start-port/rtp-end-port need a FreeSWITCH restart.\n";
+  out +=
+      "       A new address applies only after 'reloadxml' and then 'sofia profile PROFILE "
+      "restart'\n";
+  out +=
+      "       (a profile's ext-rtp-ip and ext-sip-ip are read when it starts; the restart ends\n";
+  out +=
+      "       the calls on that profile). rtp-start-port/rtp-end-port need a FreeSWITCH restart.\n";
   out += "  -->\n</include>\n";
   return out;
 }
@@ -113,8 +131,10 @@ std::string Render(Flavor flavor, const v1::NatView& v) {
     case Flavor::kAsterisk:
       return "; ---- pjsip.conf (#include this file) ----\n" + AsteriskPjsip(v) +
              "\n; ---- rtp.conf ----\n" + AsteriskRtp(v);
-    case Flavor::kFreeswitch: return Freeswitch(v);
-    case Flavor::kJson: return Json(v);
+    case Flavor::kFreeswitch:
+      return Freeswitch(v);
+    case Flavor::kJson:
+      return Json(v);
   }
   return {};
 }

@@ -26,11 +26,11 @@ struct PbxConfig {
 };
 
 struct Config {
-  StoreOptions store;                       // database path, event retention
+  StoreOptions store;  // database path, event retention
   std::string unix_socket = "natpilot.sock";
   unsigned unix_socket_mode = 0660;
-  std::string unix_socket_group;            // empty: the daemon's group
-  std::string listen = "127.0.0.1:50551";   // TCP; empty disables it
+  std::string unix_socket_group;           // empty: the daemon's group
+  std::string listen = "127.0.0.1:50551";  // TCP; empty disables it
   // Admin token for TCP callers: set here, or read from (made at first start in) the file.
   std::string admin_token;
   std::string admin_token_file = "natpilot-admin.token";
