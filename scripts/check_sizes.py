@@ -40,6 +40,7 @@ def functions(path):
             signature = " ".join(l.strip() for l in lines[start:i + 1])
             if ")" in signature and "=" not in signature.split("(")[0]:
                 end = i + 1
+                indent = len(lines[start]) - len(lines[start].lstrip(" "))
                 closing = " " * indent + "}"
                 while end < len(lines) and not (lines[end].rstrip() == closing or
                                                 lines[end].startswith(closing + "  //")):
